@@ -1,0 +1,14 @@
+//! ballast-model: the types that cross a crate or process boundary.
+//!
+//! Every part of ballast (sidecar, load generator, SLO engine, TUI, reports) speaks these types,
+//! so a failure the sidecar classifies is counted under the same name everywhere.
+//!
+//! # Layout
+//! - [`error_class`]: the `ballast-error` classification of failed requests.
+//! - [`units`]: human-friendly durations (`"250ms"`) and byte sizes (`"64KiB"`) for TOML files.
+
+pub mod error_class;
+pub mod units;
+
+pub use error_class::ErrorClass;
+pub use units::{ByteSize, HumanDuration};

@@ -1,0 +1,99 @@
+//! The admin API, on its own listener: health, readiness, the effective config and reload.
+//!
+//! | call | answer |
+//! |---|---|
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 once listeners are bound and the config is loaded, 503 while draining |
+//! | `GET /config` | the effective config as JSON (the token is never shown) |
+//! | `POST /config` | re-read the file and swap it in; 400 with every error if it is invalid |
+//!
+//! With `admin.token` set, every call needs `Authorization: Bearer <token>` (401 otherwise).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use crate::body::Body;
+use crate::sidecar::{ReloadError, Shared};
+
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let shared = shared.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(&shared, req)) }
+            });
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let config = shared.config();
+    if let Some(token) = &config.admin.token {
+        if !authorized(req.headers().get(header::AUTHORIZATION), token) {
+            let mut resp = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") if shared.is_ready() => text(StatusCode::OK, "ready\n"),
+        (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        (&Method::GET, "/config") => json(StatusCode::OK, &serde_json::to_value(&*config).expect("config serializes")),
+        (&Method::POST, "/config") => match shared.reload_logged("admin API") {
+            Ok(c) => json(StatusCode::OK, &serde_json::json!({ "reloaded": true, "routes": c.routes.len(), "clusters": c.clusters.len() })),
+            Err(e @ ReloadError::Invalid(_)) => text(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e @ ReloadError::NeedsRestart { .. }) => text(StatusCode::CONFLICT, &format!("{e}\n")),
+        },
+        (_, "/healthz" | "/readyz" | "/config") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        _ => text(StatusCode::NOT_FOUND, "unknown admin path; try /healthz, /readyz or /config\n"),
+    }
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn authorized(header: Option<&HeaderValue>, token: &str) -> bool {
+    let Some(given) = header.and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer ")) else { return false };
+    let (a, b) = (given.trim().as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::full(body.to_owned()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(Body::full(serde_json::to_string_pretty(value).expect("json") + "\n"));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_must_match_exactly() {
+        let h = |s: &str| HeaderValue::from_str(s).unwrap();
+        assert!(authorized(Some(&h("Bearer s3cret")), "s3cret"));
+        assert!(!authorized(Some(&h("Bearer s3cre")), "s3cret"));
+        assert!(!authorized(Some(&h("Basic s3cret")), "s3cret"));
+        assert!(!authorized(None, "s3cret"));
+    }
+}

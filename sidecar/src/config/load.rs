@@ -1,0 +1,141 @@
+//! Phase one: TOML text to spec structs, one section and one list item at a time.
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::error::{ConfigError, ConfigErrors, did_you_mean};
+use super::spec::{AdminSpec, ClusterSpec, ListenerSpec, RouteSpec, RuntimeSpec};
+use super::validate::validate;
+use super::Config;
+
+/// Every section of the file, as written.
+#[derive(Debug, Default)]
+pub struct FileSpec {
+    pub runtime: RuntimeSpec,
+    pub admin: AdminSpec,
+    /// Span of the whole document, for errors about something missing.
+    pub listeners: Option<Spanned<Vec<Option<ListenerSpec>>>>,
+    pub routes: Vec<Option<RouteSpec>>,
+    /// `None` where the item failed to deserialize: validation skips it instead of inventing
+    /// follow-up errors (a route naming a cluster that had a typo is not "unknown").
+    pub clusters: Vec<(Spanned<String>, Option<ClusterSpec>)>,
+}
+
+const SECTIONS: [&str; 5] = ["runtime", "admin", "listeners", "routes", "clusters"];
+
+/// Parse and validate config text; `file` names it in error messages.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let spec = parse_spec(text, &mut errors);
+    let config = validate(spec, &mut errors);
+    if errors.is_empty() {
+        Ok(config.expect("validation without errors yields a config"))
+    } else {
+        errors.sort_by_key(|e| e.span.as_ref().map_or(0, |s| s.start));
+        Err(ConfigErrors::new(file, text, errors))
+    }
+}
+
+fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> FileSpec {
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        errors.extend(syntax.into_iter().map(|e| {
+            ConfigError::new("", e.span(), format!("TOML syntax: {}", e.message().trim()))
+                .hint("fix the TOML syntax at this position")
+        }));
+        return FileSpec::default();
+    }
+    let mut spec = FileSpec::default();
+    for (key, value) in doc.into_inner() {
+        let name = key.get_ref().as_ref();
+        match name {
+            "runtime" => spec.runtime = item(value, "runtime", errors).unwrap_or_default(),
+            "admin" => spec.admin = item(value, "admin", errors).unwrap_or_default(),
+            "listeners" => {
+                let span = value.span();
+                let items = array(value, "listeners", errors).into_iter();
+                let listeners = items.enumerate().map(|(i, v)| item(v, &format!("listeners[{i}]"), errors));
+                spec.listeners = Some(Spanned::new(span, listeners.collect()));
+            }
+            "routes" => {
+                let items = array(value, "routes", errors).into_iter().enumerate();
+                spec.routes = items.map(|(i, v)| item(v, &format!("routes[{i}]"), errors)).collect();
+            }
+            "clusters" => {
+                for (name, v) in table(value, "clusters", errors) {
+                    let path = format!("clusters.{}", name.get_ref());
+                    let cluster = item(v, &path, errors);
+                    spec.clusters.push((Spanned::new(name.span(), name.get_ref().to_string()), cluster));
+                }
+            }
+            other => {
+                let mut err = ConfigError::new(other, Some(key.span()), format!("unknown section {other:?}"));
+                err = match did_you_mean(other, SECTIONS) {
+                    Some(s) => err.hint(format!("did you mean {s:?}?")),
+                    None => err.hint(format!("known sections are {}", SECTIONS.join(", "))),
+                };
+                errors.push(err);
+            }
+        }
+    }
+    spec
+}
+
+/// Deserialize one value, recording (not returning) its error.
+fn item<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, path: &str, errors: &mut Vec<ConfigError>) -> Option<T> {
+    let span = value.span();
+    T::deserialize(ValueDeserializer::from(value))
+        .map_err(|e| errors.push(serde_error(path, e.span().or(Some(span)), e.message())))
+        .ok()
+}
+
+fn array<'i>(value: Spanned<DeValue<'i>>, path: &str, errors: &mut Vec<ConfigError>) -> Vec<Spanned<DeValue<'i>>> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(items) => items.iter().cloned().collect(),
+        other => {
+            errors.push(
+                ConfigError::new(path, Some(span), format!("expected a list, found a {}", other.type_str()))
+                    .hint(format!("write it as [[{path}]] tables")),
+            );
+            Vec::new()
+        }
+    }
+}
+
+type Entries<'i> = Vec<(Spanned<toml::de::DeString<'i>>, Spanned<DeValue<'i>>)>;
+
+fn table<'i>(value: Spanned<DeValue<'i>>, path: &str, errors: &mut Vec<ConfigError>) -> Entries<'i> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Table(t) => t.into_iter().collect(),
+        other => {
+            errors.push(
+                ConfigError::new(path, Some(span), format!("expected a table, found a {}", other.type_str()))
+                    .hint(format!("write it as [{path}.<name>] tables")),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// serde's messages name the problem; add the fix where we can tell it.
+fn serde_error(path: &str, span: Option<std::ops::Range<usize>>, message: &str) -> ConfigError {
+    let message = message.trim().to_owned();
+    let hint = if let Some(rest) = message.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest.split('`').skip(1).filter(|s| !s.contains(',') && !s.trim().is_empty() && !s.contains(' ')).collect();
+        match did_you_mean(field, expected.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`? (unknown fields are errors, so typos do not pass silently)"),
+            None => format!("remove `{field}`; valid fields are {}", expected.join(", ")),
+        }
+    } else if message.starts_with("missing field") {
+        "add the field".to_owned()
+    } else if message.starts_with("unknown variant") {
+        "use one of the values listed".to_owned()
+    } else {
+        "correct the value's type or format".to_owned()
+    };
+    ConfigError::new(path, span, message).hint(hint)
+}

@@ -1,0 +1,215 @@
+//! The sidecar's configuration: one TOML file, loaded in two phases.
+//!
+//! 1. [`load`] parses the document, then deserializes each section and each list item on its
+//!    own into the `spec` structs, so one typo does not hide the next.
+//! 2. `validate` turns specs into the typed [`Config`] below, applying defaults and semantic
+//!    checks (unknown clusters, duplicate addresses, empty endpoint lists, zero timeouts).
+//!
+//! Every problem from both phases is collected into [`ConfigErrors`] with its position.
+
+mod error;
+mod load;
+pub mod spec;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use regex::Regex;
+use serde::Serialize;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use load::parse;
+pub use spec::{Balance, Protocol};
+
+/// Read and validate a config file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors::unreadable(&name, &e))?;
+    parse(&text, &name)
+}
+
+/// A validated config: every default applied, every reference resolved.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub runtime: Runtime,
+    pub admin: Admin,
+    pub listeners: Vec<Listener>,
+    pub routes: Vec<Route>,
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Runtime {
+    /// Worker threads, each with its own event loop and listening socket (SO_REUSEPORT).
+    pub worker_threads: usize,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    /// Bearer token required by every admin call when set. Never printed.
+    #[serde(skip)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Listener {
+    pub listen: SocketAddr,
+    /// Connections beyond this wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) accepted; larger ones get 431.
+    pub max_request_header_size: usize,
+    /// A client must send a complete request head within this time (slowloris protection).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this long.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    pub cluster: String,
+    /// Covers the whole upstream exchange until the response head arrives.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub prefix_rewrite: Option<String>,
+    pub host: HostPolicy,
+    #[serde(serialize_with = "ser::header_pairs")]
+    pub request_headers_add: Vec<(HeaderName, HeaderValue)>,
+    #[serde(serialize_with = "ser::header_names")]
+    pub request_headers_remove: Vec<HeaderName>,
+    #[serde(serialize_with = "ser::header_pairs")]
+    pub response_headers_add: Vec<(HeaderName, HeaderValue)>,
+    #[serde(serialize_with = "ser::header_names")]
+    pub response_headers_remove: Vec<HeaderName>,
+    pub max_request_body: Option<u64>,
+}
+
+/// What the upstream sees as `Host`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostPolicy {
+    /// The client's Host, unchanged (Envoy's default).
+    Preserve,
+    /// The chosen endpoint's address.
+    Endpoint,
+    /// A fixed value.
+    Rewrite(String),
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteMatch {
+    pub host: Option<HostMatch>,
+    pub path: PathMatch,
+    #[serde(serialize_with = "ser::methods")]
+    pub methods: Vec<Method>,
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// `api.example.com` exactly, or `*.example.com` for any subdomain. Case-insensitive, port ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostMatch {
+    Exact(String),
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathMatch {
+    Any,
+    Exact(String),
+    Prefix(String),
+    Regex(#[serde(serialize_with = "ser::regex")] Regex),
+}
+
+impl Default for PathMatch {
+    fn default() -> Self {
+        PathMatch::Any
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderMatch {
+    #[serde(serialize_with = "ser::header_name")]
+    pub name: HeaderName,
+    pub rule: HeaderRule,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeaderRule {
+    Present,
+    Absent,
+    Exact(String),
+    Regex(#[serde(serialize_with = "ser::regex")] Regex),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cluster {
+    pub endpoints: Vec<Endpoint>,
+    pub balance: Balance,
+    pub protocol: Protocol,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    pub max_idle_per_endpoint: usize,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// `ip:port` or `host:port`.
+    pub address: String,
+    pub weight: u32,
+}
+
+/// Serializers for the effective config shown by `GET /config`.
+mod ser {
+    use super::*;
+    use serde::Serializer;
+    use serde::ser::SerializeMap;
+
+    pub fn regex<S: Serializer>(r: &Regex, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(r.as_str())
+    }
+    pub fn header_name<S: Serializer>(h: &HeaderName, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(h.as_str())
+    }
+    pub fn header_names<S: Serializer>(hs: &[HeaderName], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(hs.iter().map(HeaderName::as_str))
+    }
+    pub fn header_pairs<S: Serializer>(hs: &[(HeaderName, HeaderValue)], s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(hs.len()))?;
+        for (k, v) in hs {
+            map.serialize_entry(k.as_str(), v.to_str().unwrap_or("<binary>"))?;
+        }
+        map.end()
+    }
+    pub fn methods<S: Serializer>(ms: &[Method], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ms.iter().map(Method::as_str))
+    }
+}
+
+/// Durations in the effective config print as humantime text, like the input.
+mod humantime_serde {
+    use std::time::Duration;
+
+    use ballast_model::HumanDuration;
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&HumanDuration(*d))
+    }
+}

@@ -1,0 +1,127 @@
+//! The TOML file as written: serde structs that reject unknown fields.
+//!
+//! Fields whose value a semantic check may complain about are `Spanned`, so the error can point
+//! at the exact line and column. Defaults live in `validate`, not here, so `GET /config` shows
+//! the effective values.
+
+use std::collections::BTreeMap;
+
+use ballast_model::{ByteSize, HumanDuration};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSpec {
+    pub worker_threads: Option<Spanned<usize>>,
+    pub drain_timeout: Option<Spanned<HumanDuration>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSpec {
+    pub listen: Option<Spanned<String>>,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSpec {
+    pub listen: Spanned<String>,
+    pub max_connections: Option<Spanned<usize>>,
+    pub max_request_header_size: Option<Spanned<ByteSize>>,
+    pub header_read_timeout: Option<Spanned<HumanDuration>>,
+    pub idle_timeout: Option<Spanned<HumanDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    pub name: Option<Spanned<String>>,
+    #[serde(rename = "match", default)]
+    pub matcher: Option<Spanned<MatchSpec>>,
+    pub cluster: Spanned<String>,
+    pub timeout: Option<Spanned<HumanDuration>>,
+    pub prefix_rewrite: Option<Spanned<String>>,
+    pub host_rewrite: Option<Spanned<String>>,
+    #[serde(default)]
+    pub host_rewrite_to_endpoint: bool,
+    #[serde(default)]
+    pub request_headers_add: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub request_headers_remove: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub response_headers_add: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub response_headers_remove: Vec<Spanned<String>>,
+    pub max_request_body: Option<Spanned<ByteSize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    pub host: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub path_prefix: Option<Spanned<String>>,
+    pub path_regex: Option<Spanned<String>>,
+    #[serde(default)]
+    pub methods: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub headers: Vec<Spanned<HeaderMatchSpec>>,
+}
+
+/// `{ name = "x-canary", value = "1" }`, `{ name, regex = "..." }` or `{ name, present = false }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatchSpec {
+    pub name: String,
+    pub value: Option<String>,
+    pub regex: Option<String>,
+    pub present: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub endpoints: Spanned<Vec<EndpointSpec>>,
+    pub balance: Option<Balance>,
+    pub protocol: Option<Protocol>,
+    pub connect_timeout: Option<Spanned<HumanDuration>>,
+    pub pool: Option<PoolSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    pub address: Spanned<String>,
+    pub weight: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    pub max_idle_per_endpoint: Option<usize>,
+    pub idle_timeout: Option<Spanned<HumanDuration>>,
+}
+
+/// How a cluster picks an endpoint for each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// Each endpoint in turn, ignoring weights.
+    #[default]
+    RoundRobin,
+    /// Smooth weighted round robin (nginx's algorithm): exact shares, evenly interleaved.
+    WeightedRoundRobin,
+    /// Power of two choices: of two random endpoints, the one with fewer requests in flight.
+    P2cLeastRequest,
+}
+
+/// The HTTP version spoken to a cluster's endpoints (cleartext; h2 by prior knowledge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Http1,
+    Http2,
+}

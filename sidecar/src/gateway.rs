@@ -1,0 +1,173 @@
+//! The gateway: the outermost, infallible request handler, and the per-route service stacks
+//! built once per config.
+//!
+//! A config becomes a [`Gateway`] (routes with their stacks, clusters with their pools). The
+//! running sidecar holds the current one in an `ArcSwap`; a reload builds a new one and swaps it
+//! in whole, so a request sees either the old config or the new one, never a mix.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ballast_model::ErrorClass;
+use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::Limited;
+use hyper::body::Incoming;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+
+use crate::body::Body;
+use crate::config::{Config, HostPolicy, Route};
+use crate::proxy::headers::{self, X_REQUEST_ID};
+use crate::proxy::{Forward, ProxyError, error_response};
+use crate::router::RequestView;
+use crate::upstream::Upstream;
+
+type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, ProxyError>;
+
+/// One route, ready to serve.
+struct RouteEntry {
+    config: Route,
+    service: RouteService,
+}
+
+/// A config made runnable.
+pub struct Gateway {
+    pub config: Arc<Config>,
+    routes: Vec<RouteEntry>,
+    upstreams: HashMap<String, Arc<Upstream>>,
+}
+
+impl Gateway {
+    /// Build a gateway. Clusters whose settings did not change keep their upstream (pools,
+    /// balancer position) from `previous`, so a reload does not drop warm connections.
+    pub fn build(config: Arc<Config>, previous: Option<&Gateway>) -> Self {
+        let workers = config.runtime.worker_threads;
+        let upstreams: HashMap<String, Arc<Upstream>> = config
+            .clusters
+            .iter()
+            .map(|(name, cluster)| {
+                let reused = previous.and_then(|p| p.upstreams.get(name)).filter(|u| u.config == *cluster);
+                let upstream = reused.cloned().unwrap_or_else(|| Upstream::new(name, cluster, workers));
+                (name.clone(), upstream)
+            })
+            .collect();
+        let routes = config
+            .routes
+            .iter()
+            .map(|route| {
+                let upstream = upstreams[&route.cluster].clone();
+                let service = ServiceBuilder::new()
+                    // Failures from any layer come back as a classified ProxyError.
+                    .map_err(ProxyError::from_boxed)
+                    // The route timeout covers the whole upstream exchange until the response head.
+                    .timeout(route.timeout)
+                    .service(Forward::new(upstream, route.host.clone()));
+                RouteEntry { config: route.clone(), service: BoxCloneSyncService::new(service) }
+            })
+            .collect();
+        Gateway { config, routes, upstreams }
+    }
+
+    pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.get(name)
+    }
+
+    /// Serve one downstream request. Never fails: every problem is a response.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let request_id = headers::request_id(req.headers());
+        let (mut parts, body) = req.into_parts();
+        let Some(route) = self.routes.iter().find(|r| r.config.matcher.matches(&RequestView::from(&parts))) else {
+            return with_request_id(error_response(ErrorClass::NoRoute), request_id);
+        };
+        let config = &route.config;
+
+        let body = match config.max_request_body {
+            Some(limit) if content_length(&parts.headers).is_some_and(|n| n > limit) => {
+                return with_request_id(error_response(ErrorClass::BodyTooLarge), request_id);
+            }
+            Some(limit) => Body::Limited(Limited::new(body, limit as usize)),
+            None => Body::Stream(body),
+        };
+
+        let original_host = parts
+            .headers
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let upgrade = headers::is_upgrade(&parts.headers);
+        headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+        // We answer `Expect: 100-continue` ourselves (hyper does, when the body is first read).
+        parts.headers.remove(header::EXPECT);
+        headers::set_forwarded(&mut parts.headers, peer.ip(), original_host.as_ref().and_then(|h| h.to_str().ok()));
+        parts.headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+        for name in &config.request_headers_remove {
+            parts.headers.remove(name);
+        }
+        for (name, value) in &config.request_headers_add {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        match &config.host {
+            HostPolicy::Preserve => {
+                if let Some(h) = original_host {
+                    parts.headers.insert(header::HOST, h);
+                }
+            }
+            HostPolicy::Rewrite(h) => {
+                parts.headers.insert(header::HOST, HeaderValue::from_str(h).expect("validated host"));
+            }
+            HostPolicy::Endpoint => {} // set by Forward once the endpoint is known
+        }
+        if let Some(rewrite) = &config.prefix_rewrite {
+            if let Err(e) = rewrite_prefix(&mut parts.uri, config, rewrite) {
+                return with_request_id(e.into_response(), request_id);
+            }
+        }
+
+        let req = Request::from_parts(parts, body);
+        let mut resp = match route.service.clone().oneshot(req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::debug!(route = %config.name, error = %e, "request failed");
+                e.into_response()
+            }
+        };
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            headers::strip_hop_by_hop(resp.headers_mut(), false);
+        }
+        for name in &config.response_headers_remove {
+            resp.headers_mut().remove(name);
+        }
+        for (name, value) in &config.response_headers_add {
+            resp.headers_mut().insert(name.clone(), value.clone());
+        }
+        with_request_id(resp, request_id)
+    }
+}
+
+fn with_request_id(mut resp: Response<Body>, id: HeaderValue) -> Response<Body> {
+    resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
+    resp
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Replace the matched path prefix, keeping the rest of the path and the query.
+fn rewrite_prefix(uri: &mut Uri, route: &Route, rewrite: &str) -> Result<(), ProxyError> {
+    let crate::config::PathMatch::Prefix(prefix) = &route.matcher.path else { return Ok(()) };
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    let rest = pq.strip_prefix(prefix.as_str()).unwrap_or(pq);
+    let mut new = String::with_capacity(rewrite.len() + rest.len());
+    new.push_str(rewrite);
+    // Avoid `//` when both the rewrite ends and the rest starts with a slash.
+    new.push_str(if rewrite.ends_with('/') { rest.strip_prefix('/').unwrap_or(rest) } else { rest });
+    let pq = PathAndQuery::try_from(new).map_err(|e| ProxyError::new(ErrorClass::BadRequest, e.to_string()))?;
+    let mut parts = std::mem::take(uri).into_parts();
+    parts.path_and_query = Some(pq);
+    *uri = Uri::from_parts(parts).map_err(|e| ProxyError::new(ErrorClass::BadRequest, e.to_string()))?;
+    Ok(())
+}

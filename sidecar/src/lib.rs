@@ -1,0 +1,37 @@
+//! ballast-sidecar: a per-service gateway that proxies HTTP to a cluster of endpoints and, in
+//! later layers, adds resilience, telemetry and fault injection.
+//!
+//! # Layout
+//! - [`config`]: the TOML file: parse, validate (every error with file:line:column), defaults.
+//! - [`router`]: route matching (host, path exact/prefix/regex, method, headers), in order.
+//! - [`gateway`]: the outermost, infallible handler and the per-route tower stacks.
+//! - [`proxy`]: forwarding to one endpoint, header hygiene, error classification.
+//! - [`upstream`]: a cluster at run time: endpoints, balancer, per-worker connection pools.
+//! - [`body`]: the body type streamed through in both directions.
+//! - [`server`]: accepting connections (HTTP/1.1 and h2c) on a worker.
+//! - [`activity`]: header-read and idle timeouts per connection.
+//! - [`admin`]: the admin API (`/healthz`, `/readyz`, `/config`).
+//! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
+//! - [`worker`]: which worker thread is running.
+//!
+//! # Request path
+//! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), cleaned of
+//! hop-by-hop headers and tagged with forwarding headers ([`gateway`]), then passes the route's
+//! tower stack (outermost first: error mapping, route timeout, forward). [`proxy::Forward`]
+//! picks an endpoint and sends the request on a pooled connection; the response body streams
+//! back untouched. Any failure becomes a response with a `ballast-error` header.
+
+pub mod activity;
+pub mod admin;
+pub mod body;
+pub mod config;
+pub mod gateway;
+pub mod proxy;
+pub mod router;
+pub mod server;
+pub mod sidecar;
+pub mod upstream;
+pub mod worker;
+
+/// Exit code for configuration errors (sysexits' EX_CONFIG), shared with the `ballast` CLI.
+pub const EXIT_CONFIG: u8 = 78;

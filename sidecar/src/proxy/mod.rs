@@ -1,0 +1,195 @@
+//! Forwarding one request to one endpoint, and turning every failure into a classified response.
+//!
+//! - [`headers`]: hop-by-hop stripping, `X-Forwarded-*`, request ids.
+//! - [`Forward`]: the innermost service of a route's stack: picks an endpoint, rewrites the URI
+//!   and Host, sends the request on a pooled connection, bridges protocol upgrades.
+//! - [`ProxyError`]: a failure with its [`ErrorClass`]; [`ProxyError::into_response`] is how the
+//!   outermost service stays infallible.
+
+pub mod headers;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ballast_model::ErrorClass;
+use ballast_model::error_class::ERROR_HEADER;
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use crate::body::{Body, BoxError, is_length_limit};
+use crate::config::{HostPolicy, Protocol};
+use crate::upstream::Upstream;
+
+/// A request that could not be proxied, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{class}: {detail}")]
+pub struct ProxyError {
+    pub class: ErrorClass,
+    pub detail: String,
+}
+
+impl ProxyError {
+    pub fn new(class: ErrorClass, detail: impl Into<String>) -> Self {
+        ProxyError { class, detail: detail.into() }
+    }
+
+    /// Recover a `ProxyError` from a layer's boxed error (tower's timeout boxes errors).
+    pub fn from_boxed(err: BoxError) -> Self {
+        if err.is::<tower::timeout::error::Elapsed>() {
+            return ProxyError::new(ErrorClass::Timeout, "route timeout elapsed");
+        }
+        match err.downcast::<ProxyError>() {
+            Ok(e) => *e,
+            Err(other) => ProxyError::new(ErrorClass::Protocol, other.to_string()),
+        }
+    }
+
+    /// The response a client gets: the class's status, a `ballast-error` header, a short body.
+    pub fn into_response(self) -> Response<Body> {
+        error_response(self.class)
+    }
+}
+
+pub fn error_response(class: ErrorClass) -> Response<Body> {
+    let mut resp = Response::new(Body::full(format!("{}\n", class.describe())));
+    *resp.status_mut() = StatusCode::from_u16(class.status()).expect("valid status");
+    let h = resp.headers_mut();
+    h.insert(ERROR_HEADER, HeaderValue::from_static(class.as_str()));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+/// The innermost service of every route: one request to one endpoint of the cluster.
+#[derive(Clone)]
+pub struct Forward {
+    upstream: Arc<Upstream>,
+    host: Arc<HostPolicy>,
+}
+
+impl Forward {
+    pub fn new(upstream: Arc<Upstream>, host: HostPolicy) -> Self {
+        Forward { upstream, host: Arc::new(host) }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl tower::Service<Request<Body>> for Forward {
+    type Response = Response<Body>;
+    type Error = ProxyError;
+    type Future = BoxFuture<Result<Response<Body>, ProxyError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let upstream = self.upstream.clone();
+        let host = self.host.clone();
+        Box::pin(async move { forward(upstream, &host, req).await })
+    }
+}
+
+async fn forward(upstream: Arc<Upstream>, host: &HostPolicy, mut req: Request<Body>) -> Result<Response<Body>, ProxyError> {
+    let Some((i, in_flight)) = upstream.pick() else {
+        return Err(ProxyError::new(ErrorClass::NoHealthyEndpoint, format!("cluster {} has no endpoint to take the request", upstream.name)));
+    };
+    let endpoint = &upstream.endpoints[i];
+    let path = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *req.uri_mut() = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(endpoint.authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|e| ProxyError::new(ErrorClass::BadRequest, e.to_string()))?;
+    *req.version_mut() = match upstream.config.protocol {
+        Protocol::Http1 => Version::HTTP_11,
+        Protocol::Http2 => Version::HTTP_2,
+    };
+    if *host == HostPolicy::Endpoint {
+        let v = HeaderValue::from_str(endpoint.authority.as_str()).expect("authority is a valid header value");
+        req.headers_mut().insert(header::HOST, v);
+    }
+    let downstream_upgrade = req.extensions_mut().remove::<OnUpgrade>();
+
+    let mut resp = upstream.client().request(req).await.map_err(|e| {
+        let class = classify(&e);
+        ProxyError::new(class, format!("{}: {}", endpoint.address, error_chain(&e)))
+    })?;
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(downstream) = downstream_upgrade {
+            let upstream_io = hyper::upgrade::on(&mut resp);
+            tokio::spawn(bridge(downstream, upstream_io));
+        }
+    }
+    Ok(resp.map(|b| Body::Upstream(b, in_flight)))
+}
+
+/// Copy bytes both ways between an upgraded client connection and an upgraded upstream one.
+async fn bridge(downstream: OnUpgrade, upstream: OnUpgrade) {
+    let (Ok(down), Ok(up)) = (downstream.await, upstream.await) else {
+        tracing::debug!("protocol upgrade did not complete");
+        return;
+    };
+    let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
+    if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+        tracing::debug!(error = %e, "upgraded connection ended with an error");
+    }
+}
+
+/// Map a client error to its class by walking the error chain.
+fn classify(err: &hyper_util::client::legacy::Error) -> ErrorClass {
+    if is_length_limit(err) {
+        return ErrorClass::BodyTooLarge;
+    }
+    let mut io_kind = None;
+    let mut hyper_err = None;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            hyper_err.get_or_insert(h);
+        }
+        cur = e.source();
+    }
+    use std::io::ErrorKind::*;
+    if err.is_connect() {
+        return match io_kind {
+            Some(ConnectionRefused) => ErrorClass::ConnectRefused,
+            Some(TimedOut) => ErrorClass::ConnectTimeout,
+            _ => ErrorClass::ConnectFailure,
+        };
+    }
+    if let Some(h) = hyper_err {
+        if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
+            return ErrorClass::Protocol;
+        }
+        if h.is_user() && !h.is_body_write_aborted() {
+            return ErrorClass::BadRequest;
+        }
+    }
+    match io_kind {
+        Some(TimedOut) => ErrorClass::Timeout,
+        Some(InvalidData) => ErrorClass::Protocol,
+        _ => ErrorClass::Reset,
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        cur = e.source();
+    }
+    s
+}

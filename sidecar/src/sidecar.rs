@@ -1,0 +1,202 @@
+//! The running sidecar: shared state, hot reload, worker threads, signals and drain.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{Semaphore, watch};
+
+use crate::admin;
+use crate::config::{Config, ConfigErrors, load_file};
+use crate::gateway::Gateway;
+use crate::server;
+
+/// State every worker and the admin API share.
+pub struct Shared {
+    path: PathBuf,
+    gateway: ArcSwap<Gateway>,
+    ready: AtomicBool,
+    reload_lock: Mutex<()>,
+}
+
+/// Why a reload left the running config in place.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+    #[error("{file}: {what} changed; that takes a restart (the running config is unchanged)")]
+    NeedsRestart { file: String, what: &'static str },
+}
+
+impl Shared {
+    pub fn new(path: &Path, config: Config) -> Arc<Self> {
+        Arc::new(Shared {
+            path: path.to_owned(),
+            gateway: ArcSwap::from_pointee(Gateway::build(Arc::new(config), None)),
+            ready: AtomicBool::new(false),
+            reload_lock: Mutex::new(()),
+        })
+    }
+
+    /// The current gateway; a request keeps the one it started with.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.gateway.load_full()
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.gateway.load().config.clone()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Re-read the config file and swap it in whole, or keep the running one and say why.
+    /// Routes and clusters reload; listeners, admin and runtime settings need a restart.
+    pub fn reload(&self) -> Result<Arc<Config>, ReloadError> {
+        let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let new = load_file(&self.path).map_err(ReloadError::Invalid)?;
+        let current = self.gateway.load_full();
+        let old = &current.config;
+        let file = self.path.display().to_string();
+        let what = if new.listeners != old.listeners {
+            Some("[[listeners]]")
+        } else if new.admin != old.admin {
+            Some("[admin]")
+        } else if new.runtime != old.runtime {
+            Some("[runtime]")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(ReloadError::NeedsRestart { file, what });
+        }
+        let gateway = Gateway::build(Arc::new(new), Some(&current));
+        let config = gateway.config.clone();
+        self.gateway.store(Arc::new(gateway));
+        Ok(config)
+    }
+
+    /// Reload and log the outcome (SIGHUP and the admin API both come here).
+    pub fn reload_logged(&self, trigger: &str) -> Result<Arc<Config>, ReloadError> {
+        let result = self.reload();
+        match &result {
+            Ok(c) => tracing::info!(trigger, routes = c.routes.len(), clusters = c.clusters.len(), "config reloaded"),
+            Err(e) => tracing::error!(trigger, "config rejected, the running config keeps serving:\n{e}"),
+        }
+        result
+    }
+}
+
+/// Addresses actually bound (port 0 in the config becomes a real port).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Bound {
+    pub admin: SocketAddr,
+    pub listeners: Vec<SocketAddr>,
+}
+
+/// Run the sidecar until SIGTERM/SIGINT, then drain. Returns when every worker has stopped.
+pub fn run(path: &Path, config: Config) -> anyhow::Result<()> {
+    let workers = config.runtime.worker_threads;
+    let drain = config.runtime.drain_timeout;
+    let listeners = config.listeners.clone();
+    let admin_addr = config.admin.listen;
+    let shared = Shared::new(path, config);
+
+    // Bind everything before reporting ready: a port conflict is a start-up error.
+    let mut sockets: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    for l in &listeners {
+        let first = server::bind(l.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", l.listen))?;
+        let addr = first.local_addr()?;
+        bound.push(addr);
+        sockets[0].push(first);
+        for s in sockets.iter_mut().skip(1) {
+            s.push(server::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?);
+        }
+    }
+    let admin_listener = std::net::TcpListener::bind(admin_addr).map_err(|e| anyhow::anyhow!("cannot listen on admin address {admin_addr}: {e}"))?;
+    admin_listener.set_nonblocking(true)?;
+    let bound = Bound { admin: admin_listener.local_addr()?, listeners: bound };
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // max_connections counts per listener across all workers.
+    let limits: Vec<Arc<Semaphore>> = listeners.iter().map(|l| Arc::new(Semaphore::new(l.max_connections))).collect();
+    let mut threads = Vec::new();
+    for (index, socks) in sockets.into_iter().enumerate() {
+        let serving: Vec<Serving> = socks
+            .into_iter()
+            .zip(&listeners)
+            .zip(&limits)
+            .map(|((socket, cfg), limit)| Serving { socket, cfg: cfg.clone(), limit: limit.clone() })
+            .collect();
+        let (shared, shutdown) = (shared.clone(), shutdown_rx.clone());
+        threads.push(std::thread::Builder::new().name(format!("ballast-worker-{index}")).spawn(move || {
+            crate::worker::set_index(index);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            rt.block_on(worker(serving, shared, shutdown, drain));
+        })?);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let admin_listener = tokio::net::TcpListener::from_std(admin_listener)?;
+        tokio::spawn(admin::serve(admin_listener, shared.clone()));
+        shared.ready.store(true, Ordering::Release);
+        println!("{}", serde_json::json!({ "ready": bound }));
+        tracing::info!(admin = %bound.admin, listeners = ?bound.listeners, workers, "ballast-sidecar ready");
+        wait_for_stop(&shared).await;
+        shared.ready.store(false, Ordering::Release);
+        tracing::info!(?drain, "stopping: no new connections, draining requests in flight");
+        let _ = shutdown_tx.send(true);
+        anyhow::Ok(())
+    })?;
+    for t in threads {
+        let _ = t.join();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// One listener as one worker serves it.
+struct Serving {
+    socket: std::net::TcpListener,
+    cfg: crate::config::Listener,
+    limit: Arc<Semaphore>,
+}
+
+/// A worker's event loop: serve its sockets; after shutdown, allow `drain` for open requests.
+async fn worker(serving: Vec<Serving>, shared: Arc<Shared>, shutdown: watch::Receiver<bool>, drain: Duration) {
+    let serves = serving.into_iter().map(|s| {
+        let listener = tokio::net::TcpListener::from_std(s.socket).expect("socket registers with this runtime");
+        server::serve(listener, s.cfg, shared.clone(), s.limit, shutdown.clone())
+    });
+    let all = futures_util::future::join_all(serves);
+    let mut stop = shutdown.clone();
+    let deadline = async move {
+        let _ = stop.wait_for(|s| *s).await;
+        tokio::time::sleep(drain).await;
+    };
+    tokio::select! {
+        _ = all => {}
+        _ = deadline => tracing::warn!(?drain, "drain timeout reached; closing the connections still open"),
+    }
+}
+
+/// Handle SIGHUP (reload) until SIGTERM or SIGINT.
+async fn wait_for_stop(shared: &Shared) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => { let _ = shared.reload_logged("SIGHUP"); }
+        }
+    }
+}
