@@ -83,6 +83,7 @@ impl Gateway {
             return with_request_id(error_response(ErrorClass::NoRoute), request_id);
         };
         let config = &route.config;
+        let version = parts.version;
 
         let body = match config.max_request_body {
             Some(limit) if content_length(&parts.headers).is_some_and(|n| n > limit) => {
@@ -134,6 +135,8 @@ impl Gateway {
                 e.into_response()
             }
         };
+        // Answer in the client's HTTP version, whatever the upstream spoke.
+        *resp.version_mut() = version;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             headers::strip_hop_by_hop(resp.headers_mut(), false);
         }

@@ -1,1 +1,35 @@
+//! ballast-testkit: helpers for ballast's tests, never shipped.
+//!
+//! # Layout
+//! - [`upstream`]: mock HTTP upstreams on `127.0.0.1:0` (echo, streaming, slow, trailers,
+//!   WebSocket-style upgrade, resets) and raw TCP peers that answer with fixed bytes.
+//! - [`process`]: run a real binary (the sidecar, the CLI) with a config written to a temp
+//!   dir, learn its bound addresses from its ready line, signal it, read its memory use.
+//! - [`assert_eventually!`]: poll a condition until it holds or a deadline passes, instead of
+//!   sleeping in tests.
 
+pub mod process;
+pub mod upstream;
+
+pub use process::{Proc, rss_kib};
+pub use upstream::{MockUpstream, RawUpstream};
+
+/// Poll `cond` every 20 ms until it is true; panic with `msg` after `timeout` (default 10 s).
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr, $($msg:tt)+) => {
+        $crate::assert_eventually!(@ std::time::Duration::from_secs(10), $cond, $($msg)+)
+    };
+    (@ $timeout:expr, $cond:expr, $($msg:tt)+) => {{
+        let deadline = std::time::Instant::now() + $timeout;
+        loop {
+            if $cond {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("condition did not hold within {:?}: {}", $timeout, format!($($msg)+));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }};
+}

@@ -173,7 +173,9 @@ fn listeners(c: &mut Checker, spec: &FileSpec, admin: &Admin) -> Vec<Listener> {
     for (i, l) in items.get_ref().iter().enumerate() {
         let Some(l) = l else { continue };
         if let Some(listener) = listener(c, i, l) {
-            if !seen.insert(listener.listen) {
+            // Port 0 asks the kernel for a free port: never a conflict.
+            if listener.listen.port() == 0 {
+            } else if !seen.insert(listener.listen) {
                 c.err(format!("listeners[{i}].listen"), l.listen.span(), format!("duplicate listener address {:?}", l.listen.get_ref()), "each listener needs its own address; remove one");
             } else if listener.listen == admin.listen {
                 c.err(format!("listeners[{i}].listen"), l.listen.span(), format!("listener address {:?} is also the admin address", l.listen.get_ref()), "move the admin API ([admin] listen) or the listener to another port");

@@ -11,7 +11,11 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// Headers that describe one connection, not the message, and never cross a proxy.
-const HOP_BY_HOP: [&HeaderName; 5] = [&header::CONNECTION, &header::TE, &header::TRAILER, &header::TRANSFER_ENCODING, &header::UPGRADE];
+///
+/// `Trailer` is deliberately absent: it names the trailer fields that end *this message*
+/// (end to end, RFC 9110 §6.6.2; RFC 2616's hop-by-hop "Trailers" meant TE), and hyper only
+/// emits trailers that it lists, so stripping it would silently drop forwarded trailers.
+const HOP_BY_HOP: [&HeaderName; 4] = [&header::CONNECTION, &header::TE, &header::TRANSFER_ENCODING, &header::UPGRADE];
 
 /// Remove hop-by-hop headers: the fixed set, whatever `Connection` lists, and `Proxy-*`.
 /// `keep_upgrade` keeps `Connection: upgrade` and `Upgrade` for a WebSocket-style handshake;
@@ -106,7 +110,6 @@ mod tests {
             ("x-secret", "1"),
             ("keep-alive", "timeout=5"),
             ("te", "gzip"),
-            ("trailer", "x-checksum"),
             ("transfer-encoding", "chunked"),
             ("upgrade", "websocket"),
             ("proxy-authorization", "Basic x"),
@@ -116,6 +119,9 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-keep"]);
+        let mut with_trailer = map(&[("trailer", "x-checksum")]);
+        strip_hop_by_hop(&mut with_trailer, false);
+        assert_eq!(with_trailer["trailer"], "x-checksum", "Trailer is end to end");
     }
 
     #[test]

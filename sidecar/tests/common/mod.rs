@@ -1,0 +1,47 @@
+//! Shared helpers for the sidecar's end-to-end tests.
+#![allow(dead_code, unused_imports)]
+
+use std::net::SocketAddr;
+
+pub use ballast_testkit::{MockUpstream, Proc, RawUpstream, assert_eventually, rss_kib};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ballast-sidecar");
+
+/// A config with listener and admin on port 0, one worker unless `extra` says otherwise.
+/// `clusters` maps names to endpoint addresses; `routes` is raw TOML appended as is.
+pub fn config(clusters: &[(&str, &[SocketAddr])], routes: &str) -> String {
+    config_with("[runtime]\nworker_threads = 2\n", clusters, routes)
+}
+
+pub fn config_with(head: &str, clusters: &[(&str, &[SocketAddr])], routes: &str) -> String {
+    let mut s = format!("{head}\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listeners]]\nlisten = \"127.0.0.1:0\"\n\n{routes}\n");
+    for (name, eps) in clusters {
+        let eps: Vec<String> = eps.iter().map(|a| format!("{{ address = \"{a}\" }}")).collect();
+        s.push_str(&format!("\n[clusters.{name}]\nendpoints = [{}]\n", eps.join(", ")));
+    }
+    s
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// The JSON echo of a request that reached a mock upstream.
+pub async fn echo(resp: reqwest::Response) -> serde_json::Value {
+    assert_eq!(resp.status(), 200, "expected an echo");
+    resp.json::<serde_json::Value>().await.unwrap()
+}
+
+pub fn upstream_of(resp: &reqwest::Response) -> String {
+    resp.headers().get("x-upstream").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+pub fn error_class(resp: &reqwest::Response) -> String {
+    resp.headers().get("ballast-error").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+/// A port on which nothing listens (bound once, then released).
+pub fn dead_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
