@@ -58,10 +58,6 @@ pub async fn serve(
     let builder = Arc::new(builder(&cfg));
     let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
     loop {
-        let permit = tokio::select! {
-            p = connections.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = shutdown.wait_for(|s| *s) => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(conn) => conn,
@@ -72,6 +68,12 @@ pub async fn serve(
                     continue;
                 }
             },
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        // Over max_connections, hold this connection unserved and stop accepting until a slot
+        // frees (acquiring before accept would let an idle worker sit on the freed slot).
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => p.expect("semaphore never closed"),
             _ = shutdown.wait_for(|s| *s) => break,
         };
         let _ = stream.set_nodelay(true);
