@@ -30,7 +30,7 @@ impl FromStr for HumanDuration {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         humantime::parse_duration(s.trim())
             .map(HumanDuration)
-            .map_err(|e| format!("invalid duration {s:?} ({e}); write it like \"250ms\", \"2s\" or \"1m\""))
+            .map_err(|_| format!("invalid duration {s:?}; write it like \"250ms\", \"2s\", \"1m\" or \"1h 30m\""))
     }
 }
 
@@ -110,7 +110,7 @@ impl fmt::Display for ByteSize {
         let (unit, mult) = UNITS
             .iter()
             .filter(|(u, _)| u.contains('i') || *u == "B")
-            .find(|&&(_, m)| self.0 >= m && self.0 % m == 0)
+            .find(|&&(_, m)| self.0 >= m && self.0.is_multiple_of(m))
             .copied()
             .unwrap_or(("B", 1));
         write!(f, "{}{unit}", self.0 / mult)
@@ -153,8 +153,14 @@ mod tests {
 
     #[test]
     fn durations_parse_and_print() {
-        assert_eq!("250ms".parse::<HumanDuration>().unwrap().get(), Duration::from_millis(250));
-        assert_eq!("1m 30s".parse::<HumanDuration>().unwrap().get(), Duration::from_secs(90));
+        assert_eq!(
+            "250ms".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            "1m 30s".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_secs(90)
+        );
         assert_eq!(HumanDuration(Duration::from_secs(2)).to_string(), "2s");
         let err = "2 parsecs".parse::<HumanDuration>().unwrap_err();
         assert!(err.contains("\"2 parsecs\""), "{err}");

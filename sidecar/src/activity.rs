@@ -81,7 +81,9 @@ impl Activity {
                 (now + idle_ms, None)
             } else {
                 match self.head_started.load(Relaxed) {
-                    started if started != NONE && !self.h2.load(Relaxed) => (started + header_ms, Some(Expiry::HeaderTimeout)),
+                    started if started != NONE && !self.h2.load(Relaxed) => {
+                        (started + header_ms, Some(Expiry::HeaderTimeout))
+                    }
                     _ => (self.last_io.load(Relaxed) + idle_ms, Some(Expiry::Idle)),
                 }
             };
@@ -120,10 +122,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res {
-            if buf.filled().len() > before {
-                this.activity.on_read(&buf.filled()[before..]);
-            }
+        if let Poll::Ready(Ok(())) = res
+            && buf.filled().len() > before
+        {
+            this.activity.on_read(&buf.filled()[before..]);
         }
         res
     }
@@ -133,21 +135,25 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = res {
-            if n > 0 {
-                this.activity.last_io.store(this.activity.now_ms(), Relaxed);
-            }
+        if let Poll::Ready(Ok(n)) = res
+            && n > 0
+        {
+            this.activity.last_io.store(this.activity.now_ms(), Relaxed);
         }
         res
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res {
-            if n > 0 {
-                this.activity.last_io.store(this.activity.now_ms(), Relaxed);
-            }
+        if let Poll::Ready(Ok(n)) = res
+            && n > 0
+        {
+            this.activity.last_io.store(this.activity.now_ms(), Relaxed);
         }
         res
     }
@@ -195,7 +201,12 @@ mod tests {
         let guard = a.request_started();
         let watcher = a.expired(Duration::from_secs(1), Duration::from_secs(5));
         tokio::pin!(watcher);
-        assert!(tokio::time::timeout(Duration::from_secs(30), &mut watcher).await.is_err(), "in flight: never expires");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(30), &mut watcher)
+                .await
+                .is_err(),
+            "in flight: never expires"
+        );
         drop(guard);
         a.on_read(b"\0\0\0\x04"); // an h2 frame between requests is no slow header
         assert_eq!(watcher.await, Expiry::Idle);

@@ -26,7 +26,9 @@ use crate::sidecar::{ReloadError, Shared};
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let shared = shared.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
@@ -41,31 +43,46 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 
 fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let config = shared.config();
-    if let Some(token) = &config.admin.token {
-        if !authorized(req.headers().get(header::AUTHORIZATION), token) {
-            let mut resp = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return resp;
-        }
+    if let Some(token) = &config.admin.token
+        && !authorized(req.headers().get(header::AUTHORIZATION), token)
+    {
+        let mut resp = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n");
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return resp;
     }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if shared.is_ready() => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-        (&Method::GET, "/config") => json(StatusCode::OK, &serde_json::to_value(&*config).expect("config serializes")),
+        (&Method::GET, "/config") => json(
+            StatusCode::OK,
+            &serde_json::to_value(&*config).expect("config serializes"),
+        ),
         (&Method::POST, "/config") => match shared.reload_logged("admin API") {
-            Ok(c) => json(StatusCode::OK, &serde_json::json!({ "reloaded": true, "routes": c.routes.len(), "clusters": c.clusters.len() })),
+            Ok(c) => json(
+                StatusCode::OK,
+                &serde_json::json!({ "reloaded": true, "routes": c.routes.len(), "clusters": c.clusters.len() }),
+            ),
             Err(e @ ReloadError::Invalid(_)) => text(StatusCode::BAD_REQUEST, &e.to_string()),
             Err(e @ ReloadError::NeedsRestart { .. }) => text(StatusCode::CONFLICT, &format!("{e}\n")),
         },
         (_, "/healthz" | "/readyz" | "/config") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
-        _ => text(StatusCode::NOT_FOUND, "unknown admin path; try /healthz, /readyz or /config\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "unknown admin path; try /healthz, /readyz or /config\n",
+        ),
     }
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
 fn authorized(header: Option<&HeaderValue>, token: &str) -> bool {
-    let Some(given) = header.and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer ")) else { return false };
+    let Some(given) = header
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
     let (a, b) = (given.trim().as_bytes(), token.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -73,14 +90,18 @@ fn authorized(header: Option<&HeaderValue>, token: &str) -> bool {
 fn text(status: StatusCode, body: &str) -> Response<Body> {
     let mut resp = Response::new(Body::full(body.to_owned()));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let mut resp = Response::new(Body::full(serde_json::to_string_pretty(value).expect("json") + "\n"));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 

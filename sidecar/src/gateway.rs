@@ -49,7 +49,9 @@ impl Gateway {
             .clusters
             .iter()
             .map(|(name, cluster)| {
-                let reused = previous.and_then(|p| p.upstreams.get(name)).filter(|u| u.config == *cluster);
+                let reused = previous
+                    .and_then(|p| p.upstreams.get(name))
+                    .filter(|u| u.config == *cluster);
                 let upstream = reused.cloned().unwrap_or_else(|| Upstream::new(name, cluster, workers));
                 (name.clone(), upstream)
             })
@@ -65,10 +67,17 @@ impl Gateway {
                     // The route timeout covers the whole upstream exchange until the response head.
                     .timeout(route.timeout)
                     .service(Forward::new(upstream, route.host.clone()));
-                RouteEntry { config: route.clone(), service: BoxCloneSyncService::new(service) }
+                RouteEntry {
+                    config: route.clone(),
+                    service: BoxCloneSyncService::new(service),
+                }
             })
             .collect();
-        Gateway { config, routes, upstreams }
+        Gateway {
+            config,
+            routes,
+            upstreams,
+        }
     }
 
     pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
@@ -79,7 +88,11 @@ impl Gateway {
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let request_id = headers::request_id(req.headers());
         let (mut parts, body) = req.into_parts();
-        let Some(route) = self.routes.iter().find(|r| r.config.matcher.matches(&RequestView::from(&parts))) else {
+        let Some(route) = self
+            .routes
+            .iter()
+            .find(|r| r.config.matcher.matches(&RequestView::from(&parts)))
+        else {
             return with_request_id(error_response(ErrorClass::NoRoute), request_id);
         };
         let config = &route.config;
@@ -93,16 +106,21 @@ impl Gateway {
             None => Body::Stream(body),
         };
 
-        let original_host = parts
-            .headers
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         let upgrade = headers::is_upgrade(&parts.headers);
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         // We answer `Expect: 100-continue` ourselves (hyper does, when the body is first read).
         parts.headers.remove(header::EXPECT);
-        headers::set_forwarded(&mut parts.headers, peer.ip(), original_host.as_ref().and_then(|h| h.to_str().ok()));
+        headers::set_forwarded(
+            &mut parts.headers,
+            peer.ip(),
+            original_host.as_ref().and_then(|h| h.to_str().ok()),
+        );
         parts.headers.insert(X_REQUEST_ID.clone(), request_id.clone());
         for name in &config.request_headers_remove {
             parts.headers.remove(name);
@@ -117,14 +135,16 @@ impl Gateway {
                 }
             }
             HostPolicy::Rewrite(h) => {
-                parts.headers.insert(header::HOST, HeaderValue::from_str(h).expect("validated host"));
+                parts
+                    .headers
+                    .insert(header::HOST, HeaderValue::from_str(h).expect("validated host"));
             }
             HostPolicy::Endpoint => {} // set by Forward once the endpoint is known
         }
-        if let Some(rewrite) = &config.prefix_rewrite {
-            if let Err(e) = rewrite_prefix(&mut parts.uri, config, rewrite) {
-                return with_request_id(e.into_response(), request_id);
-            }
+        if let Some(rewrite) = &config.prefix_rewrite
+            && let Err(e) = rewrite_prefix(&mut parts.uri, config, rewrite)
+        {
+            return with_request_id(e.into_response(), request_id);
         }
 
         let req = Request::from_parts(parts, body);
@@ -161,13 +181,19 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 
 /// Replace the matched path prefix, keeping the rest of the path and the query.
 fn rewrite_prefix(uri: &mut Uri, route: &Route, rewrite: &str) -> Result<(), ProxyError> {
-    let crate::config::PathMatch::Prefix(prefix) = &route.matcher.path else { return Ok(()) };
+    let crate::config::PathMatch::Prefix(prefix) = &route.matcher.path else {
+        return Ok(());
+    };
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     let rest = pq.strip_prefix(prefix.as_str()).unwrap_or(pq);
     let mut new = String::with_capacity(rewrite.len() + rest.len());
     new.push_str(rewrite);
     // Avoid `//` when both the rewrite ends and the rest starts with a slash.
-    new.push_str(if rewrite.ends_with('/') { rest.strip_prefix('/').unwrap_or(rest) } else { rest });
+    new.push_str(if rewrite.ends_with('/') {
+        rest.strip_prefix('/').unwrap_or(rest)
+    } else {
+        rest
+    });
     let pq = PathAndQuery::try_from(new).map_err(|e| ProxyError::new(ErrorClass::BadRequest, e.to_string()))?;
     let mut parts = std::mem::take(uri).into_parts();
     parts.path_and_query = Some(pq);

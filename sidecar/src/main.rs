@@ -48,7 +48,12 @@ fn main() -> ExitCode {
         }
     };
     if check {
-        println!("{}: ok ({} routes, {} clusters)", path.display(), config.routes.len(), config.clusters.len());
+        println!(
+            "{}: ok ({} routes, {} clusters)",
+            path.display(),
+            config.routes.len(),
+            config.clusters.len()
+        );
         return ExitCode::SUCCESS;
     }
     match sidecar::run(&path, config) {

@@ -14,7 +14,11 @@ pub struct RequestView<'a> {
 
 impl<'a> From<&'a Parts> for RequestView<'a> {
     fn from(p: &'a Parts) -> Self {
-        RequestView { method: &p.method, uri: &p.uri, headers: &p.headers }
+        RequestView {
+            method: &p.method,
+            uri: &p.uri,
+            headers: &p.headers,
+        }
     }
 }
 
@@ -33,7 +37,13 @@ fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split_inclusive(']').next().unwrap_or(host);
     }
-    host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host })
+    host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    })
 }
 
 impl RouteMatch {
@@ -50,7 +60,9 @@ impl RouteMatch {
         match rule {
             HostMatch::Exact(h) => host.eq_ignore_ascii_case(h),
             HostMatch::Suffix(s) => {
-                host.len() > s.len() && host.is_char_boundary(host.len() - s.len()) && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
+                host.len() > s.len()
+                    && host.is_char_boundary(host.len() - s.len())
+                    && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
             }
         }
     }
@@ -85,7 +97,9 @@ mod tests {
     use crate::config::{Config, parse};
 
     fn config(routes: &str) -> Config {
-        let text = format!("[[listeners]]\nlisten = \"127.0.0.1:1\"\n[clusters.c]\nendpoints = [{{ address = \"127.0.0.1:2\" }}]\n{routes}");
+        let text = format!(
+            "[[listeners]]\nlisten = \"127.0.0.1:1\"\n[clusters.c]\nendpoints = [{{ address = \"127.0.0.1:2\" }}]\n{routes}"
+        );
         parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -96,7 +110,10 @@ mod tests {
         }
         let (parts, _) = b.body(()).unwrap().into_parts();
         let view = RequestView::from(&parts);
-        cfg.routes.iter().find(|r| r.matcher.matches(&view)).map(|r| r.name.clone())
+        cfg.routes
+            .iter()
+            .find(|r| r.matcher.matches(&view))
+            .map(|r| r.name.clone())
     }
 
     #[test]
@@ -137,10 +154,21 @@ cluster = "c"
         assert_eq!(r("POST", "/api/x", &[("x-canary", "1")]).as_deref(), Some("posts"));
         assert_eq!(r("GET", "/api/x", &[("x-canary", "1")]).as_deref(), Some("canary"));
         assert_eq!(r("GET", "/api/x", &[("x-canary", "2")]), None);
-        assert_eq!(r("GET", "/", &[("host", "ADMIN.example.com:8080")]).as_deref(), Some("admin-host"));
-        assert_eq!(r("GET", "http://shop.example.com/", &[]).as_deref(), Some("wild"), "HTTP/2 :authority");
+        assert_eq!(
+            r("GET", "/", &[("host", "ADMIN.example.com:8080")]).as_deref(),
+            Some("admin-host")
+        );
+        assert_eq!(
+            r("GET", "http://shop.example.com/", &[]).as_deref(),
+            Some("wild"),
+            "HTTP/2 :authority"
+        );
         assert_eq!(r("GET", "/", &[("host", "shop.example.com"), ("x-debug", "1")]), None);
-        assert_eq!(r("GET", "/", &[("host", "example.com")]), None, "a wildcard needs a subdomain");
+        assert_eq!(
+            r("GET", "/", &[("host", "example.com")]),
+            None,
+            "a wildcard needs a subdomain"
+        );
     }
 
     #[test]

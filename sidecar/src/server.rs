@@ -22,7 +22,11 @@ use crate::sidecar::Shared;
 
 /// Bind one listening socket for `addr`, shareable with other workers' sockets.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_tcp_nodelay(true)?;
@@ -78,7 +82,12 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let open = open_tx.clone();
-        let conn = Connection { builder: builder.clone(), shared: shared.clone(), cfg: cfg.clone(), shutdown: shutdown.clone() };
+        let conn = Connection {
+            builder: builder.clone(),
+            shared: shared.clone(),
+            cfg: cfg.clone(),
+            shutdown: shutdown.clone(),
+        };
         tokio::spawn(async move {
             conn.run(stream, peer).await;
             drop((permit, open));

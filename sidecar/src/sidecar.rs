@@ -84,7 +84,12 @@ impl Shared {
     pub fn reload_logged(&self, trigger: &str) -> Result<Arc<Config>, ReloadError> {
         let result = self.reload();
         match &result {
-            Ok(c) => tracing::info!(trigger, routes = c.routes.len(), clusters = c.clusters.len(), "config reloaded"),
+            Ok(c) => tracing::info!(
+                trigger,
+                routes = c.routes.len(),
+                clusters = c.clusters.len(),
+                "config reloaded"
+            ),
             Err(e) => tracing::error!(trigger, "config rejected, the running config keeps serving:\n{e}"),
         }
         result
@@ -118,27 +123,45 @@ pub fn run(path: &Path, config: Config) -> anyhow::Result<()> {
             s.push(server::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?);
         }
     }
-    let admin_listener = std::net::TcpListener::bind(admin_addr).map_err(|e| anyhow::anyhow!("cannot listen on admin address {admin_addr}: {e}"))?;
+    let admin_listener = std::net::TcpListener::bind(admin_addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on admin address {admin_addr}: {e}"))?;
     admin_listener.set_nonblocking(true)?;
-    let bound = Bound { admin: admin_listener.local_addr()?, listeners: bound };
+    let bound = Bound {
+        admin: admin_listener.local_addr()?,
+        listeners: bound,
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // max_connections counts per listener across all workers.
-    let limits: Vec<Arc<Semaphore>> = listeners.iter().map(|l| Arc::new(Semaphore::new(l.max_connections))).collect();
+    let limits: Vec<Arc<Semaphore>> = listeners
+        .iter()
+        .map(|l| Arc::new(Semaphore::new(l.max_connections)))
+        .collect();
     let mut threads = Vec::new();
     for (index, socks) in sockets.into_iter().enumerate() {
         let serving: Vec<Serving> = socks
             .into_iter()
             .zip(&listeners)
             .zip(&limits)
-            .map(|((socket, cfg), limit)| Serving { socket, cfg: cfg.clone(), limit: limit.clone() })
+            .map(|((socket, cfg), limit)| Serving {
+                socket,
+                cfg: cfg.clone(),
+                limit: limit.clone(),
+            })
             .collect();
         let (shared, shutdown) = (shared.clone(), shutdown_rx.clone());
-        threads.push(std::thread::Builder::new().name(format!("ballast-worker-{index}")).spawn(move || {
-            crate::worker::set_index(index);
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-            rt.block_on(worker(serving, shared, shutdown, drain));
-        })?);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("ballast-worker-{index}"))
+                .spawn(move || {
+                    crate::worker::set_index(index);
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("tokio runtime");
+                    rt.block_on(worker(serving, shared, shutdown, drain));
+                })?,
+        );
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
@@ -188,7 +211,11 @@ async fn worker(serving: Vec<Serving>, shared: Arc<Shared>, shutdown: watch::Rec
 /// Handle SIGHUP (reload) until SIGTERM or SIGINT.
 async fn wait_for_stop(shared: &Shared) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return std::future::pending().await;
     };

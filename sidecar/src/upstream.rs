@@ -60,7 +60,13 @@ impl Upstream {
             .collect::<Vec<_>>();
         let balancer = Balancer::new(config.balance, &endpoints);
         let clients = (0..workers.max(1)).map(|_| client(config)).collect();
-        Arc::new(Upstream { name: name.to_owned(), config: config.clone(), endpoints, balancer, clients })
+        Arc::new(Upstream {
+            name: name.to_owned(),
+            config: config.clone(),
+            endpoints,
+            balancer,
+            clients,
+        })
     }
 
     /// The calling worker's client.
@@ -104,11 +110,16 @@ const MAX_SCHEDULE: u64 = 4096;
 impl Balancer {
     fn new(balance: Balance, endpoints: &[EndpointState]) -> Self {
         match balance {
-            Balance::RoundRobin => Balancer::RoundRobin { next: AtomicUsize::new(0) },
+            Balance::RoundRobin => Balancer::RoundRobin {
+                next: AtomicUsize::new(0),
+            },
             Balance::P2cLeastRequest => Balancer::P2c,
             Balance::WeightedRoundRobin => {
                 let weights: Vec<u32> = endpoints.iter().map(|e| e.weight).collect();
-                Balancer::Weighted { next: AtomicUsize::new(0), schedule: smooth_wrr_cycle(&weights) }
+                Balancer::Weighted {
+                    next: AtomicUsize::new(0),
+                    schedule: smooth_wrr_cycle(&weights),
+                }
             }
         }
     }
@@ -125,7 +136,11 @@ impl Balancer {
             Balancer::P2c => {
                 let a = rand::random_range(0..n);
                 let b = (a + rand::random_range(1..n)) % n;
-                if endpoints[b].in_flight() < endpoints[a].in_flight() { b } else { a }
+                if endpoints[b].in_flight() < endpoints[a].in_flight() {
+                    b
+                } else {
+                    a
+                }
             }
         })
     }
@@ -139,7 +154,10 @@ fn smooth_wrr_cycle(weights: &[u32]) -> Vec<usize> {
     let mut w: Vec<i64> = weights.iter().map(|&x| (u64::from(x) / g) as i64).collect();
     let sum: i64 = w.iter().sum();
     if sum as u64 > MAX_SCHEDULE {
-        w = w.iter().map(|&x| ((x as u64 * MAX_SCHEDULE / sum as u64).max(1)) as i64).collect();
+        w = w
+            .iter()
+            .map(|&x| ((x as u64 * MAX_SCHEDULE / sum as u64).max(1)) as i64)
+            .collect();
     }
     let total: i64 = w.iter().sum();
     let mut current = vec![0i64; w.len()];
@@ -148,7 +166,9 @@ fn smooth_wrr_cycle(weights: &[u32]) -> Vec<usize> {
             for (c, &wi) in current.iter_mut().zip(&w) {
                 *c += wi;
             }
-            let best = (0..w.len()).max_by_key(|&i| (current[i], std::cmp::Reverse(i))).expect("non-empty");
+            let best = (0..w.len())
+                .max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
+                .expect("non-empty");
             current[best] -= total;
             best
         })
@@ -212,7 +232,10 @@ mod tests {
         let three = endpoints(&[1, 1, 1]);
         three[1].in_flight.store(5, Ordering::Relaxed);
         let c = counts(&Balancer::new(Balance::P2cLeastRequest, &three), &three, 3000);
-        assert!(c[1] < 100, "the busy endpoint only wins when drawn against itself: {c:?}");
+        assert!(
+            c[1] < 100,
+            "the busy endpoint only wins when drawn against itself: {c:?}"
+        );
         assert!(c[0] > 1000 && c[2] > 1000, "{c:?}");
     }
 }

@@ -10,7 +10,11 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_host_path_method_and_header_in_order() {
-    let (a, b, c) = (MockUpstream::start("a").await, MockUpstream::start("b").await, MockUpstream::start("c").await);
+    let (a, b, c) = (
+        MockUpstream::start("a").await,
+        MockUpstream::start("b").await,
+        MockUpstream::start("c").await,
+    );
     let cfg = config(
         &[("a", &[a.addr]), ("b", &[b.addr]), ("c", &[c.addr])],
         r#"
@@ -41,8 +45,24 @@ cluster = "a"
     let to = |r: &reqwest::Response| upstream_of(r);
     assert_eq!(to(&http.get(sc.url("/api/x")).send().await.unwrap()), "a");
     assert_eq!(to(&http.post(sc.url("/api/x")).send().await.unwrap()), "b");
-    assert_eq!(to(&http.get(sc.url("/api/x")).header("x-canary", "yes").send().await.unwrap()), "b");
-    assert_eq!(to(&http.get(sc.url("/api/x")).header("host", "admin.example.com").send().await.unwrap()), "c");
+    assert_eq!(
+        to(&http
+            .get(sc.url("/api/x"))
+            .header("x-canary", "yes")
+            .send()
+            .await
+            .unwrap()),
+        "b"
+    );
+    assert_eq!(
+        to(&http
+            .get(sc.url("/api/x"))
+            .header("host", "admin.example.com")
+            .send()
+            .await
+            .unwrap()),
+        "c"
+    );
     assert_eq!(to(&http.get(sc.url("/users/7")).send().await.unwrap()), "c");
     let miss = http.get(sc.url("/users/7/photos")).send().await.unwrap();
     assert_eq!(miss.status(), 404);
@@ -63,9 +83,16 @@ async fn spread(url: &str, n: usize) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_is_exact_and_weighted_follows_weights() {
-    let ups = [MockUpstream::start("u0").await, MockUpstream::start("u1").await, MockUpstream::start("u2").await];
+    let ups = [
+        MockUpstream::start("u0").await,
+        MockUpstream::start("u1").await,
+        MockUpstream::start("u2").await,
+    ];
     let addrs: Vec<_> = ups.iter().map(|u| u.addr).collect();
-    let mut cfg = config(&[("rr", &addrs)], "[[routes]]\nname = \"rr\"\nmatch = { path_prefix = \"/rr\" }\ncluster = \"rr\"\n[[routes]]\nname = \"w\"\nmatch = { path_prefix = \"/w\" }\ncluster = \"w\"\n[[routes]]\nname = \"p2c\"\nmatch = { path_prefix = \"/p2c\" }\ncluster = \"p2c\"\n");
+    let mut cfg = config(
+        &[("rr", &addrs)],
+        "[[routes]]\nname = \"rr\"\nmatch = { path_prefix = \"/rr\" }\ncluster = \"rr\"\n[[routes]]\nname = \"w\"\nmatch = { path_prefix = \"/w\" }\ncluster = \"w\"\n[[routes]]\nname = \"p2c\"\nmatch = { path_prefix = \"/p2c\" }\ncluster = \"p2c\"\n",
+    );
     cfg.push_str(&format!(
         "\n[clusters.w]\nbalance = \"weighted-round-robin\"\nendpoints = [{{ address = \"{}\", weight = 1 }}, {{ address = \"{}\", weight = 3 }}]\n",
         addrs[0], addrs[1]
@@ -83,7 +110,10 @@ async fn round_robin_is_exact_and_weighted_follows_weights() {
 
     let p = spread(&sc.url("/p2c"), 200).await;
     assert_eq!(p.values().sum::<usize>(), 200);
-    assert!(p.get("u0").is_some() && p.get("u2").is_some(), "both endpoints are used when idle: {p:?}");
+    assert!(
+        p.contains_key("u0") && p.contains_key("u2"),
+        "both endpoints are used when idle: {p:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +156,14 @@ cluster = "u"
     assert_eq!(generated.len(), 36, "a UUID is generated and returned");
     let e = echo(resp).await;
     let h = &e["headers"];
-    for gone in ["connection", "x-hop", "keep-alive", "proxy-authorization", "upgrade", "transfer-encoding"] {
+    for gone in [
+        "connection",
+        "x-hop",
+        "keep-alive",
+        "proxy-authorization",
+        "upgrade",
+        "transfer-encoding",
+    ] {
         assert!(h.get(gone).is_none(), "{gone} must not reach the upstream: {h}");
     }
     assert_eq!(h["te"][0], "trailers");
@@ -137,7 +174,13 @@ cluster = "u"
     assert_eq!(h["x-request-id"][0], generated.as_str());
     assert_eq!(e["path"], "/anything?q=1");
 
-    let resp = http.get(sc.url("/v1/orders/9?full=1")).header("x-request-id", "trace-me").header("x-debug", "1").send().await.unwrap();
+    let resp = http
+        .get(sc.url("/v1/orders/9?full=1"))
+        .header("x-request-id", "trace-me")
+        .header("x-debug", "1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "trace-me");
     assert_eq!(resp.headers()["x-served-by"], "ballast");
     assert!(resp.headers().get("x-upstream").is_none());
@@ -155,7 +198,12 @@ async fn failures_become_classified_responses() {
     let garbage = RawUpstream::start(b"this is not http\r\n\r\n").await;
     let closer = RawUpstream::start(b"").await;
     let cfg = config(
-        &[("u", &[up.addr]), ("dead", &[dead_addr()]), ("garbage", &[garbage.addr]), ("closer", &[closer.addr])],
+        &[
+            ("u", &[up.addr]),
+            ("dead", &[dead_addr()]),
+            ("garbage", &[garbage.addr]),
+            ("closer", &[closer.addr]),
+        ],
         r#"
 [[routes]]
 name = "dead"
@@ -195,19 +243,43 @@ cluster = "u"
         ("/slow/2000", 504, "timeout"),
     ];
     for (path, status, class) in cases {
-        let resp = http.get(sc.url(path)).send().await.unwrap_or_else(|e| panic!("{path}: connection failed: {e}"));
-        assert_eq!((resp.status().as_u16(), error_class(&resp)), (status, class.to_owned()), "{path}");
+        let resp = http
+            .get(sc.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: connection failed: {e}"));
+        assert_eq!(
+            (resp.status().as_u16(), error_class(&resp)),
+            (status, class.to_owned()),
+            "{path}"
+        );
         assert!(!resp.text().await.unwrap().is_empty(), "{path}: a short body explains");
     }
     // The sidecar keeps serving after every failure, on the same connection.
     assert_eq!(http.get(sc.url("/status/204")).send().await.unwrap().status(), 204);
-    assert_eq!(http.get(sc.url("/status/503")).send().await.unwrap().status(), 503, "upstream statuses pass through");
+    assert_eq!(
+        http.get(sc.url("/status/503")).send().await.unwrap().status(),
+        503,
+        "upstream statuses pass through"
+    );
 
     let big = http.post(sc.url("/small")).body(vec![b'x'; 4096]).send().await.unwrap();
-    assert_eq!((big.status().as_u16(), error_class(&big)), (413, "body-too-large".to_owned()));
+    assert_eq!(
+        (big.status().as_u16(), error_class(&big)),
+        (413, "body-too-large".to_owned())
+    );
     let chunks = futures_util::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 512])));
-    let big = http.post(sc.url("/small")).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
-    assert_eq!((big.status().as_u16(), error_class(&big)), (413, "body-too-large".to_owned()), "chunked bodies are capped too");
+    let big = http
+        .post(sc.url("/small"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (big.status().as_u16(), error_class(&big)),
+        (413, "body-too-large".to_owned()),
+        "chunked bodies are capped too"
+    );
     let ok = http.post(sc.url("/small")).body(vec![b'x'; 1000]).send().await.unwrap();
     assert_eq!(echo(ok).await["body_len"], 1000);
 }
@@ -220,8 +292,14 @@ async fn hundred_mebibytes_stream_both_ways_with_flat_memory() {
     let http = client();
 
     let chunk = bytes::Bytes::from(vec![b'y'; 256 * 1024]);
-    let upload = futures_util::stream::iter((0..SIZE / chunk.len()).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    let resp = http.post(sc.url("/sink")).body(reqwest::Body::wrap_stream(upload)).send().await.unwrap();
+    let upload =
+        futures_util::stream::iter((0..SIZE / chunk.len()).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let resp = http
+        .post(sc.url("/sink"))
+        .body(reqwest::Body::wrap_stream(upload))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(echo(resp).await["body_len"], SIZE);
 
     let mut resp = http.get(sc.url(&format!("/bytes/{SIZE}"))).send().await.unwrap();
@@ -232,7 +310,10 @@ async fn hundred_mebibytes_stream_both_ways_with_flat_memory() {
     assert_eq!(got, SIZE);
 
     let peak = rss_kib(sc.pid(), "VmHWM");
-    assert!(peak > 0 && peak < 48 * 1024, "sidecar peak RSS {peak} KiB while moving 2 x 100 MiB: bodies must stream, not buffer");
+    assert!(
+        peak > 0 && peak < 48 * 1024,
+        "sidecar peak RSS {peak} KiB while moving 2 x 100 MiB: bodies must stream, not buffer"
+    );
 }
 
 /// Send raw bytes on a fresh connection; return everything read until the peer closes or
@@ -265,7 +346,8 @@ fn raw_exchanges(addr: std::net::SocketAddr) {
     // Upgrade passthrough: after 101 the sidecar relays raw bytes both ways.
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n").unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -283,36 +365,71 @@ fn raw_exchanges(addr: std::net::SocketAddr) {
     }
 
     // Trailers reach a client that accepts them.
-    let resp = raw(addr, b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n", "x-checksum: 1234");
+    let resp = raw(
+        addr,
+        b"GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n",
+        "x-checksum: 1234",
+    );
     assert!(resp.contains("part one,") && resp.contains("part two"), "{resp}");
-    assert!(resp.to_ascii_lowercase().contains("x-checksum: 1234"), "trailers are forwarded: {resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("x-checksum: 1234"),
+        "trailers are forwarded: {resp}"
+    );
 
     // Expect: 100-continue is answered before the body is sent.
-    let resp = raw(addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", "100 Continue");
+    let resp = raw(
+        addr,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        "100 Continue",
+    );
     assert!(resp.starts_with("HTTP/1.1 100 Continue"), "{resp}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_downstream_and_h2_upstream() {
     let up = MockUpstream::start("u").await;
-    let mut cfg = config(&[("u", &[up.addr])], "[[routes]]\nmatch = { path_prefix = \"/h2up\" }\ncluster = \"h2\"\n[[routes]]\ncluster = \"u\"\n");
-    cfg.push_str(&format!("\n[clusters.h2]\nprotocol = \"http2\"\nendpoints = [{{ address = \"{}\" }}]\n", up.addr));
+    let mut cfg = config(
+        &[("u", &[up.addr])],
+        "[[routes]]\nmatch = { path_prefix = \"/h2up\" }\ncluster = \"h2\"\n[[routes]]\ncluster = \"u\"\n",
+    );
+    cfg.push_str(&format!(
+        "\n[clusters.h2]\nprotocol = \"http2\"\nendpoints = [{{ address = \"{}\" }}]\n",
+        up.addr
+    ));
     let sc = Proc::sidecar(BIN, &cfg);
-    let h2 = reqwest::Client::builder().no_proxy().http2_prior_knowledge().build().unwrap();
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let resp = h2.get(sc.url("/x")).send().await.unwrap();
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     let e = echo(resp).await;
     assert_eq!(e["version"], "HTTP/1.1", "HTTP/1.1 upstream");
-    assert!(e["headers"]["host"][0].as_str().unwrap().starts_with("127.0.0.1:"), ":authority becomes Host");
+    assert!(
+        e["headers"]["host"][0].as_str().unwrap().starts_with("127.0.0.1:"),
+        ":authority becomes Host"
+    );
 
     let e = echo(client().get(sc.url("/h2up")).send().await.unwrap()).await;
     assert_eq!(e["version"], "HTTP/2.0", "the cluster speaks h2 to its endpoints");
 }
 
 fn curl(args: &[&str]) -> (String, String) {
-    let out = std::process::Command::new("curl").args(["-sS", "--max-time", "10"]).args(args).output().expect("curl is installed");
-    assert!(out.status.success(), "curl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl is installed");
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,14 +437,29 @@ async fn curl_over_http1_and_h2_prior_knowledge() {
     let up = MockUpstream::start("u").await;
     let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], "[[routes]]\ncluster = \"u\"\n"));
     let url = sc.url("/hello");
-    let (out, _) = tokio::task::spawn_blocking(move || curl(&["-i", "--http1.1", &url])).await.unwrap();
+    let (out, _) = tokio::task::spawn_blocking(move || curl(&["-i", "--http1.1", &url]))
+        .await
+        .unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.contains("\"path\":\"/hello\""), "{out}");
     let url = sc.url("/hello");
-    let (out, _) = tokio::task::spawn_blocking(move || curl(&["-i", "--http2-prior-knowledge", &url])).await.unwrap();
+    let (out, _) = tokio::task::spawn_blocking(move || curl(&["-i", "--http2-prior-knowledge", &url]))
+        .await
+        .unwrap();
     assert!(out.starts_with("HTTP/2 200"), "{out}");
     let url = sc.url("/upload");
-    let (out, err) = tokio::task::spawn_blocking(move || curl(&["-v", "-H", "Expect: 100-continue", "--data-binary", &"z".repeat(2048), &url])).await.unwrap();
+    let (out, err) = tokio::task::spawn_blocking(move || {
+        curl(&[
+            "-v",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            &"z".repeat(2048),
+            &url,
+        ])
+    })
+    .await
+    .unwrap();
     assert!(err.contains("100 Continue"), "curl saw the interim response: {err}");
     assert!(out.contains("\"body_len\":2048"), "{out}");
 }
@@ -337,16 +469,32 @@ async fn wrk_load_sees_no_errors() {
     let up = MockUpstream::start("u").await;
     let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], "[[routes]]\ncluster = \"u\"\n"));
     let url = sc.url("/status/200");
-    let out = tokio::task::spawn_blocking(move || std::process::Command::new("wrk").args(["-t1", "-c16", "-d2s", &url]).output().expect("wrk is installed"))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("wrk")
+            .args(["-t1", "-c16", "-d2s", &url])
+            .output()
+            .expect("wrk is installed")
+    })
+    .await
+    .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(!text.contains("Non-2xx"), "{text}");
     assert!(!text.contains("Socket errors"), "{text}");
-    let requests: u64 = text.lines().find_map(|l| l.trim().split(" requests in").next().filter(|_| l.contains("requests in")).and_then(|n| n.trim().parse().ok())).unwrap_or(0);
+    let requests: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .split(" requests in")
+                .next()
+                .filter(|_| l.contains("requests in"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0);
     assert!(requests > 100, "wrk completed {requests} requests: {text}");
     let reached = up.requests() as u64;
-    assert!(reached >= requests && reached <= requests + 16, "{reached} upstream requests for {requests} completed (+ up to 16 cut off)");
+    assert!(
+        reached >= requests && reached <= requests + 16,
+        "{reached} upstream requests for {requests} completed (+ up to 16 cut off)"
+    );
 }
-

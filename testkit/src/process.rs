@@ -31,7 +31,11 @@ impl Proc {
         std::fs::write(&config_path, config).unwrap();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let mut cmd = Command::new(bin);
-        cmd.arg("--config").arg(&config_path).stdout(Stdio::piped()).stderr(stderr).stdin(Stdio::null());
+        cmd.arg("--config")
+            .arg(&config_path)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .stdin(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -41,14 +45,19 @@ impl Proc {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let Some(ready) = v.get("ready") {
-                        let _ = tx.send(ready.clone());
-                    }
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(ready) = v.get("ready")
+                {
+                    let _ = tx.send(ready.clone());
                 }
             }
         });
-        let mut proc = Proc { child, dir, config_path, ready: serde_json::Value::Null };
+        let mut proc = Proc {
+            child,
+            dir,
+            config_path,
+            ready: serde_json::Value::Null,
+        };
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(ready) => proc.ready = ready,
             Err(_) => panic!("{bin} did not report ready; stderr:\n{}", proc.stderr()),
@@ -122,6 +131,15 @@ pub fn rss_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix(field).and_then(|r| r.trim_start_matches(':').trim().trim_end_matches("kB").trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(field).and_then(|r| {
+                r.trim_start_matches(':')
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+        })
         .unwrap_or(0)
 }

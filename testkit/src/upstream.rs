@@ -48,18 +48,27 @@ impl MockUpstream {
         let (name2, count) = (name.to_owned(), requests.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (name, count) = (name2.clone(), count.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         count.fetch_add(1, Ordering::Relaxed);
                         respond(name.clone(), req)
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await;
                 });
             }
         });
-        MockUpstream { addr, name: name.to_owned(), requests, task }
+        MockUpstream {
+            addr,
+            name: name.to_owned(),
+            requests,
+            task,
+        }
     }
 
     /// Requests received so far.
@@ -87,7 +96,11 @@ async fn respond(name: String, mut req: Request<Incoming>) -> Result<Response<Bo
     let path = req.uri().path().to_owned();
     let mut resp = if let Some(code) = path.strip_prefix("/status/") {
         let mut r = Response::new(full("status\n"));
-        *r.status_mut() = code.parse::<u16>().ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::BAD_REQUEST);
+        *r.status_mut() = code
+            .parse::<u16>()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
         r
     } else if let Some(ms) = path.strip_prefix("/slow/") {
         tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(100))).await;
@@ -97,9 +110,14 @@ async fn respond(name: String, mut req: Request<Incoming>) -> Result<Response<Bo
     } else if path == "/trailers" {
         let mut trailers = HeaderMap::new();
         trailers.insert("x-checksum", HeaderValue::from_static("1234"));
-        let frames = vec![Ok(Frame::data(Bytes::from_static(b"part one,"))), Ok(Frame::data(Bytes::from_static(b"part two"))), Ok(Frame::trailers(trailers))];
+        let frames = vec![
+            Ok(Frame::data(Bytes::from_static(b"part one,"))),
+            Ok(Frame::data(Bytes::from_static(b"part two"))),
+            Ok(Frame::trailers(trailers)),
+        ];
         let mut r = Response::new(BodyExt::boxed(StreamBody::new(futures_util::stream::iter(frames))));
-        r.headers_mut().insert("trailer", HeaderValue::from_static("x-checksum"));
+        r.headers_mut()
+            .insert("trailer", HeaderValue::from_static("x-checksum"));
         r
     } else if path == "/ws" {
         let on_upgrade = hyper::upgrade::on(&mut req);
@@ -117,14 +135,16 @@ async fn respond(name: String, mut req: Request<Incoming>) -> Result<Response<Bo
         let mut r = Response::new(Empty::new().map_err(|never| match never {}).boxed());
         *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         r.headers_mut().insert("upgrade", HeaderValue::from_static("echo"));
-        r.headers_mut().insert("connection", HeaderValue::from_static("upgrade"));
+        r.headers_mut()
+            .insert("connection", HeaderValue::from_static("upgrade"));
         r
     } else if path == "/reset" {
         return Err(Reset);
     } else {
         echo(req).await
     };
-    resp.headers_mut().insert("x-upstream", HeaderValue::from_str(&name).unwrap());
+    resp.headers_mut()
+        .insert("x-upstream", HeaderValue::from_str(&name).unwrap());
     Ok(resp)
 }
 
@@ -144,7 +164,10 @@ async fn echo(req: Request<Incoming>) -> Response<Body> {
     }
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in &parts.headers {
-        headers.entry(k.to_string()).or_default().push(v.to_str().unwrap_or_default().to_owned());
+        headers
+            .entry(k.to_string())
+            .or_default()
+            .push(v.to_str().unwrap_or_default().to_owned());
     }
     let json = serde_json::json!({
         "method": parts.method.as_str(),
@@ -155,7 +178,8 @@ async fn echo(req: Request<Incoming>) -> Response<Body> {
         "trailers": trailers,
     });
     let mut r = Response::new(full(json.to_string()));
-    r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     r
 }
 
@@ -191,7 +215,9 @@ impl RawUpstream {
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = listener.accept().await else { continue };
+                let Ok((mut s, _)) = listener.accept().await else {
+                    continue;
+                };
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 65536];
                     let mut seen = Vec::new();
@@ -215,4 +241,3 @@ impl Drop for RawUpstream {
         self.task.abort();
     }
 }
-

@@ -17,7 +17,12 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(path: impl Into<String>, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), span, message: message.into(), hint: None }
+        ConfigError {
+            path: path.into(),
+            span,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -37,7 +42,11 @@ pub struct ConfigErrors {
 
 impl ConfigErrors {
     pub fn new(file: impl Into<String>, source_text: impl Into<String>, errors: Vec<ConfigError>) -> Self {
-        ConfigErrors { file: file.into(), source_text: source_text.into(), errors }
+        ConfigErrors {
+            file: file.into(),
+            source_text: source_text.into(),
+            errors,
+        }
     }
 
     /// A file that could not be read at all.
@@ -45,7 +54,11 @@ impl ConfigErrors {
         let file = file.into();
         let error = ConfigError::new("", None, format!("cannot read the file: {err}"))
             .hint("check the path given to --config and its permissions");
-        ConfigErrors { file, source_text: String::new(), errors: vec![error] }
+        ConfigErrors {
+            file,
+            source_text: String::new(),
+            errors: vec![error],
+        }
     }
 
     /// 1-based line and column of a byte offset.
@@ -71,9 +84,18 @@ impl ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        writeln!(f, "{}: {n} error{} in the config", self.file, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{}: {n} error{} in the config",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.errors {
-            let path = if e.path.is_empty() { String::new() } else { format!("{}: ", e.path) };
+            let path = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", e.path)
+            };
             writeln!(f, "error: {}: {path}{}", self.location(e), e.message)?;
             if let Some(hint) = &e.hint {
                 writeln!(f, "  fix: {hint}")?;
@@ -93,19 +115,27 @@ pub fn did_you_mean<'a>(input: &str, known: impl IntoIterator<Item = &'a str>) -
         .map(|(_, k)| k)
 }
 
+/// Edit distance counting a swap of two neighbours as one edit (optimal string alignment),
+/// since `shpo` for `shop` is the commonest typo.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -125,6 +155,7 @@ mod tests {
         let known = ["cluster", "timeout", "name"];
         assert_eq!(did_you_mean("clustr", known), Some("cluster"));
         assert_eq!(did_you_mean("timeot", known), Some("timeout"));
+        assert_eq!(did_you_mean("shpo", ["shop", "auth"]), Some("shop"));
         assert_eq!(did_you_mean("zzzzzz", known), None);
     }
 }

@@ -4,10 +4,10 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::Config;
 use super::error::{ConfigError, ConfigErrors, did_you_mean};
 use super::spec::{AdminSpec, ClusterSpec, ListenerSpec, RouteSpec, RuntimeSpec};
 use super::validate::validate;
-use super::Config;
 
 /// Every section of the file, as written.
 #[derive(Debug, Default)]
@@ -28,7 +28,8 @@ const SECTIONS: [&str; 5] = ["runtime", "admin", "listeners", "routes", "cluster
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
     let spec = parse_spec(text, &mut errors);
-    let config = validate(spec, &mut errors);
+    // After a syntax error the document is partial: semantic checks would only add noise.
+    let config = spec.and_then(|spec| validate(spec, &mut errors));
     if errors.is_empty() {
         Ok(config.expect("validation without errors yields a config"))
     } else {
@@ -37,14 +38,14 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
-fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> FileSpec {
+fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> Option<FileSpec> {
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         errors.extend(syntax.into_iter().map(|e| {
             ConfigError::new("", e.span(), format!("TOML syntax: {}", e.message().trim()))
                 .hint("fix the TOML syntax at this position")
         }));
-        return FileSpec::default();
+        return None;
     }
     let mut spec = FileSpec::default();
     for (key, value) in doc.into_inner() {
@@ -55,7 +56,9 @@ fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> FileSpec {
             "listeners" => {
                 let span = value.span();
                 let items = array(value, "listeners", errors).into_iter();
-                let listeners = items.enumerate().map(|(i, v)| item(v, &format!("listeners[{i}]"), errors));
+                let listeners = items
+                    .enumerate()
+                    .map(|(i, v)| item(v, &format!("listeners[{i}]"), errors));
                 spec.listeners = Some(Spanned::new(span, listeners.collect()));
             }
             "routes" => {
@@ -66,7 +69,8 @@ fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> FileSpec {
                 for (name, v) in table(value, "clusters", errors) {
                     let path = format!("clusters.{}", name.get_ref());
                     let cluster = item(v, &path, errors);
-                    spec.clusters.push((Spanned::new(name.span(), name.get_ref().to_string()), cluster));
+                    spec.clusters
+                        .push((Spanned::new(name.span(), name.get_ref().to_string()), cluster));
                 }
             }
             other => {
@@ -79,14 +83,29 @@ fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> FileSpec {
             }
         }
     }
-    spec
+    Some(spec)
 }
 
 /// Deserialize one value, recording (not returning) its error.
 fn item<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, path: &str, errors: &mut Vec<ConfigError>) -> Option<T> {
     let span = value.span();
-    T::deserialize(ValueDeserializer::from(value))
-        .map_err(|e| errors.push(serde_error(path, e.span().or(Some(span)), e.message())))
+    serde_path_to_error::deserialize(ValueDeserializer::from(value))
+        .map_err(|e| {
+            // The path inside the item, e.g. `match.headers[0].name`.
+            // (`Spanned` adds a private segment of its own; drop it.)
+            let inner = e
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "")
+                .replace("$__serde_spanned_private_value", "");
+            let full = if inner.is_empty() || inner == "." {
+                path.to_owned()
+            } else {
+                format!("{path}.{inner}")
+            };
+            let e = e.into_inner();
+            errors.push(serde_error(&full, e.span().or(Some(span)), e.message()));
+        })
         .ok()
 }
 
@@ -96,8 +115,12 @@ fn array<'i>(value: Spanned<DeValue<'i>>, path: &str, errors: &mut Vec<ConfigErr
         DeValue::Array(items) => items.iter().cloned().collect(),
         other => {
             errors.push(
-                ConfigError::new(path, Some(span), format!("expected a list, found a {}", other.type_str()))
-                    .hint(format!("write it as [[{path}]] tables")),
+                ConfigError::new(
+                    path,
+                    Some(span),
+                    format!("expected a list, found a {}", other.type_str()),
+                )
+                .hint(format!("write it as [[{path}]] tables")),
             );
             Vec::new()
         }
@@ -112,8 +135,12 @@ fn table<'i>(value: Spanned<DeValue<'i>>, path: &str, errors: &mut Vec<ConfigErr
         DeValue::Table(t) => t.into_iter().collect(),
         other => {
             errors.push(
-                ConfigError::new(path, Some(span), format!("expected a table, found a {}", other.type_str()))
-                    .hint(format!("write it as [{path}.<name>] tables")),
+                ConfigError::new(
+                    path,
+                    Some(span),
+                    format!("expected a table, found a {}", other.type_str()),
+                )
+                .hint(format!("write it as [{path}.<name>] tables")),
             );
             Vec::new()
         }
@@ -123,9 +150,17 @@ fn table<'i>(value: Spanned<DeValue<'i>>, path: &str, errors: &mut Vec<ConfigErr
 /// serde's messages name the problem; add the fix where we can tell it.
 fn serde_error(path: &str, span: Option<std::ops::Range<usize>>, message: &str) -> ConfigError {
     let message = message.trim().to_owned();
+    // Our own value parsers say how to write the value after "; ".
+    if let Some((what, fix)) = message.split_once("; write it like ") {
+        return ConfigError::new(path, span, what).hint(format!("write it like {fix}"));
+    }
     let hint = if let Some(rest) = message.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default();
-        let expected: Vec<&str> = rest.split('`').skip(1).filter(|s| !s.contains(',') && !s.trim().is_empty() && !s.contains(' ')).collect();
+        let expected: Vec<&str> = rest
+            .split('`')
+            .skip(1)
+            .filter(|s| !s.contains(',') && !s.trim().is_empty() && !s.contains(' '))
+            .collect();
         match did_you_mean(field, expected.iter().copied()) {
             Some(s) => format!("did you mean `{s}`? (unknown fields are errors, so typos do not pass silently)"),
             None => format!("remove `{field}`; valid fields are {}", expected.join(", ")),

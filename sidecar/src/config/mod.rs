@@ -127,17 +127,13 @@ pub enum HostMatch {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(Default)]
 pub enum PathMatch {
+    #[default]
     Any,
     Exact(String),
     Prefix(String),
     Regex(#[serde(serialize_with = "ser::regex")] Regex),
-}
-
-impl Default for PathMatch {
-    fn default() -> Self {
-        PathMatch::Any
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]

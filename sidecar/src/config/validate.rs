@@ -43,7 +43,13 @@ impl Checker<'_> {
     fn positive(&mut self, path: &str, value: Option<&Spanned<HumanDuration>>, default: Duration) -> Duration {
         match value {
             Some(v) if v.get_ref().get().is_zero() => {
-                self.err(path, v.span(), format!("{path} is zero"), "use a positive duration such as \"1s\"");
+                let field = path.rsplit('.').next().unwrap_or(path);
+                self.err(
+                    path,
+                    v.span(),
+                    format!("{field} is zero"),
+                    "use a positive duration such as \"1s\"",
+                );
                 default
             }
             Some(v) => v.get_ref().get(),
@@ -54,7 +60,12 @@ impl Checker<'_> {
     fn header_name(&mut self, path: &str, span: Range<usize>, name: &str) -> Option<HeaderName> {
         HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| {
-                self.err(path, span, format!("invalid header name {name:?}"), "header names are tokens such as \"x-team\"")
+                self.err(
+                    path,
+                    span,
+                    format!("invalid header name {name:?}"),
+                    "header names are tokens such as \"x-team\"",
+                )
             })
             .ok()
     }
@@ -80,7 +91,10 @@ impl Checker<'_> {
     }
 
     fn header_names(&mut self, path: &str, names: &[Spanned<String>]) -> Vec<HeaderName> {
-        names.iter().filter_map(|n| self.header_name(path, n.span(), n.get_ref())).collect()
+        names
+            .iter()
+            .filter_map(|n| self.header_name(path, n.span(), n.get_ref()))
+            .collect()
     }
 }
 
@@ -109,41 +123,74 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
         if let Some(r) = route_spec(&mut c, i, route, &declared) {
             if !names.insert(r.name.clone()) {
                 let span = route.name.as_ref().map_or(route.cluster.span(), |n| n.span());
-                c.err(format!("routes[{i}].name"), span, format!("duplicate route name {:?}", r.name), "give each route a unique name");
+                c.err(
+                    format!("routes[{i}].name"),
+                    span,
+                    format!("duplicate route name {:?}", r.name),
+                    "give each route a unique name",
+                );
             }
             routes.push(r);
         }
     }
     if spec.routes.is_empty() {
-        c.errors.push(ConfigError::new("routes", None, "no routes: every request would get 404").hint("add a [[routes]] table with a match and a cluster"));
+        c.errors.push(
+            ConfigError::new("routes", None, "no routes: every request would get 404")
+                .hint("add a [[routes]] table with a match and a cluster"),
+        );
     }
 
-    (c.errors.len() == before).then(|| Config { runtime, admin, listeners, routes, clusters })
+    (c.errors.len() == before).then(|| Config {
+        runtime,
+        admin,
+        listeners,
+        routes,
+        clusters,
+    })
 }
 
 fn runtime(c: &mut Checker, spec: &FileSpec) -> Runtime {
     let workers = match &spec.runtime.worker_threads {
         Some(w) if *w.get_ref() == 0 => {
-            c.err("runtime.worker_threads", w.span(), "worker_threads is 0", "use at least 1, or remove it for one per CPU core");
+            c.err(
+                "runtime.worker_threads",
+                w.span(),
+                "worker_threads is 0",
+                "use at least 1, or remove it for one per CPU core",
+            );
             1
         }
         Some(w) => *w.get_ref(),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let drain = c.positive("runtime.drain_timeout", spec.runtime.drain_timeout.as_ref(), DEFAULT_DRAIN);
-    Runtime { worker_threads: workers, drain_timeout: drain }
+    let drain = c.positive(
+        "runtime.drain_timeout",
+        spec.runtime.drain_timeout.as_ref(),
+        DEFAULT_DRAIN,
+    );
+    Runtime {
+        worker_threads: workers,
+        drain_timeout: drain,
+    }
 }
 
 fn admin(c: &mut Checker, spec: &FileSpec) -> Admin {
     let default: SocketAddr = DEFAULT_ADMIN.parse().expect("valid default");
     let token = spec.admin.token.clone().filter(|t| !t.is_empty());
-    let Some(listen) = &spec.admin.listen else { return Admin { listen: default, token } };
-    let Some(addr) = socket_addr(c, "admin.listen", listen) else { return Admin { listen: default, token } };
+    let Some(listen) = &spec.admin.listen else {
+        return Admin { listen: default, token };
+    };
+    let Some(addr) = socket_addr(c, "admin.listen", listen) else {
+        return Admin { listen: default, token };
+    };
     if !addr.ip().is_loopback() && token.is_none() {
         c.err(
             "admin.listen",
             listen.span(),
-            format!("admin API on non-loopback address {:?} without a token", listen.get_ref()),
+            format!(
+                "admin API on non-loopback address {:?} without a token",
+                listen.get_ref()
+            ),
             "set admin.token (callers then send `Authorization: Bearer <token>`), or listen on 127.0.0.1",
         );
     }
@@ -155,18 +202,31 @@ fn socket_addr(c: &mut Checker, path: &str, value: &Spanned<String>) -> Option<S
         .get_ref()
         .parse()
         .map_err(|_| {
-            c.err(path, value.span(), format!("invalid address {:?}", value.get_ref()), "write an IP and a port, such as \"127.0.0.1:8080\" or \"[::1]:8080\"")
+            c.err(
+                path,
+                value.span(),
+                format!("invalid address {:?}", value.get_ref()),
+                "write an IP and a port, such as \"127.0.0.1:8080\" or \"[::1]:8080\"",
+            )
         })
         .ok()
 }
 
 fn listeners(c: &mut Checker, spec: &FileSpec, admin: &Admin) -> Vec<Listener> {
     let Some(items) = &spec.listeners else {
-        c.errors.push(ConfigError::new("listeners", None, "no listeners: the sidecar would accept no traffic").hint("add a [[listeners]] table with listen = \"0.0.0.0:8080\""));
+        c.errors.push(
+            ConfigError::new("listeners", None, "no listeners: the sidecar would accept no traffic")
+                .hint("add a [[listeners]] table with listen = \"0.0.0.0:8080\""),
+        );
         return Vec::new();
     };
     if items.get_ref().is_empty() {
-        c.err("listeners", items.span(), "no listeners: the sidecar would accept no traffic", "add a [[listeners]] table with listen = \"0.0.0.0:8080\"");
+        c.err(
+            "listeners",
+            items.span(),
+            "no listeners: the sidecar would accept no traffic",
+            "add a [[listeners]] table with listen = \"0.0.0.0:8080\"",
+        );
     }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -176,9 +236,19 @@ fn listeners(c: &mut Checker, spec: &FileSpec, admin: &Admin) -> Vec<Listener> {
             // Port 0 asks the kernel for a free port: never a conflict.
             if listener.listen.port() == 0 {
             } else if !seen.insert(listener.listen) {
-                c.err(format!("listeners[{i}].listen"), l.listen.span(), format!("duplicate listener address {:?}", l.listen.get_ref()), "each listener needs its own address; remove one");
+                c.err(
+                    format!("listeners[{i}].listen"),
+                    l.listen.span(),
+                    format!("duplicate listener address {:?}", l.listen.get_ref()),
+                    "each listener needs its own address; remove one",
+                );
             } else if listener.listen == admin.listen {
-                c.err(format!("listeners[{i}].listen"), l.listen.span(), format!("listener address {:?} is also the admin address", l.listen.get_ref()), "move the admin API ([admin] listen) or the listener to another port");
+                c.err(
+                    format!("listeners[{i}].listen"),
+                    l.listen.span(),
+                    format!("listener address {:?} is also the admin address", l.listen.get_ref()),
+                    "move the admin API ([admin] listen) or the listener to another port",
+                );
             }
             out.push(listener);
         }
@@ -191,7 +261,12 @@ fn listener(c: &mut Checker, i: usize, l: &ListenerSpec) -> Option<Listener> {
     let listen = socket_addr(c, &p("listen"), &l.listen);
     let max_connections = match &l.max_connections {
         Some(m) if *m.get_ref() == 0 => {
-            c.err(p("max_connections"), m.span(), "max_connections is 0", "use at least 1, or remove it for the default (10000)");
+            c.err(
+                p("max_connections"),
+                m.span(),
+                "max_connections is 0",
+                "use at least 1, or remove it for the default (10000)",
+            );
             1
         }
         Some(m) => *m.get_ref(),
@@ -199,7 +274,12 @@ fn listener(c: &mut Checker, i: usize, l: &ListenerSpec) -> Option<Listener> {
     };
     let header = match &l.max_request_header_size {
         Some(s) if (s.get_ref().get() as usize) < MIN_HEADER_SIZE => {
-            c.err(p("max_request_header_size"), s.span(), format!("max_request_header_size {} is below 8KiB", s.get_ref()), "use at least \"8KiB\"");
+            c.err(
+                p("max_request_header_size"),
+                s.span(),
+                format!("max_request_header_size {} is below 8KiB", s.get_ref()),
+                "use at least \"8KiB\"",
+            );
             MIN_HEADER_SIZE
         }
         Some(s) => s.get_ref().get() as usize,
@@ -209,7 +289,11 @@ fn listener(c: &mut Checker, i: usize, l: &ListenerSpec) -> Option<Listener> {
         listen: listen?,
         max_connections,
         max_request_header_size: header,
-        header_read_timeout: c.positive(&p("header_read_timeout"), l.header_read_timeout.as_ref(), DEFAULT_HEADER_READ_TIMEOUT),
+        header_read_timeout: c.positive(
+            &p("header_read_timeout"),
+            l.header_read_timeout.as_ref(),
+            DEFAULT_HEADER_READ_TIMEOUT,
+        ),
         idle_timeout: c.positive(&p("idle_timeout"), l.idle_timeout.as_ref(), DEFAULT_IDLE_TIMEOUT),
     })
 }
@@ -218,7 +302,12 @@ fn cluster_spec(c: &mut Checker, name: &str, spec: &ClusterSpec) -> Option<Clust
     let p = |f: &str| format!("clusters.{name}.{f}");
     let mut ok = true;
     if spec.endpoints.get_ref().is_empty() {
-        c.err(p("endpoints"), spec.endpoints.span(), "endpoint list is empty", "add at least one endpoint: endpoints = [{ address = \"127.0.0.1:8081\" }]");
+        c.err(
+            p("endpoints"),
+            spec.endpoints.span(),
+            "endpoint list is empty",
+            "add at least one endpoint: endpoints = [{ address = \"127.0.0.1:8081\" }]",
+        );
         ok = false;
     }
     let mut endpoints = Vec::new();
@@ -226,31 +315,57 @@ fn cluster_spec(c: &mut Checker, name: &str, spec: &ClusterSpec) -> Option<Clust
     for (i, e) in spec.endpoints.get_ref().iter().enumerate() {
         let addr = e.address.get_ref();
         if !valid_host_port(addr) {
-            c.err(p(&format!("endpoints[{i}].address")), e.address.span(), format!("invalid endpoint address {addr:?}"), "write host:port, such as \"127.0.0.1:8081\" or \"payments.internal:80\"");
+            c.err(
+                p(&format!("endpoints[{i}].address")),
+                e.address.span(),
+                format!("invalid endpoint address {addr:?}"),
+                "write host:port, such as \"127.0.0.1:8081\" or \"payments.internal:80\"",
+            );
             ok = false;
         } else if !seen.insert(addr.clone()) {
-            c.err(p(&format!("endpoints[{i}].address")), e.address.span(), format!("duplicate endpoint {addr:?}"), "list each endpoint once; use weight to send it more traffic");
+            c.err(
+                p(&format!("endpoints[{i}].address")),
+                e.address.span(),
+                format!("duplicate endpoint {addr:?}"),
+                "list each endpoint once; use weight to send it more traffic",
+            );
             ok = false;
         }
         let weight = match &e.weight {
             Some(w) if *w.get_ref() == 0 => {
-                c.err(p(&format!("endpoints[{i}].weight")), w.span(), "weight is 0", "use a weight of at least 1, or remove the endpoint");
+                c.err(
+                    p(&format!("endpoints[{i}].weight")),
+                    w.span(),
+                    "weight is 0",
+                    "use a weight of at least 1, or remove the endpoint",
+                );
                 ok = false;
                 1
             }
             Some(w) => *w.get_ref(),
             None => 1,
         };
-        endpoints.push(Endpoint { address: addr.clone(), weight });
+        endpoints.push(Endpoint {
+            address: addr.clone(),
+            weight,
+        });
     }
     let pool = spec.pool.as_ref();
     let cluster = Cluster {
         endpoints,
         balance: spec.balance.unwrap_or_default(),
         protocol: spec.protocol.unwrap_or_default(),
-        connect_timeout: c.positive(&p("connect_timeout"), spec.connect_timeout.as_ref(), DEFAULT_CONNECT_TIMEOUT),
+        connect_timeout: c.positive(
+            &p("connect_timeout"),
+            spec.connect_timeout.as_ref(),
+            DEFAULT_CONNECT_TIMEOUT,
+        ),
         max_idle_per_endpoint: pool.and_then(|p| p.max_idle_per_endpoint).unwrap_or(DEFAULT_MAX_IDLE),
-        idle_timeout: c.positive(&p("pool.idle_timeout"), pool.and_then(|p| p.idle_timeout.as_ref()), DEFAULT_POOL_IDLE),
+        idle_timeout: c.positive(
+            &p("pool.idle_timeout"),
+            pool.and_then(|p| p.idle_timeout.as_ref()),
+            DEFAULT_POOL_IDLE,
+        ),
     };
     ok.then_some(cluster)
 }
@@ -264,7 +379,9 @@ fn valid_host_port(s: &str) -> bool {
         Some((host, port)) => {
             !host.is_empty()
                 && port.parse::<u16>().is_ok_and(|p| p > 0)
-                && host.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-' || ch == '_')
+                && host
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-' || ch == '_')
         }
         None => false,
     }
@@ -273,11 +390,23 @@ fn valid_host_port(s: &str) -> bool {
 fn route_spec(c: &mut Checker, i: usize, spec: &RouteSpec, clusters: &[&str]) -> Option<Route> {
     let p = |f: &str| format!("routes[{i}].{f}");
     let before = c.errors.len();
-    let name = spec.name.as_ref().map_or_else(|| format!("route-{i}"), |n| n.get_ref().clone());
-    if let Some(n) = &spec.name {
-        if n.get_ref().is_empty() || !n.get_ref().chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
-            c.err(p("name"), n.span(), format!("route name {:?} is not a plain identifier", n.get_ref()), "use letters, digits, '-', '_' or '.' (names become metric labels)");
-        }
+    let name = spec
+        .name
+        .as_ref()
+        .map_or_else(|| format!("route-{i}"), |n| n.get_ref().clone());
+    if let Some(n) = &spec.name
+        && (n.get_ref().is_empty()
+            || !n
+                .get_ref()
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)))
+    {
+        c.err(
+            p("name"),
+            n.span(),
+            format!("route name {:?} is not a plain identifier", n.get_ref()),
+            "use letters, digits, '-', '_' or '.' (names become metric labels)",
+        );
     }
 
     let cluster = spec.cluster.get_ref();
@@ -293,27 +422,56 @@ fn route_spec(c: &mut Checker, i: usize, spec: &RouteSpec, clusters: &[&str]) ->
                 }
             }
         };
-        c.err(p("cluster"), spec.cluster.span(), format!("unknown cluster {cluster:?}"), hint);
+        c.err(
+            p("cluster"),
+            spec.cluster.span(),
+            format!("unknown cluster {cluster:?}"),
+            hint,
+        );
     }
 
-    let matcher = spec.matcher.as_ref().map(|m| route_match(c, &p("match"), m.span(), m.get_ref())).unwrap_or_default();
+    let matcher = spec
+        .matcher
+        .as_ref()
+        .map(|m| route_match(c, &p("match"), m.span(), m.get_ref()))
+        .unwrap_or_default();
     let timeout = c.positive(&p("timeout"), spec.timeout.as_ref(), DEFAULT_ROUTE_TIMEOUT);
 
     if let Some(rw) = &spec.prefix_rewrite {
         if !matches!(matcher.path, PathMatch::Prefix(_)) {
-            c.err(p("prefix_rewrite"), rw.span(), "prefix_rewrite needs a path_prefix match", "add match = { path_prefix = \"/...\" } or remove prefix_rewrite");
+            c.err(
+                p("prefix_rewrite"),
+                rw.span(),
+                "prefix_rewrite needs a path_prefix match",
+                "add match = { path_prefix = \"/...\" } or remove prefix_rewrite",
+            );
         } else if !rw.get_ref().starts_with('/') {
-            c.err(p("prefix_rewrite"), rw.span(), format!("prefix_rewrite {:?} does not start with '/'", rw.get_ref()), "start it with '/', such as \"/v2/\"");
+            c.err(
+                p("prefix_rewrite"),
+                rw.span(),
+                format!("prefix_rewrite {:?} does not start with '/'", rw.get_ref()),
+                "start it with '/', such as \"/v2/\"",
+            );
         }
     }
     let host = match (&spec.host_rewrite, spec.host_rewrite_to_endpoint) {
         (Some(h), true) => {
-            c.err(p("host_rewrite"), h.span(), "host_rewrite and host_rewrite_to_endpoint both set", "keep one of them");
+            c.err(
+                p("host_rewrite"),
+                h.span(),
+                "host_rewrite and host_rewrite_to_endpoint both set",
+                "keep one of them",
+            );
             HostPolicy::Preserve
         }
         (Some(h), false) => {
             if HeaderValue::from_str(h.get_ref()).is_err() || h.get_ref().is_empty() {
-                c.err(p("host_rewrite"), h.span(), format!("invalid host {:?}", h.get_ref()), "write a host name, such as \"api.internal\"");
+                c.err(
+                    p("host_rewrite"),
+                    h.span(),
+                    format!("invalid host {:?}", h.get_ref()),
+                    "write a host name, such as \"api.internal\"",
+                );
             }
             HostPolicy::Rewrite(h.get_ref().clone())
         }
@@ -343,7 +501,12 @@ fn route_match(c: &mut Checker, path: &str, span: Range<usize>, m: &MatchSpec) -
     let host = m.host.as_ref().map(|h| {
         let v = h.get_ref().to_ascii_lowercase();
         if v.is_empty() || v.contains('/') {
-            c.err(p("host"), h.span(), format!("invalid host {:?}", h.get_ref()), "write a host name such as \"api.example.com\" or \"*.example.com\"");
+            c.err(
+                p("host"),
+                h.span(),
+                format!("invalid host {:?}", h.get_ref()),
+                "write a host name such as \"api.example.com\" or \"*.example.com\"",
+            );
         }
         match v.strip_prefix("*.") {
             Some(suffix) => HostMatch::Suffix(format!(".{suffix}")),
@@ -353,11 +516,21 @@ fn route_match(c: &mut Checker, path: &str, span: Range<usize>, m: &MatchSpec) -
 
     let given = [m.path.is_some(), m.path_prefix.is_some(), m.path_regex.is_some()];
     if given.iter().filter(|&&g| g).count() > 1 {
-        c.err(path, span.clone(), "more than one of path, path_prefix and path_regex", "keep exactly one path rule per route (routes are tried in order)");
+        c.err(
+            path,
+            span.clone(),
+            "more than one of path, path_prefix and path_regex",
+            "keep exactly one path rule per route (routes are tried in order)",
+        );
     }
     let mut check_slash = |field: &str, v: &Spanned<String>| {
         if !v.get_ref().starts_with('/') {
-            c.err(p(field), v.span(), format!("{field} {:?} does not start with '/'", v.get_ref()), format!("write it as \"/{}\"", v.get_ref()));
+            c.err(
+                p(field),
+                v.span(),
+                format!("{field} {:?} does not start with '/'", v.get_ref()),
+                format!("write it as \"/{}\"", v.get_ref()),
+            );
         }
     };
     let path_match = if let Some(v) = &m.path {
@@ -370,7 +543,12 @@ fn route_match(c: &mut Checker, path: &str, span: Range<usize>, m: &MatchSpec) -
         match Regex::new(&anchored(v.get_ref())) {
             Ok(r) => PathMatch::Regex(r),
             Err(e) => {
-                c.err(p("path_regex"), v.span(), format!("invalid regex {:?}: {}", v.get_ref(), first_line(&e.to_string())), "fix the regular expression (Rust regex syntax; it must match the whole path)");
+                c.err(
+                    p("path_regex"),
+                    v.span(),
+                    format!("invalid regex {:?}: {}", v.get_ref(), first_line(&e.to_string())),
+                    "fix the regular expression (Rust regex syntax; it must match the whole path)",
+                );
                 PathMatch::Any
             }
         }
@@ -386,15 +564,30 @@ fn route_match(c: &mut Checker, path: &str, span: Range<usize>, m: &MatchSpec) -
             match Method::from_bytes(v.as_bytes()) {
                 Ok(method) if v.chars().all(|ch| ch.is_ascii_uppercase()) => Some(method),
                 _ => {
-                    c.err(p("methods"), ms.span(), format!("invalid method {v:?}"), format!("methods are upper case, such as \"{}\"", v.to_ascii_uppercase()));
+                    c.err(
+                        p("methods"),
+                        ms.span(),
+                        format!("invalid method {v:?}"),
+                        format!("methods are upper case, such as \"{}\"", v.to_ascii_uppercase()),
+                    );
                     None
                 }
             }
         })
         .collect();
 
-    let headers = m.headers.iter().enumerate().filter_map(|(i, h)| header_match(c, &p(&format!("headers[{i}]")), h)).collect();
-    RouteMatch { host, path: path_match, methods, headers }
+    let headers = m
+        .headers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| header_match(c, &p(&format!("headers[{i}]")), h))
+        .collect();
+    RouteMatch {
+        host,
+        path: path_match,
+        methods,
+        headers,
+    }
 }
 
 fn header_match(c: &mut Checker, path: &str, h: &Spanned<HeaderMatchSpec>) -> Option<HeaderMatch> {
@@ -405,14 +598,24 @@ fn header_match(c: &mut Checker, path: &str, h: &Spanned<HeaderMatchSpec>) -> Op
         (None, Some(r), None) => match Regex::new(&anchored(r)) {
             Ok(r) => HeaderRule::Regex(r),
             Err(e) => {
-                c.err(path, h.span(), format!("invalid regex {r:?}: {}", first_line(&e.to_string())), "fix the regular expression (it must match the whole value)");
+                c.err(
+                    path,
+                    h.span(),
+                    format!("invalid regex {r:?}: {}", first_line(&e.to_string())),
+                    "fix the regular expression (it must match the whole value)",
+                );
                 return None;
             }
         },
         (None, None, Some(true) | None) => HeaderRule::Present,
         (None, None, Some(false)) => HeaderRule::Absent,
         _ => {
-            c.err(path, h.span(), "more than one of value, regex and present", "give one rule per header match");
+            c.err(
+                path,
+                h.span(),
+                "more than one of value, regex and present",
+                "give one rule per header match",
+            );
             return None;
         }
     };

@@ -15,7 +15,12 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 /// `Trailer` is deliberately absent: it names the trailer fields that end *this message*
 /// (end to end, RFC 9110 §6.6.2; RFC 2616's hop-by-hop "Trailers" meant TE), and hyper only
 /// emits trailers that it lists, so stripping it would silently drop forwarded trailers.
-const HOP_BY_HOP: [&HeaderName; 4] = [&header::CONNECTION, &header::TE, &header::TRANSFER_ENCODING, &header::UPGRADE];
+const HOP_BY_HOP: [&HeaderName; 4] = [
+    &header::CONNECTION,
+    &header::TE,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+];
 
 /// Remove hop-by-hop headers: the fixed set, whatever `Connection` lists, and `Proxy-*`.
 /// `keep_upgrade` keeps `Connection: upgrade` and `Upgrade` for a WebSocket-style handshake;
@@ -32,13 +37,24 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in listed {
         headers.remove(name);
     }
-    let te_trailers = headers.get_all(&header::TE).iter().any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers")));
-    for name in HOP_BY_HOP.into_iter().filter(|n| !(keep_upgrade && *n == header::UPGRADE)) {
+    let te_trailers = headers.get_all(&header::TE).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+    });
+    for name in HOP_BY_HOP
+        .into_iter()
+        .filter(|n| !(keep_upgrade && *n == header::UPGRADE))
+    {
         headers.remove(name);
     }
     headers.remove(&KEEP_ALIVE);
     if headers.keys().any(|k| k.as_str().starts_with("proxy-")) {
-        let proxy: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().starts_with("proxy-")).cloned().collect();
+        let proxy: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("proxy-"))
+            .cloned()
+            .collect();
         for name in proxy {
             headers.remove(name);
         }
@@ -54,10 +70,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// Whether a request asks to switch protocols (HTTP/1.1 `Connection: upgrade` + `Upgrade`).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade")))
+        && headers.get_all(header::CONNECTION).iter().any(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+        })
 }
 
 /// Append the client to `X-Forwarded-For`; set `-Proto` and `-Host` unless an earlier proxy did.
@@ -72,10 +89,10 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&str>
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
-    if !headers.contains_key(&X_FORWARDED_HOST) {
-        if let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
-            headers.insert(X_FORWARDED_HOST.clone(), v);
-        }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok())
+    {
+        headers.insert(X_FORWARDED_HOST.clone(), v);
     }
 }
 
@@ -98,7 +115,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -126,7 +146,11 @@ mod tests {
 
     #[test]
     fn te_trailers_and_upgrades_survive_when_meant_to() {
-        let mut h = map(&[("te", "trailers, gzip"), ("connection", "Upgrade"), ("upgrade", "websocket")]);
+        let mut h = map(&[
+            ("te", "trailers, gzip"),
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
         assert!(is_upgrade(&h));
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h["te"], "trailers");

@@ -35,7 +35,10 @@ pub struct ProxyError {
 
 impl ProxyError {
     pub fn new(class: ErrorClass, detail: impl Into<String>) -> Self {
-        ProxyError { class, detail: detail.into() }
+        ProxyError {
+            class,
+            detail: detail.into(),
+        }
     }
 
     /// Recover a `ProxyError` from a layer's boxed error (tower's timeout boxes errors).
@@ -60,7 +63,10 @@ pub fn error_response(class: ErrorClass) -> Response<Body> {
     *resp.status_mut() = StatusCode::from_u16(class.status()).expect("valid status");
     let h = resp.headers_mut();
     h.insert(ERROR_HEADER, HeaderValue::from_static(class.as_str()));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -73,7 +79,10 @@ pub struct Forward {
 
 impl Forward {
     pub fn new(upstream: Arc<Upstream>, host: HostPolicy) -> Self {
-        Forward { upstream, host: Arc::new(host) }
+        Forward {
+            upstream,
+            host: Arc::new(host),
+        }
     }
 }
 
@@ -95,12 +104,23 @@ impl tower::Service<Request<Body>> for Forward {
     }
 }
 
-async fn forward(upstream: Arc<Upstream>, host: &HostPolicy, mut req: Request<Body>) -> Result<Response<Body>, ProxyError> {
+async fn forward(
+    upstream: Arc<Upstream>,
+    host: &HostPolicy,
+    mut req: Request<Body>,
+) -> Result<Response<Body>, ProxyError> {
     let Some((i, in_flight)) = upstream.pick() else {
-        return Err(ProxyError::new(ErrorClass::NoHealthyEndpoint, format!("cluster {} has no endpoint to take the request", upstream.name)));
+        return Err(ProxyError::new(
+            ErrorClass::NoHealthyEndpoint,
+            format!("cluster {} has no endpoint to take the request", upstream.name),
+        ));
     };
     let endpoint = &upstream.endpoints[i];
-    let path = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let path = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     *req.uri_mut() = Uri::builder()
         .scheme(Scheme::HTTP)
         .authority(endpoint.authority.clone())
@@ -122,11 +142,11 @@ async fn forward(upstream: Arc<Upstream>, host: &HostPolicy, mut req: Request<Bo
         ProxyError::new(class, format!("{}: {}", endpoint.address, error_chain(&e)))
     })?;
 
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(downstream) = downstream_upgrade {
-            let upstream_io = hyper::upgrade::on(&mut resp);
-            tokio::spawn(bridge(downstream, upstream_io));
-        }
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(downstream) = downstream_upgrade
+    {
+        let upstream_io = hyper::upgrade::on(&mut resp);
+        tokio::spawn(bridge(downstream, upstream_io));
     }
     Ok(resp.map(|b| Body::Upstream(b, in_flight)))
 }

@@ -14,7 +14,8 @@ pub fn config(clusters: &[(&str, &[SocketAddr])], routes: &str) -> String {
 }
 
 pub fn config_with(head: &str, clusters: &[(&str, &[SocketAddr])], routes: &str) -> String {
-    let mut s = format!("{head}\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listeners]]\nlisten = \"127.0.0.1:0\"\n\n{routes}\n");
+    let mut s =
+        format!("{head}\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[listeners]]\nlisten = \"127.0.0.1:0\"\n\n{routes}\n");
     for (name, eps) in clusters {
         let eps: Vec<String> = eps.iter().map(|a| format!("{{ address = \"{a}\" }}")).collect();
         s.push_str(&format!("\n[clusters.{name}]\nendpoints = [{}]\n", eps.join(", ")));
@@ -33,11 +34,17 @@ pub async fn echo(resp: reqwest::Response) -> serde_json::Value {
 }
 
 pub fn upstream_of(resp: &reqwest::Response) -> String {
-    resp.headers().get("x-upstream").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+    resp.headers()
+        .get("x-upstream")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
 }
 
 pub fn error_class(resp: &reqwest::Response) -> String {
-    resp.headers().get("ballast-error").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+    resp.headers()
+        .get("ballast-error")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
 }
 
 /// A port on which nothing listens (bound once, then released).
