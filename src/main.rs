@@ -1,1 +1,105 @@
-fn main() {}
+//! `ballast`: the command line of the ballast suite.
+//!
+//! # Layout
+//! - `main.rs`: argument parsing (clap) and exit codes.
+//! - [`demo`]: `ballast demo`, the built-in default job (demo upstream + sidecar + traffic).
+//! - [`demo_upstream`]: `ballast demo-upstream`, a service with tunable latency and errors.
+//!
+//! Exit codes: 0 success, 1 failure, 2 usage error, 78 config error.
+
+mod demo;
+mod demo_upstream;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ballast", version, about = "SRE reliability testing: sidecar, load, chaos, SLOs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the built-in demo: demo upstream + sidecar + traffic, then a simulated bad deploy.
+    Demo {
+        /// Requests in the steady phase (the bad-deploy phase sends half as many).
+        #[arg(long, default_value_t = 400)]
+        requests: usize,
+    },
+    /// Check sidecar config files; print every error with file:line:column (exit 78 if any).
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
+    DemoUpstream {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// TOML file of behaviours by path prefix (default: a small shop).
+        #[arg(long)]
+        behaviours: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = match cli.command {
+        Command::Validate { files } => return validate(&files),
+        Command::Demo { requests } => {
+            init_logging("warn");
+            rt.block_on(demo::run(requests))
+        }
+        Command::DemoUpstream { listen, behaviours } => {
+            init_logging("info");
+            let behaviours = match behaviours {
+                Some(path) => demo_upstream::load_behaviours(&path),
+                None => Ok(demo_upstream::default_behaviours()),
+            };
+            match behaviours {
+                Ok(b) => rt.block_on(demo_upstream::run(listen, b)),
+                Err(e) => {
+                    eprintln!("ballast: {e:#}");
+                    return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+                }
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ballast: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for path in files {
+        match ballast_sidecar::config::load_file(path) {
+            Ok(c) => println!("{}: ok ({} routes, {} clusters)", path.display(), c.routes.len(), c.clusters.len()),
+            Err(e) => {
+                ok = false;
+                eprint!("{e}");
+            }
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(ballast_sidecar::EXIT_CONFIG) }
+}
+
+fn init_logging(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BALLAST_LOG").unwrap_or_else(|_| default.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
 use crate::admin;
@@ -103,19 +104,29 @@ pub struct Bound {
     pub listeners: Vec<SocketAddr>,
 }
 
-/// Run the sidecar until SIGTERM/SIGINT, then drain. Returns when every worker has stopped.
-pub fn run(path: &Path, config: Config) -> anyhow::Result<()> {
+/// A started sidecar: sockets bound, workers and admin API serving.
+pub struct Running {
+    pub bound: Bound,
+    pub shared: Arc<Shared>,
+    drain: Duration,
+    shutdown: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Bind every socket and start serving: one thread per worker plus one for the admin API.
+/// Binding happens first, so a port conflict is a start-up error, not a half-started sidecar.
+pub fn start(path: &Path, config: Config) -> anyhow::Result<Running> {
     let workers = config.runtime.worker_threads;
     let drain = config.runtime.drain_timeout;
     let listeners = config.listeners.clone();
     let admin_addr = config.admin.listen;
     let shared = Shared::new(path, config);
 
-    // Bind everything before reporting ready: a port conflict is a start-up error.
     let mut sockets: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for l in &listeners {
         let first = server::bind(l.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", l.listen))?;
+        // Port 0 resolves here; the other workers join the same port.
         let addr = first.local_addr()?;
         bound.push(addr);
         sockets[0].push(first);
@@ -126,60 +137,72 @@ pub fn run(path: &Path, config: Config) -> anyhow::Result<()> {
     let admin_listener = std::net::TcpListener::bind(admin_addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on admin address {admin_addr}: {e}"))?;
     admin_listener.set_nonblocking(true)?;
-    let bound = Bound {
-        admin: admin_listener.local_addr()?,
-        listeners: bound,
-    };
+    let bound = Bound { admin: admin_listener.local_addr()?, listeners: bound };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // max_connections counts per listener across all workers.
-    let limits: Vec<Arc<Semaphore>> = listeners
-        .iter()
-        .map(|l| Arc::new(Semaphore::new(l.max_connections)))
-        .collect();
+    let limits: Vec<Arc<Semaphore>> =
+        listeners.iter().map(|l| Arc::new(Semaphore::new(l.max_connections))).collect();
     let mut threads = Vec::new();
     for (index, socks) in sockets.into_iter().enumerate() {
         let serving: Vec<Serving> = socks
             .into_iter()
             .zip(&listeners)
             .zip(&limits)
-            .map(|((socket, cfg), limit)| Serving {
-                socket,
-                cfg: cfg.clone(),
-                limit: limit.clone(),
-            })
+            .map(|((socket, cfg), limit)| Serving { socket, cfg: cfg.clone(), limit: limit.clone() })
             .collect();
         let (shared, shutdown) = (shared.clone(), shutdown_rx.clone());
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("ballast-worker-{index}"))
-                .spawn(move || {
-                    crate::worker::set_index(index);
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("tokio runtime");
-                    rt.block_on(worker(serving, shared, shutdown, drain));
-                })?,
-        );
+        threads.push(std::thread::Builder::new().name(format!("ballast-worker-{index}")).spawn(move || {
+            crate::worker::set_index(index);
+            current_thread_runtime().block_on(worker(serving, shared, shutdown, drain));
+        })?);
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(async {
-        let admin_listener = tokio::net::TcpListener::from_std(admin_listener)?;
-        tokio::spawn(admin::serve(admin_listener, shared.clone()));
-        shared.ready.store(true, Ordering::Release);
-        println!("{}", serde_json::json!({ "ready": bound }));
-        tracing::info!(admin = %bound.admin, listeners = ?bound.listeners, workers, "ballast-sidecar ready");
-        wait_for_stop(&shared).await;
-        shared.ready.store(false, Ordering::Release);
-        tracing::info!(?drain, "stopping: no new connections, draining requests in flight");
-        let _ = shutdown_tx.send(true);
-        anyhow::Ok(())
-    })?;
-    for t in threads {
-        let _ = t.join();
+    let (admin_shared, mut admin_stop) = (shared.clone(), shutdown_rx);
+    threads.push(std::thread::Builder::new().name("ballast-admin".into()).spawn(move || {
+        current_thread_runtime().block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(admin_listener).expect("admin socket registers");
+            tokio::select! {
+                _ = admin::serve(listener, admin_shared) => {}
+                _ = admin_stop.wait_for(|s| *s) => {}
+            }
+        });
+    })?);
+    shared.ready.store(true, Ordering::Release);
+    tracing::info!(admin = %bound.admin, listeners = ?bound.listeners, workers, "ballast-sidecar ready");
+    Ok(Running { bound, shared, drain, shutdown: shutdown_tx, threads })
+}
+
+impl Running {
+    /// Stop accepting, let requests in flight finish (up to the drain timeout), and return
+    /// once every thread has ended.
+    pub fn stop(self) {
+        self.shared.ready.store(false, Ordering::Release);
+        tracing::info!(drain = ?self.drain, "stopping: no new connections, draining requests in flight");
+        let _ = self.shutdown.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        tracing::info!("stopped");
     }
-    tracing::info!("stopped");
+}
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
+}
+
+/// Run the sidecar until SIGTERM/SIGINT (reloading on SIGHUP), then drain.
+/// Prints one JSON line on stdout once ready: `{"ready":{"admin":..,"listeners":[..]}}`.
+pub fn run(path: &Path, config: Config) -> anyhow::Result<()> {
+    let rt = current_thread_runtime();
+    // Handlers go in before "ready", so an early SIGTERM still drains instead of killing.
+    let signals = {
+        let _in_runtime = rt.enter();
+        Signals::install()?
+    };
+    let running = start(path, config)?;
+    println!("{}", serde_json::json!({ "ready": running.bound }));
+    rt.block_on(signals.wait_for_stop(&running.shared));
+    running.stop();
     Ok(())
 }
 
@@ -208,22 +231,29 @@ async fn worker(serving: Vec<Serving>, shared: Arc<Shared>, shutdown: watch::Rec
     }
 }
 
-/// Handle SIGHUP (reload) until SIGTERM or SIGINT.
-async fn wait_for_stop(shared: &Shared) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return std::future::pending().await;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => { let _ = shared.reload_logged("SIGHUP"); }
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Handle SIGHUP (reload) until SIGTERM or SIGINT.
+    async fn wait_for_stop(mut self, shared: &Shared) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => { let _ = shared.reload_logged("SIGHUP"); }
+            }
         }
     }
 }
