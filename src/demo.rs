@@ -59,15 +59,21 @@ pub async fn run(requests: usize) -> anyhow::Result<()> {
     let upstream = TcpListener::bind("127.0.0.1:0").await?;
     let upstream_addr = upstream.local_addr()?;
     let (stop_upstream, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(demo_upstream::serve(upstream, demo_upstream::default_behaviours(), async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(demo_upstream::serve(
+        upstream,
+        demo_upstream::default_behaviours(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     // A port nobody listens on, for the retired cluster.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
 
     let dir = tempfile::tempdir()?;
     let config_path = dir.path().join("sidecar.toml");
-    let text = SIDECAR_CONFIG.replace("UPSTREAM", &upstream_addr.to_string()).replace("DEAD", &dead.to_string());
+    let text = SIDECAR_CONFIG
+        .replace("UPSTREAM", &upstream_addr.to_string())
+        .replace("DEAD", &dead.to_string());
     std::fs::write(&config_path, &text)?;
     let config = ballast_sidecar::config::parse(&text, &config_path.display().to_string())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -82,7 +88,10 @@ pub async fn run(requests: usize) -> anyhow::Result<()> {
     println!("  routes         catalog GET /api/catalog*, checkout POST /api/checkout (300ms timeout),");
     println!("                 legacy /legacy* -> a retired cluster nobody listens on\n");
 
-    let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(16).build()?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(16)
+        .build()?;
     let steady = traffic(&http, &base, requests, false).await;
     print_phase("1. steady state", &steady);
 
@@ -121,17 +130,33 @@ async fn traffic(http: &reqwest::Client, base: &str, n: usize, checkout_only: bo
                 (false, 19) => ("(none)", reqwest::Method::GET, "/api/unknown"),
                 _ => ("catalog", reqwest::Method::GET, "/api/catalog/items"),
             };
-            let req = http.request(method, format!("{base}{path}")).body(if route == "checkout" { "{\"cart\": 1}" } else { "" });
+            let req = http
+                .request(method, format!("{base}{path}"))
+                .body(if route == "checkout" { "{\"cart\": 1}" } else { "" });
             async move {
                 let t0 = Instant::now();
                 match req.send().await {
                     Ok(resp) => {
                         let status = resp.status().as_u16();
-                        let class = resp.headers().get(ERROR_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                        let class = resp
+                            .headers()
+                            .get(ERROR_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
                         let _ = resp.bytes().await;
-                        Outcome { route, status, class, latency: t0.elapsed() }
+                        Outcome {
+                            route,
+                            status,
+                            class,
+                            latency: t0.elapsed(),
+                        }
                     }
-                    Err(_) => Outcome { route, status: 0, class: Some("client-error".into()), latency: t0.elapsed() },
+                    Err(_) => Outcome {
+                        route,
+                        status: 0,
+                        class: Some("client-error".into()),
+                        latency: t0.elapsed(),
+                    },
                 }
             }
         })
@@ -142,7 +167,10 @@ async fn traffic(http: &reqwest::Client, base: &str, n: usize, checkout_only: bo
 
 fn print_phase(title: &str, outcomes: &[Outcome]) {
     println!("{title}: {} requests", outcomes.len());
-    println!("   {:<10} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}  failures by class", "route", "reqs", "2xx", "4xx", "5xx", "p50", "p99");
+    println!(
+        "   {:<10} {:>6} {:>6} {:>6} {:>6} {:>9} {:>9}  failures by class",
+        "route", "reqs", "2xx", "4xx", "5xx", "p50", "p99"
+    );
     let mut by_route: BTreeMap<&str, Vec<&Outcome>> = BTreeMap::new();
     for o in outcomes {
         by_route.entry(o.route).or_default().push(o);
@@ -167,7 +195,11 @@ fn print_phase(title: &str, outcomes: &[Outcome]) {
             count(500, 600),
             pct(0.5).as_secs_f64() * 1e3,
             pct(0.99).as_secs_f64() * 1e3,
-            if classes.is_empty() { "-".to_owned() } else { classes.join(", ") }
+            if classes.is_empty() {
+                "-".to_owned()
+            } else {
+                classes.join(", ")
+            }
         );
     }
 }

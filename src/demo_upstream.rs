@@ -114,11 +114,22 @@ pub fn default_behaviours() -> BTreeMap<String, Behaviour> {
         ("/".to_owned(), Behaviour::default()),
         (
             "/api/catalog".to_owned(),
-            Behaviour { p50: ms(5), p99: ms(30), size: ByteSize(2048), ..Behaviour::default() },
+            Behaviour {
+                p50: ms(5),
+                p99: ms(30),
+                size: ByteSize(2048),
+                ..Behaviour::default()
+            },
         ),
         (
             "/api/checkout".to_owned(),
-            Behaviour { p50: ms(20), p99: ms(80), error_rate: 0.001, error_status: 503, ..Behaviour::default() },
+            Behaviour {
+                p50: ms(20),
+                p99: ms(80),
+                error_rate: 0.001,
+                error_status: 503,
+                ..Behaviour::default()
+            },
         ),
     ])
 }
@@ -161,10 +172,15 @@ pub async fn serve(
     behaviours: BTreeMap<String, Behaviour>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let state = Arc::new(State { current: RwLock::new(behaviours.clone()), initial: behaviours });
+    let state = Arc::new(State {
+        current: RwLock::new(behaviours.clone()),
+        initial: behaviours,
+    });
     let accept = async {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let state = state.clone();
             tokio::spawn(async move {
@@ -172,7 +188,9 @@ pub async fn serve(
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(handle(&state, req).await) }
                 });
-                let _ = auto::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     };
@@ -187,7 +205,8 @@ type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
     r
 }
 
@@ -204,37 +223,58 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     let _ = req.into_body().collect().await;
     let (delay, failed) = {
         let mut rng = rand::rng();
-        (behaviour.sample_latency(&mut rng), rand::Rng::random_bool(&mut rng, behaviour.error_rate))
+        (
+            behaviour.sample_latency(&mut rng),
+            rand::Rng::random_bool(&mut rng, behaviour.error_rate),
+        )
     };
     tokio::time::sleep(delay).await;
     if failed {
         let status = StatusCode::from_u16(behaviour.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return reply(status, "text/plain", "demo upstream: injected failure\n");
     }
-    reply(StatusCode::OK, "application/octet-stream", Bytes::from(vec![b'.'; behaviour.size.get() as usize]))
+    reply(
+        StatusCode::OK,
+        "application/octet-stream",
+        Bytes::from(vec![b'.'; behaviour.size.get() as usize]),
+    )
 }
 
 async fn control(state: &State, req: Request<Incoming>, rest: &str) -> Response<Body> {
     let json = |status, v: &serde_json::Value| reply(status, "application/json", v.to_string() + "\n");
     let method = req.method().clone();
-    let target = rest.strip_prefix("behaviours").map(|p| if p.is_empty() { "/".to_owned() } else { p.to_owned() });
+    let target = rest
+        .strip_prefix("behaviours")
+        .map(|p| if p.is_empty() { "/".to_owned() } else { p.to_owned() });
     match (method, rest, target) {
-        (Method::GET, "behaviours", _) => {
-            json(StatusCode::OK, &serde_json::to_value(&*state.current.read().unwrap()).unwrap())
-        }
+        (Method::GET, "behaviours", _) => json(
+            StatusCode::OK,
+            &serde_json::to_value(&*state.current.read().unwrap()).unwrap(),
+        ),
         (Method::POST, "reset", _) => {
             *state.current.write().unwrap() = state.initial.clone();
             json(StatusCode::OK, &serde_json::json!({ "reset": true }))
         }
         (Method::PUT, _, Some(path)) => {
-            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-            match serde_json::from_slice::<Behaviour>(&body).map_err(|e| e.to_string()).and_then(|b| b.check().map(|_| b))
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            match serde_json::from_slice::<Behaviour>(&body)
+                .map_err(|e| e.to_string())
+                .and_then(|b| b.check().map(|_| b))
             {
                 Ok(b) => {
                     state.current.write().unwrap().insert(path.clone(), b.clone());
                     json(StatusCode::OK, &serde_json::json!({ "path": path, "behaviour": b }))
                 }
-                Err(e) => reply(StatusCode::BAD_REQUEST, "text/plain", format!("invalid behaviour: {e}\n")),
+                Err(e) => reply(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    format!("invalid behaviour: {e}\n"),
+                ),
             }
         }
         (Method::DELETE, _, Some(path)) if path != "/" => {
@@ -252,8 +292,13 @@ async fn control(state: &State, req: Request<Incoming>, rest: &str) -> Response<
 
 /// Bind and serve until Ctrl-C/SIGTERM; prints a ready line like the sidecar's.
 pub async fn run(listen: SocketAddr, behaviours: BTreeMap<String, Behaviour>) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    println!("{}", serde_json::json!({ "ready": { "listen": listener.local_addr()? } }));
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    println!(
+        "{}",
+        serde_json::json!({ "ready": { "listen": listener.local_addr()? } })
+    );
     let stop = async {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("signal handler");
@@ -279,7 +324,9 @@ mod tests {
             ..Behaviour::default()
         };
         let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
-        let mut samples: Vec<f64> = (0..20_000).map(|_| b.sample_latency(&mut rng).as_secs_f64() * 1000.0).collect();
+        let mut samples: Vec<f64> = (0..20_000)
+            .map(|_| b.sample_latency(&mut rng).as_secs_f64() * 1000.0)
+            .collect();
         samples.sort_by(f64::total_cmp);
         let (p50, p99) = (samples[10_000], samples[19_800]);
         assert!((p50 - 20.0).abs() < 1.0, "p50 {p50}");
@@ -288,7 +335,10 @@ mod tests {
 
     #[test]
     fn the_longest_prefix_decides() {
-        let state = State { initial: default_behaviours(), current: RwLock::new(default_behaviours()) };
+        let state = State {
+            initial: default_behaviours(),
+            current: RwLock::new(default_behaviours()),
+        };
         assert_eq!(state.behaviour_for("/api/checkout/42").error_status, 503);
         assert_eq!(state.behaviour_for("/api/catalog").size, ByteSize(2048));
         assert_eq!(state.behaviour_for("/other"), Behaviour::default());
@@ -296,9 +346,26 @@ mod tests {
 
     #[test]
     fn bad_behaviours_are_refused() {
-        assert!(Behaviour { error_rate: 1.5, ..Behaviour::default() }.check().is_err());
-        assert!(Behaviour { error_status: 42, ..Behaviour::default() }.check().is_err());
-        let inverted = Behaviour { p99: HumanDuration(Duration::ZERO), ..Behaviour::default() };
+        assert!(
+            Behaviour {
+                error_rate: 1.5,
+                ..Behaviour::default()
+            }
+            .check()
+            .is_err()
+        );
+        assert!(
+            Behaviour {
+                error_status: 42,
+                ..Behaviour::default()
+            }
+            .check()
+            .is_err()
+        );
+        let inverted = Behaviour {
+            p99: HumanDuration(Duration::ZERO),
+            ..Behaviour::default()
+        };
         assert!(inverted.check().is_err());
     }
 }

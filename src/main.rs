@@ -17,7 +17,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ballast", version, about = "SRE reliability testing: sidecar, load, chaos, SLOs")]
+#[command(
+    name = "ballast",
+    version,
+    about = "SRE reliability testing: sidecar, load, chaos, SLOs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,21 +88,28 @@ fn validate(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for path in files {
         match ballast_sidecar::config::load_file(path) {
-            Ok(c) => println!("{}: ok ({} routes, {} clusters)", path.display(), c.routes.len(), c.clusters.len()),
+            Ok(c) => println!(
+                "{}: ok ({} routes, {} clusters)",
+                path.display(),
+                c.routes.len(),
+                c.clusters.len()
+            ),
             Err(e) => {
                 ok = false;
                 eprint!("{e}");
             }
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::from(ballast_sidecar::EXIT_CONFIG) }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(ballast_sidecar::EXIT_CONFIG)
+    }
 }
 
 fn init_logging(default: &str) {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BALLAST_LOG").unwrap_or_else(|_| default.into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BALLAST_LOG").unwrap_or_else(|_| default.into()))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -47,6 +47,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    raise_fd_limit();
     if check {
         println!(
             "{}: ok ({} routes, {} clusters)",
@@ -61,6 +62,22 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("ballast-sidecar: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raise the open-files soft limit to the hard limit: every connection is a descriptor, and
+/// the common default soft limit (1024) would cap max_connections far below its default.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }

@@ -137,39 +137,62 @@ pub fn start(path: &Path, config: Config) -> anyhow::Result<Running> {
     let admin_listener = std::net::TcpListener::bind(admin_addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on admin address {admin_addr}: {e}"))?;
     admin_listener.set_nonblocking(true)?;
-    let bound = Bound { admin: admin_listener.local_addr()?, listeners: bound };
+    let bound = Bound {
+        admin: admin_listener.local_addr()?,
+        listeners: bound,
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // max_connections counts per listener across all workers.
-    let limits: Vec<Arc<Semaphore>> =
-        listeners.iter().map(|l| Arc::new(Semaphore::new(l.max_connections))).collect();
+    let limits: Vec<Arc<Semaphore>> = listeners
+        .iter()
+        .map(|l| Arc::new(Semaphore::new(l.max_connections)))
+        .collect();
     let mut threads = Vec::new();
     for (index, socks) in sockets.into_iter().enumerate() {
         let serving: Vec<Serving> = socks
             .into_iter()
             .zip(&listeners)
             .zip(&limits)
-            .map(|((socket, cfg), limit)| Serving { socket, cfg: cfg.clone(), limit: limit.clone() })
+            .map(|((socket, cfg), limit)| Serving {
+                socket,
+                cfg: cfg.clone(),
+                limit: limit.clone(),
+            })
             .collect();
         let (shared, shutdown) = (shared.clone(), shutdown_rx.clone());
-        threads.push(std::thread::Builder::new().name(format!("ballast-worker-{index}")).spawn(move || {
-            crate::worker::set_index(index);
-            current_thread_runtime().block_on(worker(serving, shared, shutdown, drain));
-        })?);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("ballast-worker-{index}"))
+                .spawn(move || {
+                    crate::worker::set_index(index);
+                    current_thread_runtime().block_on(worker(serving, shared, shutdown, drain));
+                })?,
+        );
     }
     let (admin_shared, mut admin_stop) = (shared.clone(), shutdown_rx);
-    threads.push(std::thread::Builder::new().name("ballast-admin".into()).spawn(move || {
-        current_thread_runtime().block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(admin_listener).expect("admin socket registers");
-            tokio::select! {
-                _ = admin::serve(listener, admin_shared) => {}
-                _ = admin_stop.wait_for(|s| *s) => {}
-            }
-        });
-    })?);
+    threads.push(
+        std::thread::Builder::new()
+            .name("ballast-admin".into())
+            .spawn(move || {
+                current_thread_runtime().block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(admin_listener).expect("admin socket registers");
+                    tokio::select! {
+                        _ = admin::serve(listener, admin_shared) => {}
+                        _ = admin_stop.wait_for(|s| *s) => {}
+                    }
+                });
+            })?,
+    );
     shared.ready.store(true, Ordering::Release);
     tracing::info!(admin = %bound.admin, listeners = ?bound.listeners, workers, "ballast-sidecar ready");
-    Ok(Running { bound, shared, drain, shutdown: shutdown_tx, threads })
+    Ok(Running {
+        bound,
+        shared,
+        drain,
+        shutdown: shutdown_tx,
+        threads,
+    })
 }
 
 impl Running {
@@ -187,7 +210,10 @@ impl Running {
 }
 
 fn current_thread_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 /// Run the sidecar until SIGTERM/SIGINT (reloading on SIGHUP), then drain.

@@ -197,7 +197,8 @@ async fn failures_become_classified_responses() {
     let up = MockUpstream::start("u").await;
     let garbage = RawUpstream::start(b"this is not http\r\n\r\n").await;
     let closer = RawUpstream::start(b"").await;
-    let cfg = config(
+    let hole = blackhole();
+    let mut cfg = config(
         &[
             ("u", &[up.addr]),
             ("dead", &[dead_addr()]),
@@ -205,6 +206,10 @@ async fn failures_become_classified_responses() {
             ("closer", &[closer.addr]),
         ],
         r#"
+[[routes]]
+name = "hole"
+match = { path_prefix = "/hole" }
+cluster = "hole"
 [[routes]]
 name = "dead"
 match = { path_prefix = "/dead" }
@@ -233,9 +238,14 @@ match = { path_prefix = "/" }
 cluster = "u"
 "#,
     );
+    cfg.push_str(&format!(
+        "\n[clusters.hole]\nconnect_timeout = \"200ms\"\nendpoints = [{{ address = \"{}\" }}]\n",
+        hole.addr
+    ));
     let sc = Proc::sidecar(BIN, &cfg);
     let http = client();
     let cases = [
+        ("/hole", 503, "connect-timeout"),
         ("/dead", 503, "connect-refused"),
         ("/garbage", 502, "protocol"),
         ("/closer", 502, "reset"),

@@ -52,3 +52,29 @@ pub fn dead_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
+
+/// A listener whose accept queue is full and never drained: connects to it hang (the kernel
+/// drops the SYNs), which is how a connect timeout looks. Keep the value alive while in use.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    _socket: socket2::Socket,
+    _queued: Vec<std::net::TcpStream>,
+}
+
+pub fn blackhole() -> Blackhole {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let queued = (0..3)
+        .filter_map(|_| std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100)).ok())
+        .collect();
+    Blackhole {
+        addr,
+        _socket: socket,
+        _queued: queued,
+    }
+}

@@ -1,0 +1,123 @@
+//! End-to-end tests of the `ballast` binary.
+
+use std::process::Command;
+
+use ballast_testkit::assert_eventually;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ballast");
+
+fn configs(kind: &str, name: &str) -> String {
+    format!("{}/sidecar/tests/configs/{kind}/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn validate_accepts_valid_configs() {
+    let out = Command::new(BIN)
+        .args([
+            "validate",
+            &configs("valid", "full.toml"),
+            &configs("valid", "minimal.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("full.toml: ok (5 routes, 2 clusters)"), "{stdout}");
+}
+
+#[test]
+fn validate_prints_every_error_and_exits_78() {
+    let out = Command::new(BIN)
+        .args(["validate", &configs("invalid", "many-errors.toml")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = std::fs::read_to_string(configs("invalid", "many-errors.expected")).unwrap();
+    for line in expected.lines().filter(|l| !l.is_empty()) {
+        let line = line.replace("invalid/many-errors.toml", &configs("invalid", "many-errors.toml"));
+        assert!(stderr.contains(&line), "missing {line:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn the_demo_runs_and_reports_each_failure_class() {
+    let out = Command::new(BIN).args(["demo", "--requests", "100"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "1. steady state: 100 requests",
+        "connect-refused x5",
+        "no-route x5",
+        "2. after the bad deploy",
+        "upstream 503",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn demo_upstream_behaviour_changes_at_run_time() {
+    let mut child = Command::new(BIN)
+        .args(["demo-upstream", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let base = format!("http://{}", ready["ready"]["listen"].as_str().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let get = |p: &str| http.get(format!("{base}{p}")).send();
+        let ok = get("/api/catalog/1").await.unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.bytes().await.unwrap().len(), 2048);
+
+        let bad = r#"{"p50": "1ms", "p99": "2ms", "error_rate": 1.0, "error_status": 502}"#;
+        let put = http
+            .put(format!("{base}/_demo/behaviours/api/catalog"))
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 200);
+        assert_eq!(
+            get("/api/catalog/1").await.unwrap().status(),
+            502,
+            "a bad deploy takes effect at once"
+        );
+        assert_eq!(
+            get("/api/checkout").await.unwrap().status(),
+            200,
+            "other paths keep their behaviour"
+        );
+
+        let invalid = http
+            .put(format!("{base}/_demo/behaviours/x"))
+            .body(r#"{"error_rate": 7}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(invalid.status(), 400);
+        let listing: serde_json::Value = get("/_demo/behaviours").await.unwrap().json().await.unwrap();
+        assert_eq!(listing["/api/catalog"]["error_status"], 502);
+
+        assert_eq!(
+            http.post(format!("{base}/_demo/reset")).send().await.unwrap().status(),
+            200
+        );
+        assert_eq!(get("/api/catalog/1").await.unwrap().status(), 200);
+    });
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eventually!(child.try_wait().unwrap().is_some(), "demo upstream exits on SIGTERM");
+}
