@@ -11,7 +11,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 
-use crate::upstream::InFlight;
+use crate::upstream::{Checkin, InFlight};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -22,8 +22,31 @@ pub enum Body {
     Stream(Incoming),
     /// A request body capped by the route's `max_request_body`.
     Limited(Limited<Incoming>),
-    /// An upstream response body; the endpoint counts the request in flight until it ends.
-    Upstream(Incoming, InFlight),
+    /// An upstream response body.
+    Upstream(UpstreamBody),
+}
+
+/// An upstream response body, with what depends on its end: the endpoint counts the request
+/// in flight until then, and an HTTP/1.1 connection goes back to its pool once the body has
+/// been read to the end (a body dropped half-read leaves the connection unusable: closed).
+pub struct UpstreamBody {
+    body: Incoming,
+    _in_flight: InFlight,
+    checkin: Option<Checkin>,
+}
+
+impl UpstreamBody {
+    pub fn new(body: Incoming, in_flight: InFlight, checkin: Option<Checkin>) -> Self {
+        UpstreamBody { body, _in_flight: in_flight, checkin }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some(checkin) = self.checkin.take().filter(|_| self.body.is_end_stream()) {
+            checkin.release();
+        }
+    }
 }
 
 impl Body {
@@ -40,7 +63,8 @@ impl HttpBody for Body {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Body::Stream(b) | Body::Upstream(b, _) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Body::Stream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Body::Upstream(u) => Pin::new(&mut u.body).poll_frame(cx).map_err(Into::into),
             Body::Limited(b) => Pin::new(b).poll_frame(cx),
         }
     }
@@ -49,7 +73,8 @@ impl HttpBody for Body {
         match self {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
-            Body::Stream(b) | Body::Upstream(b, _) => b.is_end_stream(),
+            Body::Stream(b) => b.is_end_stream(),
+            Body::Upstream(u) => u.body.is_end_stream(),
             Body::Limited(b) => b.is_end_stream(),
         }
     }
@@ -58,7 +83,8 @@ impl HttpBody for Body {
         match self {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Body::Stream(b) | Body::Upstream(b, _) => b.size_hint(),
+            Body::Stream(b) => b.size_hint(),
+            Body::Upstream(u) => u.body.size_hint(),
             Body::Limited(b) => b.size_hint(),
         }
     }

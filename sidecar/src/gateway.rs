@@ -6,7 +6,6 @@
 //! in whole, so a request sees either the old config or the new one, never a mix.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use ballast_model::ErrorClass;
@@ -20,7 +19,7 @@ use tower::{ServiceBuilder, ServiceExt};
 
 use crate::body::Body;
 use crate::config::{Config, HostPolicy, Route};
-use crate::proxy::headers::{self, X_REQUEST_ID};
+use crate::proxy::headers::{self, Client, X_REQUEST_ID};
 use crate::proxy::{Forward, ProxyError, error_response};
 use crate::router::RequestView;
 use crate::upstream::Upstream;
@@ -85,7 +84,7 @@ impl Gateway {
     }
 
     /// Serve one downstream request. Never fails: every problem is a response.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>, client: &Client) -> Response<Body> {
         let request_id = headers::request_id(req.headers());
         let (mut parts, body) = req.into_parts();
         let Some(route) = self
@@ -116,11 +115,7 @@ impl Gateway {
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         // We answer `Expect: 100-continue` ourselves (hyper does, when the body is first read).
         parts.headers.remove(header::EXPECT);
-        headers::set_forwarded(
-            &mut parts.headers,
-            peer.ip(),
-            original_host.as_ref().and_then(|h| h.to_str().ok()),
-        );
+        headers::set_forwarded(&mut parts.headers, client, original_host.as_ref());
         parts.headers.insert(X_REQUEST_ID.clone(), request_id.clone());
         for name in &config.request_headers_remove {
             parts.headers.remove(name);

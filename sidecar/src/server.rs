@@ -18,6 +18,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::activity::{Activity, Expiry, Tracked};
 use crate::config::Listener;
+use crate::proxy::headers::Client;
 use crate::sidecar::Shared;
 
 /// Bind one listening socket for `addr`, shareable with other workers' sockets.
@@ -111,11 +112,13 @@ impl Connection {
         let io = TokioIo::new(Tracked::new(stream, activity.clone()));
         let shared = self.shared.clone();
         let tracker = activity.clone();
+        let client = Arc::new(Client::new(peer));
         let svc = service_fn(move |req: Request<Incoming>| {
             let guard = tracker.request_started();
             let gateway = shared.gateway();
+            let client = client.clone();
             async move {
-                let resp = gateway.handle(req, peer).await;
+                let resp = gateway.handle(req, &client).await;
                 drop(guard);
                 Ok::<_, Infallible>(resp)
             }

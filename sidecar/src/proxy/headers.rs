@@ -1,6 +1,6 @@
 //! Header hygiene between hops (RFC 9110 §7.6.1) and the forwarding headers.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -77,22 +77,35 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The downstream client of a connection, with its address already rendered as a header
+/// value (once per connection, not per request).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub addr: SocketAddr,
+    ip: HeaderValue,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = HeaderValue::try_from(addr.ip().to_string()).expect("an IP is a valid header value");
+        Client { addr, ip }
+    }
+}
+
 /// Append the client to `X-Forwarded-For`; set `-Proto` and `-Host` unless an earlier proxy did.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&str>) {
+pub fn set_forwarded(headers: &mut HeaderMap, client: &Client, host: Option<&HeaderValue>) {
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::try_from(format!("{prev}, {client}")),
-        None => HeaderValue::try_from(client.to_string()),
+        Some(prev) => HeaderValue::try_from(format!("{prev}, {}", client.addr.ip())).ok(),
+        None => Some(client.ip.clone()),
     };
-    if let Ok(v) = xff {
+    if let Some(v) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
-    if !headers.contains_key(&X_FORWARDED_HOST)
-        && let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok())
-    {
-        headers.insert(X_FORWARDED_HOST.clone(), v);
+    if let Some(host) = host.filter(|_| !headers.contains_key(&X_FORWARDED_HOST)) {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     }
 }
 
@@ -161,7 +174,12 @@ mod tests {
     #[test]
     fn forwarded_headers_append_and_keep() {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("x-forwarded-proto", "https")]);
-        set_forwarded(&mut h, "127.0.0.1".parse().unwrap(), Some("shop.example"));
+        let client = Client::new("127.0.0.1:5000".parse().unwrap());
+        set_forwarded(&mut h, &client, Some(&HeaderValue::from_static("shop.example")));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        let mut fresh = HeaderMap::new();
+        set_forwarded(&mut fresh, &client, None);
+        assert_eq!(fresh["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "shop.example");

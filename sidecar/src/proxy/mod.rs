@@ -21,9 +21,9 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::body::{Body, BoxError, is_length_limit};
+use crate::body::{Body, BoxError, UpstreamBody, is_length_limit};
 use crate::config::{HostPolicy, Protocol};
-use crate::upstream::Upstream;
+use crate::upstream::{SendError, Upstream};
 
 /// A request that could not be proxied, and why.
 #[derive(Debug, thiserror::Error)]
@@ -137,10 +137,8 @@ async fn forward(
     }
     let downstream_upgrade = req.extensions_mut().remove::<OnUpgrade>();
 
-    let mut resp = upstream.client().request(req).await.map_err(|e| {
-        let class = classify(&e);
-        ProxyError::new(class, format!("{}: {}", endpoint.address, error_chain(&e)))
-    })?;
+    let (mut resp, checkin) =
+        upstream.send(i, req).await.map_err(|e| ProxyError::new(classify(&e), error_chain(&e)))?;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade
@@ -148,7 +146,7 @@ async fn forward(
         let upstream_io = hyper::upgrade::on(&mut resp);
         tokio::spawn(bridge(downstream, upstream_io));
     }
-    Ok(resp.map(|b| Body::Upstream(b, in_flight)))
+    Ok(resp.map(|b| Body::Upstream(UpstreamBody::new(b, in_flight, checkin))))
 }
 
 /// Copy bytes both ways between an upgraded client connection and an upgraded upstream one.
@@ -163,44 +161,36 @@ async fn bridge(downstream: OnUpgrade, upstream: OnUpgrade) {
     }
 }
 
-/// Map a client error to its class by walking the error chain.
-fn classify(err: &hyper_util::client::legacy::Error) -> ErrorClass {
+/// Map a send failure to its class; exchange errors by walking the error chain.
+fn classify(err: &SendError) -> ErrorClass {
+    use std::io::ErrorKind::*;
+    let hyper_err = match err {
+        SendError::ConnectTimeout { .. } => return ErrorClass::ConnectTimeout,
+        SendError::Connect { source, .. } if source.kind() == ConnectionRefused => return ErrorClass::ConnectRefused,
+        SendError::Connect { .. } => return ErrorClass::ConnectFailure,
+        SendError::Handshake { source, .. } | SendError::Exchange { source, .. } => source,
+    };
     if is_length_limit(err) {
         return ErrorClass::BodyTooLarge;
     }
-    let mut io_kind = None;
-    let mut hyper_err = None;
+    if hyper_err.is_parse() || hyper_err.is_parse_status() || hyper_err.is_parse_too_large() {
+        return ErrorClass::Protocol;
+    }
+    if hyper_err.is_user() && !hyper_err.is_body_write_aborted() {
+        return ErrorClass::BadRequest;
+    }
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            io_kind.get_or_insert(io.kind());
-        }
-        if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            hyper_err.get_or_insert(h);
+            return match io.kind() {
+                TimedOut => ErrorClass::Timeout,
+                InvalidData => ErrorClass::Protocol,
+                _ => ErrorClass::Reset,
+            };
         }
         cur = e.source();
     }
-    use std::io::ErrorKind::*;
-    if err.is_connect() {
-        return match io_kind {
-            Some(ConnectionRefused) => ErrorClass::ConnectRefused,
-            Some(TimedOut) => ErrorClass::ConnectTimeout,
-            _ => ErrorClass::ConnectFailure,
-        };
-    }
-    if let Some(h) = hyper_err {
-        if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
-            return ErrorClass::Protocol;
-        }
-        if h.is_user() && !h.is_body_write_aborted() {
-            return ErrorClass::BadRequest;
-        }
-    }
-    match io_kind {
-        Some(TimedOut) => ErrorClass::Timeout,
-        Some(InvalidData) => ErrorClass::Protocol,
-        _ => ErrorClass::Reset,
-    }
+    ErrorClass::Reset
 }
 
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

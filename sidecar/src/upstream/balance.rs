@@ -1,104 +1,13 @@
-//! A cluster at run time: its endpoints, the balancer that picks one per request, and pooled
-//! HTTP clients (one per worker thread, so pools are never contended across threads).
+//! Endpoint selection: round robin, smooth weighted round robin, power of two choices.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use http::uri::Authority;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-
-use crate::body::Body;
-use crate::config::{Balance, Cluster, Protocol};
-use crate::worker;
-
-pub type HttpClient = Client<HttpConnector, Body>;
-
-pub struct EndpointState {
-    pub address: String,
-    pub authority: Authority,
-    pub weight: u32,
-    /// Requests sent and not finished (until the response body ends).
-    in_flight: AtomicUsize,
-}
-
-impl EndpointState {
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-}
-
-/// Counts one request against an endpoint while alive.
-pub struct InFlight(Arc<Upstream>, usize);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.endpoints[self.1].in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-pub struct Upstream {
-    pub name: String,
-    pub config: Cluster,
-    pub endpoints: Vec<EndpointState>,
-    balancer: Balancer,
-    clients: Vec<HttpClient>,
-}
-
-impl Upstream {
-    pub fn new(name: &str, config: &Cluster, workers: usize) -> Arc<Self> {
-        let endpoints = config
-            .endpoints
-            .iter()
-            .map(|e| EndpointState {
-                address: e.address.clone(),
-                authority: e.address.parse().expect("validated host:port"),
-                weight: e.weight,
-                in_flight: AtomicUsize::new(0),
-            })
-            .collect::<Vec<_>>();
-        let balancer = Balancer::new(config.balance, &endpoints);
-        let clients = (0..workers.max(1)).map(|_| client(config)).collect();
-        Arc::new(Upstream {
-            name: name.to_owned(),
-            config: config.clone(),
-            endpoints,
-            balancer,
-            clients,
-        })
-    }
-
-    /// The calling worker's client.
-    pub fn client(&self) -> &HttpClient {
-        &self.clients[worker::index() % self.clients.len()]
-    }
-
-    /// Pick an endpoint and count the request against it.
-    pub fn pick(self: &Arc<Self>) -> Option<(usize, InFlight)> {
-        let i = self.balancer.pick(&self.endpoints)?;
-        self.endpoints[i].in_flight.fetch_add(1, Ordering::Relaxed);
-        Some((i, InFlight(self.clone(), i)))
-    }
-}
-
-fn client(config: &Cluster) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .pool_idle_timeout(config.idle_timeout)
-        .pool_max_idle_per_host(config.max_idle_per_endpoint)
-        .http2_only(config.protocol == Protocol::Http2)
-        .build(connector)
-}
+use super::EndpointState;
+use crate::config::Balance;
 
 /// Endpoint selection. Weighted round robin precomputes one cycle of nginx's smooth weighted
 /// round robin, so picking is one atomic increment and shares are exact over every cycle.
-enum Balancer {
+pub(super) enum Balancer {
     RoundRobin { next: AtomicUsize },
     Weighted { next: AtomicUsize, schedule: Vec<usize> },
     P2c,
@@ -108,7 +17,7 @@ enum Balancer {
 const MAX_SCHEDULE: u64 = 4096;
 
 impl Balancer {
-    fn new(balance: Balance, endpoints: &[EndpointState]) -> Self {
+    pub(super) fn new(balance: Balance, endpoints: &[EndpointState]) -> Self {
         match balance {
             Balance::RoundRobin => Balancer::RoundRobin {
                 next: AtomicUsize::new(0),
@@ -124,7 +33,7 @@ impl Balancer {
         }
     }
 
-    fn pick(&self, endpoints: &[EndpointState]) -> Option<usize> {
+    pub(super) fn pick(&self, endpoints: &[EndpointState]) -> Option<usize> {
         let n = endpoints.len();
         if n == 0 {
             return None;
@@ -184,16 +93,7 @@ mod tests {
     use super::*;
 
     fn endpoints(weights: &[u32]) -> Vec<EndpointState> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| EndpointState {
-                address: format!("127.0.0.1:{}", 1000 + i),
-                authority: format!("127.0.0.1:{}", 1000 + i).parse().unwrap(),
-                weight: w,
-                in_flight: AtomicUsize::new(0),
-            })
-            .collect()
+        weights.iter().enumerate().map(|(i, &w)| EndpointState::new(&format!("127.0.0.1:{}", 1000 + i), w)).collect()
     }
 
     fn counts(b: &Balancer, eps: &[EndpointState], n: usize) -> Vec<usize> {

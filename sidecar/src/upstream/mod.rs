@@ -1,0 +1,80 @@
+//! A cluster at run time: its endpoints, the balancer that picks one per request, and the
+//! connection pools that carry requests to them.
+//!
+//! - [`balance`]: round robin, smooth weighted round robin, power of two choices.
+//! - [`pool`]: per worker and endpoint, idle HTTP/1.1 connections or one shared HTTP/2
+//!   connection; sending a request, reusing a connection when its response body ends.
+
+mod balance;
+mod pool;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use http::uri::Authority;
+
+use crate::config::Cluster;
+use balance::Balancer;
+pub use pool::{Checkin, SendError};
+use pool::Pools;
+
+pub struct EndpointState {
+    pub address: String,
+    pub authority: Authority,
+    pub weight: u32,
+    /// Requests sent and not finished (until the response body ends).
+    in_flight: AtomicUsize,
+}
+
+impl EndpointState {
+    fn new(address: &str, weight: u32) -> Self {
+        EndpointState {
+            address: address.to_owned(),
+            authority: address.parse().expect("validated host:port"),
+            weight,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts one request against an endpoint while alive.
+pub struct InFlight(Arc<Upstream>, usize);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.endpoints[self.1].in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub struct Upstream {
+    pub name: String,
+    pub config: Cluster,
+    pub endpoints: Vec<EndpointState>,
+    balancer: Balancer,
+    pools: Pools,
+}
+
+impl Upstream {
+    pub fn new(name: &str, config: &Cluster, workers: usize) -> Arc<Self> {
+        let endpoints: Vec<EndpointState> =
+            config.endpoints.iter().map(|e| EndpointState::new(&e.address, e.weight)).collect();
+        Arc::new(Upstream {
+            name: name.to_owned(),
+            config: config.clone(),
+            balancer: Balancer::new(config.balance, &endpoints),
+            pools: Pools::new(workers, endpoints.len()),
+            endpoints,
+        })
+    }
+
+    /// Pick an endpoint and count the request against it.
+    pub fn pick(self: &Arc<Self>) -> Option<(usize, InFlight)> {
+        let i = self.balancer.pick(&self.endpoints)?;
+        self.endpoints[i].in_flight.fetch_add(1, Ordering::Relaxed);
+        Some((i, InFlight(self.clone(), i)))
+    }
+}

@@ -1,0 +1,204 @@
+//! Connections to endpoints, pooled per worker thread and endpoint.
+//!
+//! Each worker has its own pools (its event loop drives the connections it opened), so a pool
+//! lock is never contended. HTTP/1.1 connections are kept as a stack of idle senders: the most
+//! recently used is reused first (warm, least likely closed by the peer), and a connection
+//! returns to the stack when its response body ends. HTTP/2 clusters share one multiplexed
+//! connection per endpoint and worker.
+//!
+//! A request that fails on a reused connection before it was written (the peer closed the
+//! idle connection meanwhile) is sent again on another connection; nothing else is retried
+//! here (retries are a route policy).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use super::Upstream;
+use crate::body::Body;
+use crate::config::Protocol;
+use crate::worker;
+
+/// Why a request could not be sent or answered.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("connect to {address}: {source}")]
+    Connect { address: String, source: std::io::Error },
+    #[error("connect to {address} timed out after {after:?}")]
+    ConnectTimeout { address: String, after: Duration },
+    #[error("handshake with {address}: {source}")]
+    Handshake { address: String, source: hyper::Error },
+    #[error("{address}: {source}")]
+    Exchange { address: String, source: hyper::Error },
+}
+
+pub(super) struct Pools {
+    /// `[worker][endpoint]`.
+    workers: Vec<Vec<Mutex<EndpointPool>>>,
+}
+
+#[derive(Default)]
+struct EndpointPool {
+    idle: Vec<Idle>,
+    h2: Option<http2::SendRequest<Body>>,
+}
+
+struct Idle {
+    sender: http1::SendRequest<Body>,
+    since: Instant,
+}
+
+impl Pools {
+    pub(super) fn new(workers: usize, endpoints: usize) -> Self {
+        let per_worker = || (0..endpoints).map(|_| Mutex::new(EndpointPool::default())).collect();
+        Pools { workers: (0..workers.max(1)).map(|_| per_worker()).collect() }
+    }
+
+    fn get(&self, worker: usize, endpoint: usize) -> &Mutex<EndpointPool> {
+        &self.workers[worker % self.workers.len()][endpoint]
+    }
+}
+
+/// Returns an HTTP/1.1 connection to its pool once the response body has ended.
+pub struct Checkin {
+    upstream: Arc<Upstream>,
+    worker: usize,
+    endpoint: usize,
+    sender: http1::SendRequest<Body>,
+}
+
+impl Checkin {
+    pub fn release(self) {
+        let cfg = &self.upstream.config;
+        let mut pool = self.upstream.pools.get(self.worker, self.endpoint).lock().unwrap();
+        prune(&mut pool.idle, cfg.idle_timeout);
+        if pool.idle.len() < cfg.max_idle_per_endpoint && !self.sender.is_closed() {
+            pool.idle.push(Idle { sender: self.sender, since: Instant::now() });
+        }
+    }
+}
+
+/// Drop idle connections past their idle timeout (the oldest sit at the bottom of the stack).
+fn prune(idle: &mut Vec<Idle>, idle_timeout: Duration) {
+    let fresh = idle.iter().position(|i| i.since.elapsed() < idle_timeout && !i.sender.is_closed());
+    idle.drain(..fresh.unwrap_or(idle.len()));
+}
+
+impl Upstream {
+    /// Send `req` to endpoint `i`. For HTTP/1.1 the returned [`Checkin`] must be released when
+    /// the response body ends (dropping it closes the connection instead).
+    pub async fn send(
+        self: &Arc<Self>,
+        i: usize,
+        mut req: Request<Body>,
+    ) -> Result<(Response<Incoming>, Option<Checkin>), SendError> {
+        let worker = worker::index();
+        if self.config.protocol == Protocol::Http2 {
+            return self.send_h2(worker, i, req).await.map(|r| (r, None));
+        }
+        loop {
+            let (mut sender, reused) = match self.idle_h1(worker, i).await {
+                Some(sender) => (sender, true),
+                None => (self.connect_h1(i).await?, false),
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    // After a protocol switch the connection belongs to the upgrade.
+                    let reusable = resp.status() != http::StatusCode::SWITCHING_PROTOCOLS;
+                    let checkin = reusable.then(|| Checkin { upstream: self.clone(), worker, endpoint: i, sender });
+                    return Ok((resp, checkin));
+                }
+                Err(e) => req = self.retry_or_fail(i, e, reused)?,
+            }
+        }
+    }
+
+    async fn send_h2(&self, worker: usize, i: usize, mut req: Request<Body>) -> Result<Response<Incoming>, SendError> {
+        loop {
+            let pooled = self.pools.get(worker, i).lock().unwrap().h2.clone().filter(|s| !s.is_closed());
+            let (mut sender, reused) = match pooled {
+                Some(s) => (s, true),
+                None => {
+                    let s = self.connect_h2(i).await?;
+                    self.pools.get(worker, i).lock().unwrap().h2 = Some(s.clone());
+                    (s, false)
+                }
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) => {
+                    self.pools.get(worker, i).lock().unwrap().h2 = None;
+                    req = self.retry_or_fail(i, e, reused)?;
+                }
+            }
+        }
+    }
+
+    /// A request never written on a reused connection goes out again on a fresh one.
+    fn retry_or_fail(&self, i: usize, mut e: TrySendError<Request<Body>>, reused: bool) -> Result<Request<Body>, SendError> {
+        match e.take_message() {
+            Some(req) if reused => Ok(req),
+            _ => Err(SendError::Exchange { address: self.endpoints[i].address.clone(), source: e.into_error() }),
+        }
+    }
+
+    /// The most recently used idle connection that is still open and ready.
+    async fn idle_h1(&self, worker: usize, i: usize) -> Option<http1::SendRequest<Body>> {
+        loop {
+            let Idle { mut sender, .. } = {
+                let mut pool = self.pools.get(worker, i).lock().unwrap();
+                prune(&mut pool.idle, self.config.idle_timeout);
+                pool.idle.pop()?
+            };
+            // Ready at once unless the previous exchange is still settling; an error means closed.
+            if sender.ready().await.is_ok() {
+                return Some(sender);
+            }
+        }
+    }
+
+    async fn tcp(&self, i: usize) -> Result<TokioIo<TcpStream>, SendError> {
+        let address = &self.endpoints[i].address;
+        let after = self.config.connect_timeout;
+        let stream = tokio::time::timeout(after, TcpStream::connect(address.as_str()))
+            .await
+            .map_err(|_| SendError::ConnectTimeout { address: address.clone(), after })?
+            .map_err(|source| SendError::Connect { address: address.clone(), source })?;
+        let _ = stream.set_nodelay(true);
+        Ok(TokioIo::new(stream))
+    }
+
+    async fn connect_h1(&self, i: usize) -> Result<http1::SendRequest<Body>, SendError> {
+        let io = self.tcp(i).await?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|source| SendError::Handshake { address: self.endpoints[i].address.clone(), source })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+
+    async fn connect_h2(&self, i: usize) -> Result<http2::SendRequest<Body>, SendError> {
+        let io = self.tcp(i).await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
+            .await
+            .map_err(|source| SendError::Handshake { address: self.endpoints[i].address.clone(), source })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream h2 connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
