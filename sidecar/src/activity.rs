@@ -65,6 +65,16 @@ impl Activity {
         }
     }
 
+    /// Stamp a successful write; pass the result through.
+    fn wrote(&self, res: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = res
+            && n > 0
+        {
+            self.last_io.store(self.now_ms(), Relaxed);
+        }
+        res
+    }
+
     /// A request head was parsed and handed to the service.
     pub fn request_started(self: &Arc<Self>) -> RequestGuard {
         self.in_flight.fetch_add(1, Relaxed);
@@ -134,13 +144,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let res = Pin::new(&mut this.inner).poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = res
-            && n > 0
-        {
-            this.activity.last_io.store(this.activity.now_ms(), Relaxed);
-        }
-        res
+        this.activity.wrote(Pin::new(&mut this.inner).poll_write(cx, data))
     }
 
     fn poll_write_vectored(
@@ -149,13 +153,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let res = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res
-            && n > 0
-        {
-            this.activity.last_io.store(this.activity.now_ms(), Relaxed);
-        }
-        res
+        this.activity
+            .wrote(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -37,7 +37,11 @@ pub struct UpstreamBody {
 
 impl UpstreamBody {
     pub fn new(body: Incoming, in_flight: InFlight, checkin: Option<Checkin>) -> Self {
-        UpstreamBody { body, _in_flight: in_flight, checkin }
+        UpstreamBody {
+            body,
+            _in_flight: in_flight,
+            checkin,
+        }
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`router`]: route matching (host, path exact/prefix/regex, method, headers), in order.
 //! - [`gateway`]: the outermost, infallible handler and the per-route tower stacks.
 //! - [`proxy`]: forwarding to one endpoint, header hygiene, error classification.
-//! - [`upstream`]: a cluster at run time: endpoints, balancer, per-worker connection pools.
+//! - [`upstream`]: a cluster at run time: endpoints, balancer (`balance`) and per-worker,
+//!   per-endpoint connection pools (`pool`).
 //! - [`body`]: the body type streamed through in both directions.
 //! - [`server`]: accepting connections (HTTP/1.1 and h2c) on a worker.
 //! - [`activity`]: header-read and idle timeouts per connection.
@@ -19,7 +20,14 @@
 //! hop-by-hop headers and tagged with forwarding headers ([`gateway`]), then passes the route's
 //! tower stack (outermost first: error mapping, route timeout, forward). [`proxy::Forward`]
 //! picks an endpoint and sends the request on a pooled connection; the response body streams
-//! back untouched. Any failure becomes a response with a `ballast-error` header.
+//! back untouched, and the connection returns to its pool when that body ends. Any failure
+//! becomes a response with a `ballast-error` header.
+//!
+//! # Threads
+//! `worker_threads` workers, each a single-threaded tokio runtime with its own listening
+//! socket per listener (SO_REUSEPORT) and its own upstream pools, like nginx's workers: no
+//! work stealing, no cross-thread locks on the request path. The admin API has a thread of its
+//! own; the main thread waits for signals. A config is shared as an `ArcSwap<Gateway>`.
 
 pub mod activity;
 pub mod admin;

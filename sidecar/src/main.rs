@@ -5,11 +5,6 @@ use std::process::ExitCode;
 
 use ballast_sidecar::{EXIT_CONFIG, config, sidecar};
 
-// mimalloc: per-thread free lists suit a thread-per-core proxy that allocates small,
-// short-lived buffers per request (fewer cycles than glibc malloc in profiles).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const USAGE: &str = "usage: ballast-sidecar --config FILE [--check]
 
   --config FILE   the sidecar's TOML config

@@ -508,3 +508,28 @@ async fn wrk_load_sees_no_errors() {
         "{reached} upstream requests for {requests} completed (+ up to 16 cut off)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_pooled_and_closed_ones_replaced() {
+    let up = MockUpstream::start("u").await;
+    let one_worker = "[runtime]\nworker_threads = 1\n";
+    let sc = Proc::sidecar(
+        BIN,
+        &config_with(one_worker, &[("u", &[up.addr])], "[[routes]]\ncluster = \"u\"\n"),
+    );
+    let http = client();
+    for _ in 0..50 {
+        assert_eq!(http.get(sc.url("/status/200")).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(up.connections(), 1, "sequential requests reuse one pooled connection");
+    // An upstream that closes after each answer: every request still succeeds, on a new connection.
+    for _ in 0..10 {
+        assert_eq!(http.get(sc.url("/close")).send().await.unwrap().status(), 200);
+    }
+    // The first reuses the pooled connection; each later one needs a new connection.
+    assert_eq!(up.connections(), 10);
+    // Bodies read halfway are not reused: the next request still gets a working connection.
+    let resp = http.get(sc.url("/bytes/10000000")).send().await.unwrap();
+    drop(resp);
+    assert_eq!(http.get(sc.url("/status/200")).send().await.unwrap().status(), 200);
+}

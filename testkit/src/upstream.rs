@@ -6,6 +6,7 @@
 //! - `/bytes/<n>`: n bytes streamed in 64 KiB chunks;
 //! - `/trailers`: a chunked body followed by trailers `x-checksum: 1234`;
 //! - `/ws`: accepts `Upgrade: echo` with 101, then echoes bytes;
+//! - `/close`: 200 with `Connection: close`;
 //! - `/reset`: closes the connection without answering;
 //! - anything else: 200 with a JSON echo of the request (method, path, headers, body length,
 //!   counted while streaming, never buffered).
@@ -36,6 +37,7 @@ pub struct MockUpstream {
     pub addr: SocketAddr,
     pub name: String,
     requests: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -45,12 +47,14 @@ impl MockUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock upstream");
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
-        let (name2, count) = (name.to_owned(), requests.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (name2, count, conns) = (name.to_owned(), requests.clone(), connections.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                conns.fetch_add(1, Ordering::Relaxed);
                 let (name, count) = (name2.clone(), count.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
@@ -67,8 +71,14 @@ impl MockUpstream {
             addr,
             name: name.to_owned(),
             requests,
+            connections,
             task,
         }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Requests received so far.
@@ -137,6 +147,10 @@ async fn respond(name: String, mut req: Request<Incoming>) -> Result<Response<Bo
         r.headers_mut().insert("upgrade", HeaderValue::from_static("echo"));
         r.headers_mut()
             .insert("connection", HeaderValue::from_static("upgrade"));
+        r
+    } else if path == "/close" {
+        let mut r = Response::new(full("closing\n"));
+        r.headers_mut().insert("connection", HeaderValue::from_static("close"));
         r
     } else if path == "/reset" {
         return Err(Reset);

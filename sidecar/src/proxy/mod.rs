@@ -137,8 +137,10 @@ async fn forward(
     }
     let downstream_upgrade = req.extensions_mut().remove::<OnUpgrade>();
 
-    let (mut resp, checkin) =
-        upstream.send(i, req).await.map_err(|e| ProxyError::new(classify(&e), error_chain(&e)))?;
+    let (mut resp, checkin) = upstream
+        .send(i, req)
+        .await
+        .map_err(|e| ProxyError::new(classify(&e), error_chain(&e)))?;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade

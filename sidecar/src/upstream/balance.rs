@@ -93,7 +93,11 @@ mod tests {
     use super::*;
 
     fn endpoints(weights: &[u32]) -> Vec<EndpointState> {
-        weights.iter().enumerate().map(|(i, &w)| EndpointState::new(&format!("127.0.0.1:{}", 1000 + i), w)).collect()
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| EndpointState::new(&format!("127.0.0.1:{}", 1000 + i), w))
+            .collect()
     }
 
     fn counts(b: &Balancer, eps: &[EndpointState], n: usize) -> Vec<usize> {

@@ -15,8 +15,8 @@ use http::uri::Authority;
 
 use crate::config::Cluster;
 use balance::Balancer;
-pub use pool::{Checkin, SendError};
 use pool::Pools;
+pub use pool::{Checkin, SendError};
 
 pub struct EndpointState {
     pub address: String,
@@ -60,8 +60,11 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(name: &str, config: &Cluster, workers: usize) -> Arc<Self> {
-        let endpoints: Vec<EndpointState> =
-            config.endpoints.iter().map(|e| EndpointState::new(&e.address, e.weight)).collect();
+        let endpoints: Vec<EndpointState> = config
+            .endpoints
+            .iter()
+            .map(|e| EndpointState::new(&e.address, e.weight))
+            .collect();
         Arc::new(Upstream {
             name: name.to_owned(),
             config: config.clone(),

@@ -56,7 +56,9 @@ struct Idle {
 impl Pools {
     pub(super) fn new(workers: usize, endpoints: usize) -> Self {
         let per_worker = || (0..endpoints).map(|_| Mutex::new(EndpointPool::default())).collect();
-        Pools { workers: (0..workers.max(1)).map(|_| per_worker()).collect() }
+        Pools {
+            workers: (0..workers.max(1)).map(|_| per_worker()).collect(),
+        }
     }
 
     fn get(&self, worker: usize, endpoint: usize) -> &Mutex<EndpointPool> {
@@ -78,14 +80,19 @@ impl Checkin {
         let mut pool = self.upstream.pools.get(self.worker, self.endpoint).lock().unwrap();
         prune(&mut pool.idle, cfg.idle_timeout);
         if pool.idle.len() < cfg.max_idle_per_endpoint && !self.sender.is_closed() {
-            pool.idle.push(Idle { sender: self.sender, since: Instant::now() });
+            pool.idle.push(Idle {
+                sender: self.sender,
+                since: Instant::now(),
+            });
         }
     }
 }
 
 /// Drop idle connections past their idle timeout (the oldest sit at the bottom of the stack).
 fn prune(idle: &mut Vec<Idle>, idle_timeout: Duration) {
-    let fresh = idle.iter().position(|i| i.since.elapsed() < idle_timeout && !i.sender.is_closed());
+    let fresh = idle
+        .iter()
+        .position(|i| i.since.elapsed() < idle_timeout && !i.sender.is_closed());
     idle.drain(..fresh.unwrap_or(idle.len()));
 }
 
@@ -110,7 +117,12 @@ impl Upstream {
                 Ok(resp) => {
                     // After a protocol switch the connection belongs to the upgrade.
                     let reusable = resp.status() != http::StatusCode::SWITCHING_PROTOCOLS;
-                    let checkin = reusable.then(|| Checkin { upstream: self.clone(), worker, endpoint: i, sender });
+                    let checkin = reusable.then(|| Checkin {
+                        upstream: self.clone(),
+                        worker,
+                        endpoint: i,
+                        sender,
+                    });
                     return Ok((resp, checkin));
                 }
                 Err(e) => req = self.retry_or_fail(i, e, reused)?,
@@ -120,7 +132,14 @@ impl Upstream {
 
     async fn send_h2(&self, worker: usize, i: usize, mut req: Request<Body>) -> Result<Response<Incoming>, SendError> {
         loop {
-            let pooled = self.pools.get(worker, i).lock().unwrap().h2.clone().filter(|s| !s.is_closed());
+            let pooled = self
+                .pools
+                .get(worker, i)
+                .lock()
+                .unwrap()
+                .h2
+                .clone()
+                .filter(|s| !s.is_closed());
             let (mut sender, reused) = match pooled {
                 Some(s) => (s, true),
                 None => {
@@ -140,10 +159,18 @@ impl Upstream {
     }
 
     /// A request never written on a reused connection goes out again on a fresh one.
-    fn retry_or_fail(&self, i: usize, mut e: TrySendError<Request<Body>>, reused: bool) -> Result<Request<Body>, SendError> {
+    fn retry_or_fail(
+        &self,
+        i: usize,
+        mut e: TrySendError<Request<Body>>,
+        reused: bool,
+    ) -> Result<Request<Body>, SendError> {
         match e.take_message() {
             Some(req) if reused => Ok(req),
-            _ => Err(SendError::Exchange { address: self.endpoints[i].address.clone(), source: e.into_error() }),
+            _ => Err(SendError::Exchange {
+                address: self.endpoints[i].address.clone(),
+                source: e.into_error(),
+            }),
         }
     }
 
@@ -167,8 +194,14 @@ impl Upstream {
         let after = self.config.connect_timeout;
         let stream = tokio::time::timeout(after, TcpStream::connect(address.as_str()))
             .await
-            .map_err(|_| SendError::ConnectTimeout { address: address.clone(), after })?
-            .map_err(|source| SendError::Connect { address: address.clone(), source })?;
+            .map_err(|_| SendError::ConnectTimeout {
+                address: address.clone(),
+                after,
+            })?
+            .map_err(|source| SendError::Connect {
+                address: address.clone(),
+                source,
+            })?;
         let _ = stream.set_nodelay(true);
         Ok(TokioIo::new(stream))
     }
@@ -178,7 +211,10 @@ impl Upstream {
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
-            .map_err(|source| SendError::Handshake { address: self.endpoints[i].address.clone(), source })?;
+            .map_err(|source| SendError::Handshake {
+                address: self.endpoints[i].address.clone(),
+                source,
+            })?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream connection ended with an error");
@@ -193,7 +229,10 @@ impl Upstream {
             .timer(TokioTimer::new())
             .handshake(io)
             .await
-            .map_err(|source| SendError::Handshake { address: self.endpoints[i].address.clone(), source })?;
+            .map_err(|source| SendError::Handshake {
+                address: self.endpoints[i].address.clone(),
+                source,
+            })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream h2 connection ended with an error");
