@@ -27,6 +27,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors and the like: back off instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             continue;
         };
         let shared = shared.clone();
