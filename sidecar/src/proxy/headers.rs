@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -26,38 +26,28 @@ const HOP_BY_HOP: [&HeaderName; 4] = [
 /// `keep_upgrade` keeps `Connection: upgrade` and `Upgrade` for a WebSocket-style handshake;
 /// `TE: trailers` survives because it asks the next hop to forward trailers, which we do.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(&header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| !(keep_upgrade && n == header::UPGRADE))
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    // Most messages carry none of these: one pass over the names settles it without hashing.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
     }
-    let te_trailers = headers.get_all(&header::TE).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
-    });
-    for name in HOP_BY_HOP
-        .into_iter()
-        .filter(|n| !(keep_upgrade && *n == header::UPGRADE))
-    {
-        headers.remove(name);
-    }
-    headers.remove(&KEEP_ALIVE);
-    if headers.keys().any(|k| k.as_str().starts_with("proxy-")) {
-        let proxy: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().starts_with("proxy-"))
-            .cloned()
-            .collect();
-        for name in proxy {
-            headers.remove(name);
+    let te_trailers = headers.get_all(&header::TE).iter().any(|v| has_token(v, b"trailers"));
+    // Whatever `Connection` lists goes too (a clone of the value is a refcount, not a copy).
+    let connection: Vec<HeaderValue> = headers.get_all(&header::CONNECTION).iter().cloned().collect();
+    for value in &connection {
+        for token in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            let name = std::str::from_utf8(token).unwrap_or_default().to_ascii_lowercase();
+            if !name.is_empty() && !(keep_upgrade && name == "upgrade") {
+                headers.remove(name.as_str());
+            }
         }
+    }
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_hop_by_hop(k) && !(keep_upgrade && *k == header::UPGRADE))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
     }
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -65,6 +55,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name) || name == KEEP_ALIVE || name.as_str().starts_with("proxy-")
+}
+
+fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
+    value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// Whether a request asks to switch protocols (HTTP/1.1 `Connection: upgrade` + `Upgrade`).
@@ -94,18 +92,28 @@ impl Client {
 
 /// Append the client to `X-Forwarded-For`; set `-Proto` and `-Host` unless an earlier proxy did.
 pub fn set_forwarded(headers: &mut HeaderMap, client: &Client, host: Option<&HeaderValue>) {
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => HeaderValue::try_from(format!("{prev}, {}", client.addr.ip())).ok(),
-        None => Some(client.ip.clone()),
-    };
-    if let Some(v) = xff {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    // One hash lookup per header: `entry` finds or makes the slot.
+    match headers.entry(X_FORWARDED_FOR.clone()) {
+        Entry::Occupied(mut e) => {
+            let appended = e.get().to_str().ok().map(|prev| format!("{prev}, {}", client.addr.ip()));
+            match appended.and_then(|v| HeaderValue::try_from(v).ok()) {
+                Some(v) => {
+                    e.insert(v);
+                }
+                None => {
+                    e.insert(client.ip.clone());
+                }
+            }
+        }
+        Entry::Vacant(e) => {
+            e.insert(client.ip.clone());
+        }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if let Entry::Vacant(e) = headers.entry(X_FORWARDED_PROTO.clone()) {
+        e.insert(HeaderValue::from_static("http"));
     }
-    if let Some(host) = host.filter(|_| !headers.contains_key(&X_FORWARDED_HOST)) {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    if let (Some(host), Entry::Vacant(e)) = (host, headers.entry(X_FORWARDED_HOST.clone())) {
+        e.insert(host.clone());
     }
 }
 
