@@ -10,44 +10,57 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
-/// Headers that describe one connection, not the message, and never cross a proxy.
+/// Headers that describe one connection, not the message, and never cross a proxy (plus any
+/// `Proxy-*` and whatever `Connection` lists).
 ///
 /// `Trailer` is deliberately absent: it names the trailer fields that end *this message*
 /// (end to end, RFC 9110 §6.6.2; RFC 2616's hop-by-hop "Trailers" meant TE), and hyper only
 /// emits trailers that it lists, so stripping it would silently drop forwarded trailers.
-const HOP_BY_HOP: [&HeaderName; 4] = [
-    &header::CONNECTION,
-    &header::TE,
-    &header::TRANSFER_ENCODING,
-    &header::UPGRADE,
-];
+static HOP_BY_HOP: [&HeaderName; 5] =
+    [&header::CONNECTION, &header::TE, &header::TRANSFER_ENCODING, &header::UPGRADE, &KEEP_ALIVE];
 
 /// Remove hop-by-hop headers: the fixed set, whatever `Connection` lists, and `Proxy-*`.
 /// `keep_upgrade` keeps `Connection: upgrade` and `Upgrade` for a WebSocket-style handshake;
 /// `TE: trailers` survives because it asks the next hop to forward trailers, which we do.
+///
+/// This runs twice per request, so the common cases cost one scan of the names: nothing to do,
+/// or a lone `Connection: keep-alive` to drop.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most messages carry none of these: one pass over the names settles it without hashing.
-    if !headers.keys().any(is_hop_by_hop) {
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut proxy = false;
+    for name in headers.keys() {
+        match HOP_BY_HOP.iter().position(|h| *h == name) {
+            Some(i) => present[i] = true,
+            None => proxy |= name.as_str().starts_with("proxy-"),
+        }
+    }
+    if !proxy && !present.contains(&true) {
         return;
     }
     let te_trailers = headers.get_all(&header::TE).iter().any(|v| has_token(v, b"trailers"));
-    // Whatever `Connection` lists goes too (a clone of the value is a refcount, not a copy).
-    let connection: Vec<HeaderValue> = headers.get_all(&header::CONNECTION).iter().cloned().collect();
-    for value in &connection {
-        for token in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            let name = std::str::from_utf8(token).unwrap_or_default().to_ascii_lowercase();
-            if !name.is_empty() && !(keep_upgrade && name == "upgrade") {
-                headers.remove(name.as_str());
-            }
+    // Names `Connection` lists beyond the fixed set (rare): collected, then removed.
+    let listed: Vec<String> = headers
+        .get_all(&header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(b"close"))
+        .filter(|t| !HOP_BY_HOP.iter().any(|h| t.eq_ignore_ascii_case(h.as_str().as_bytes())))
+        .map(|t| String::from_utf8_lossy(t).into_owned())
+        .collect();
+    for name in &listed {
+        headers.remove(name.as_str());
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
+        if !(keep_upgrade && **name == header::UPGRADE) {
+            headers.remove(*name);
         }
     }
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| is_hop_by_hop(k) && !(keep_upgrade && *k == header::UPGRADE))
-        .cloned()
-        .collect();
-    for name in doomed {
-        headers.remove(name);
+    while proxy {
+        match headers.keys().find(|k| k.as_str().starts_with("proxy-")).cloned() {
+            Some(name) => drop(headers.remove(name)),
+            None => proxy = false,
+        }
     }
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -55,10 +68,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-}
-
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name) || name == KEEP_ALIVE || name.as_str().starts_with("proxy-")
 }
 
 fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
