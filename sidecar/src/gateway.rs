@@ -29,6 +29,8 @@ type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, ProxyErro
 /// One route, ready to serve.
 struct RouteEntry {
     config: Route,
+    /// `host_rewrite` as a header value, made once per config instead of once per request.
+    host_rewrite: Option<HeaderValue>,
     service: RouteService,
 }
 
@@ -66,8 +68,13 @@ impl Gateway {
                     // The route timeout covers the whole upstream exchange until the response head.
                     .timeout(route.timeout)
                     .service(Forward::new(upstream, route.host.clone()));
+                let host_rewrite = match &route.host {
+                    HostPolicy::Rewrite(h) => Some(HeaderValue::from_str(h).expect("validated host")),
+                    _ => None,
+                };
                 RouteEntry {
                     config: route.clone(),
+                    host_rewrite,
                     service: BoxCloneSyncService::new(service),
                 }
             })
@@ -77,10 +84,6 @@ impl Gateway {
             routes,
             upstreams,
         }
-    }
-
-    pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
-        self.upstreams.get(name)
     }
 
     /// Serve one downstream request. Never fails: every problem is a response.
@@ -94,74 +97,96 @@ impl Gateway {
         else {
             return with_request_id(error_response(ErrorClass::NoRoute), request_id);
         };
-        let config = &route.config;
         let version = parts.version;
-
-        let body = match config.max_request_body {
-            Some(limit) if content_length(&parts.headers).is_some_and(|n| n > limit) => {
-                return with_request_id(error_response(ErrorClass::BodyTooLarge), request_id);
-            }
-            Some(limit) => Body::Limited(Limited::new(body, limit as usize)),
-            None => Body::Stream(body),
+        let req = match route.prepare(&mut parts, client, &request_id) {
+            Ok(()) => Request::from_parts(parts, route.limit_body(body)),
+            Err(e) => return with_request_id(e.into_response(), request_id),
         };
-
-        let original_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        let upgrade = headers::is_upgrade(&parts.headers);
-        headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-        // We answer `Expect: 100-continue` ourselves (hyper does, when the body is first read).
-        parts.headers.remove(header::EXPECT);
-        headers::set_forwarded(&mut parts.headers, client, original_host.as_ref());
-        parts.headers.insert(X_REQUEST_ID.clone(), request_id.clone());
-        for name in &config.request_headers_remove {
-            parts.headers.remove(name);
-        }
-        for (name, value) in &config.request_headers_add {
-            parts.headers.insert(name.clone(), value.clone());
-        }
-        match &config.host {
-            HostPolicy::Preserve => {
-                if let Some(h) = original_host {
-                    parts.headers.insert(header::HOST, h);
-                }
-            }
-            HostPolicy::Rewrite(h) => {
-                parts
-                    .headers
-                    .insert(header::HOST, HeaderValue::from_str(h).expect("validated host"));
-            }
-            HostPolicy::Endpoint => {} // set by Forward once the endpoint is known
-        }
-        if let Some(rewrite) = &config.prefix_rewrite
-            && let Err(e) = rewrite_prefix(&mut parts.uri, config, rewrite)
-        {
-            return with_request_id(e.into_response(), request_id);
-        }
-
-        let req = Request::from_parts(parts, body);
         let mut resp = match route.service.clone().oneshot(req).await {
             Ok(resp) => resp,
             Err(e) => {
-                tracing::debug!(route = %config.name, error = %e, "request failed");
+                tracing::debug!(route = %route.config.name, error = %e, "request failed");
                 e.into_response()
             }
         };
         // Answer in the client's HTTP version, whatever the upstream spoke.
         *resp.version_mut() = version;
+        route.finish(&mut resp);
+        with_request_id(resp, request_id)
+    }
+}
+
+impl RouteEntry {
+    /// Make the request fit to forward: hop-by-hop headers out, forwarding headers and the
+    /// request id in, the route's header edits, Host policy and path rewrite applied.
+    fn prepare(
+        &self,
+        parts: &mut http::request::Parts,
+        client: &Client,
+        request_id: &HeaderValue,
+    ) -> Result<(), ProxyError> {
+        let config = &self.config;
+        if let Some(limit) = config.max_request_body
+            && content_length(&parts.headers).is_some_and(|n| n > limit)
+        {
+            return Err(ProxyError::new(
+                ErrorClass::BodyTooLarge,
+                "content-length over max_request_body",
+            ));
+        }
+        let headers = &mut parts.headers;
+        let original_host = headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        let upgrade = headers::is_upgrade(headers);
+        headers::strip_hop_by_hop(headers, upgrade);
+        // We answer `Expect: 100-continue` ourselves (hyper does, when the body is first read).
+        headers.remove(header::EXPECT);
+        headers::set_forwarded(headers, client, original_host.as_ref());
+        headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+        for name in &config.request_headers_remove {
+            headers.remove(name);
+        }
+        for (name, value) in &config.request_headers_add {
+            headers.insert(name.clone(), value.clone());
+        }
+        // HostPolicy::Endpoint is applied by Forward, once the endpoint is chosen.
+        if let Some(host) = self
+            .host_rewrite
+            .clone()
+            .or(original_host.filter(|_| config.host == HostPolicy::Preserve))
+        {
+            headers.insert(header::HOST, host);
+        }
+        if let Some(rewrite) = &config.prefix_rewrite {
+            rewrite_prefix(&mut parts.uri, config, rewrite)?;
+        }
+        Ok(())
+    }
+
+    /// Cap the request body at the route's `max_request_body`, if it has one.
+    fn limit_body(&self, body: Incoming) -> Body {
+        match self.config.max_request_body {
+            Some(limit) => Body::Limited(Limited::new(body, limit as usize)),
+            None => Body::Stream(body),
+        }
+    }
+
+    /// The response side: hop-by-hop headers out (except on a protocol switch), the route's
+    /// header edits applied.
+    fn finish(&self, resp: &mut Response<Body>) {
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             headers::strip_hop_by_hop(resp.headers_mut(), false);
         }
-        for name in &config.response_headers_remove {
+        for name in &self.config.response_headers_remove {
             resp.headers_mut().remove(name);
         }
-        for (name, value) in &config.response_headers_add {
+        for (name, value) in &self.config.response_headers_add {
             resp.headers_mut().insert(name.clone(), value.clone());
         }
-        with_request_id(resp, request_id)
     }
 }
 

@@ -16,8 +16,13 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 /// `Trailer` is deliberately absent: it names the trailer fields that end *this message*
 /// (end to end, RFC 9110 §6.6.2; RFC 2616's hop-by-hop "Trailers" meant TE), and hyper only
 /// emits trailers that it lists, so stripping it would silently drop forwarded trailers.
-static HOP_BY_HOP: [&HeaderName; 5] =
-    [&header::CONNECTION, &header::TE, &header::TRANSFER_ENCODING, &header::UPGRADE, &KEEP_ALIVE];
+static HOP_BY_HOP: [&HeaderName; 5] = [
+    &header::CONNECTION,
+    &header::TE,
+    &header::TRANSFER_ENCODING,
+    &header::UPGRADE,
+    &KEEP_ALIVE,
+];
 
 /// Remove hop-by-hop headers: the fixed set, whatever `Connection` lists, and `Proxy-*`.
 /// `keep_upgrade` keeps `Connection: upgrade` and `Upgrade` for a WebSocket-style handshake;
@@ -71,7 +76,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
-    value.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    value
+        .as_bytes()
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// Whether a request asks to switch protocols (HTTP/1.1 `Connection: upgrade` + `Upgrade`).
@@ -104,7 +112,11 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &Client, host: Option<&Hea
     // One hash lookup per header: `entry` finds or makes the slot.
     match headers.entry(X_FORWARDED_FOR.clone()) {
         Entry::Occupied(mut e) => {
-            let appended = e.get().to_str().ok().map(|prev| format!("{prev}, {}", client.addr.ip()));
+            let appended = e
+                .get()
+                .to_str()
+                .ok()
+                .map(|prev| format!("{prev}, {}", client.addr.ip()));
             match appended.and_then(|v| HeaderValue::try_from(v).ok()) {
                 Some(v) => {
                     e.insert(v);
