@@ -42,17 +42,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if !proxy && !present.contains(&true) {
         return;
     }
-    let te_trailers = headers.get_all(&header::TE).iter().any(|v| has_token(v, b"trailers"));
+    let [connection, te, ..] = present;
+    let te_trailers = te && headers.get_all(&header::TE).iter().any(|v| has_token(v, b"trailers"));
     // Names `Connection` lists beyond the fixed set (rare): collected, then removed.
-    let listed: Vec<String> = headers
-        .get_all(&header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(<[u8]>::trim_ascii)
-        .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(b"close"))
-        .filter(|t| !HOP_BY_HOP.iter().any(|h| t.eq_ignore_ascii_case(h.as_str().as_bytes())))
-        .map(|t| String::from_utf8_lossy(t).into_owned())
-        .collect();
+    let listed: Vec<String> = if !connection {
+        Vec::new()
+    } else {
+        headers
+            .get_all(&header::CONNECTION)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(b"close"))
+            .filter(|t| !HOP_BY_HOP.iter().any(|h| t.eq_ignore_ascii_case(h.as_str().as_bytes())))
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .collect()
+    };
     for name in &listed {
         headers.remove(name.as_str());
     }
