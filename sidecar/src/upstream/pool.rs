@@ -10,6 +10,7 @@
 //! idle connection meanwhile) is sent again on another connection; nothing else is retried
 //! here (retries are a route policy).
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -211,15 +212,8 @@ impl Upstream {
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
-            .map_err(|source| SendError::Handshake {
-                address: self.endpoints[i].address.clone(),
-                source,
-            })?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
+            .map_err(self.handshake_failed(i))?;
+        spawn_connection(conn.with_upgrades());
         Ok(sender)
     }
 
@@ -229,15 +223,24 @@ impl Upstream {
             .timer(TokioTimer::new())
             .handshake(io)
             .await
-            .map_err(|source| SendError::Handshake {
-                address: self.endpoints[i].address.clone(),
-                source,
-            })?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream h2 connection ended with an error");
-            }
-        });
+            .map_err(self.handshake_failed(i))?;
+        spawn_connection(conn);
         Ok(sender)
     }
+
+    fn handshake_failed(&self, i: usize) -> impl FnOnce(hyper::Error) -> SendError + '_ {
+        move |source| SendError::Handshake {
+            address: self.endpoints[i].address.clone(),
+            source,
+        }
+    }
+}
+
+/// Drive a connection in a task of its own until it closes.
+fn spawn_connection(conn: impl Future<Output = hyper::Result<()>> + Send + 'static) {
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "upstream connection ended with an error");
+        }
+    });
 }
