@@ -5,10 +5,17 @@
 //!
 //! # Layout
 //! - [`error_class`]: the `ballast-error` classification of failed requests.
+//! - [`event`]: the timeline: what happened when (config reloads, later faults, alerts, ...).
+//! - [`stats`]: the sidecar's cumulative counters and HDR latency histograms, and windows
+//!   between two snapshots.
 //! - [`units`]: human-friendly durations (`"250ms"`) and byte sizes (`"64KiB"`) for TOML files.
 
 pub mod error_class;
+pub mod event;
+pub mod stats;
 pub mod units;
 
 pub use error_class::ErrorClass;
+pub use event::{Event, EventKind};
+pub use stats::{StatsSnapshot, StatsWindow};
 pub use units::{ByteSize, HumanDuration};

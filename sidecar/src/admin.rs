@@ -6,6 +6,7 @@
 //! | `GET /readyz` | 200 once listeners are bound and the config is loaded, 503 while draining |
 //! | `GET /config` | the effective config as JSON (the token is never shown) |
 //! | `POST /config` | re-read the file and swap it in; 400 with every error if it is invalid |
+//! | `GET /events` | Server-Sent Events: recent events, then live ones (`data: <json>`) |
 //!
 //! With `admin.token` set, every call needs `Authorization: Bearer <token>` (401 otherwise).
 
@@ -20,7 +21,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::body::Body;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+
+use crate::body::{Body, BoxError};
 use crate::sidecar::{ReloadError, Shared};
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -57,6 +67,7 @@ fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if shared.is_ready() => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        (&Method::GET, "/events") => events(shared),
         (&Method::GET, "/config") => json(
             StatusCode::OK,
             &serde_json::to_value(&*config).expect("config serializes"),
@@ -75,6 +86,43 @@ fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             "unknown admin path; try /healthz, /readyz or /config\n",
         ),
     }
+}
+
+/// Every heartbeat comment on an idle event stream keeps intermediaries from closing it.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// `/events` as Server-Sent Events: the recent events first, then each new one as it happens,
+/// one `data: <json>` message each.
+fn events(shared: &Shared) -> Response<Body> {
+    let (recent, live) = shared.events.subscribe();
+    let live = stream::unfold(live, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => return Some((event, rx)),
+                Err(RecvError::Lagged(missed)) => tracing::warn!(missed, "slow /events subscriber skipped events"),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let messages = stream::iter(recent).chain(live).map(|e| {
+        Bytes::from(format!(
+            "data: {}\n\n",
+            serde_json::to_string(&e).expect("event serializes")
+        ))
+    });
+    let heartbeats = stream::unfold(
+        tokio::time::interval_at(Instant::now() + HEARTBEAT, HEARTBEAT),
+        |mut tick| async move {
+            tick.tick().await;
+            Some((Bytes::from_static(b": heartbeat\n\n"), tick))
+        },
+    );
+    let frames = stream::select(messages, heartbeats).map(|b| Ok::<_, BoxError>(Frame::data(b)));
+    let mut resp = Response::new(Body::Boxed(StreamBody::new(frames).boxed_unsync()));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.

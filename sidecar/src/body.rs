@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 
@@ -24,6 +25,8 @@ pub enum Body {
     Limited(Limited<Incoming>),
     /// An upstream response body.
     Upstream(UpstreamBody),
+    /// Anything else streamed by the sidecar itself (the admin API's event stream).
+    Boxed(UnsyncBoxBody<Bytes, BoxError>),
 }
 
 /// An upstream response body, with what depends on its end: the endpoint counts the request
@@ -70,6 +73,7 @@ impl HttpBody for Body {
             Body::Stream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             Body::Upstream(u) => Pin::new(&mut u.body).poll_frame(cx).map_err(Into::into),
             Body::Limited(b) => Pin::new(b).poll_frame(cx),
+            Body::Boxed(b) => Pin::new(b).poll_frame(cx),
         }
     }
 
@@ -80,6 +84,7 @@ impl HttpBody for Body {
             Body::Stream(b) => b.is_end_stream(),
             Body::Upstream(u) => u.body.is_end_stream(),
             Body::Limited(b) => b.is_end_stream(),
+            Body::Boxed(b) => b.is_end_stream(),
         }
     }
 
@@ -90,6 +95,7 @@ impl HttpBody for Body {
             Body::Stream(b) => b.size_hint(),
             Body::Upstream(u) => u.body.size_hint(),
             Body::Limited(b) => b.size_hint(),
+            Body::Boxed(b) => b.size_hint(),
         }
     }
 }

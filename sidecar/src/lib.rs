@@ -11,7 +11,8 @@
 //! - [`body`]: the body type streamed through in both directions.
 //! - [`server`]: accepting connections (HTTP/1.1 and h2c) on a worker.
 //! - [`activity`]: header-read and idle timeouts per connection.
-//! - [`admin`]: the admin API (`/healthz`, `/readyz`, `/config`).
+//! - [`admin`]: the admin API (`/healthz`, `/readyz`, `/config`, `/events`).
+//! - [`events`]: the timeline of what happened (reloads now), replayed and streamed.
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
 //! - [`worker`]: which worker thread is running.
 //!
@@ -33,6 +34,7 @@ pub mod activity;
 pub mod admin;
 pub mod body;
 pub mod config;
+pub mod events;
 pub mod gateway;
 pub mod proxy;
 pub mod router;

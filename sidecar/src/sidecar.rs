@@ -10,14 +10,19 @@ use arc_swap::ArcSwap;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 
+use ballast_model::EventKind;
+
 use crate::admin;
 use crate::config::{Config, ConfigErrors, load_file};
+use crate::events::Events;
 use crate::gateway::Gateway;
 use crate::server;
 
 /// State every worker and the admin API share.
 pub struct Shared {
     path: PathBuf,
+    /// The timeline served on `/events`.
+    pub events: Events,
     gateway: ArcSwap<Gateway>,
     ready: AtomicBool,
     reload_lock: Mutex<()>,
@@ -36,6 +41,7 @@ impl Shared {
     pub fn new(path: &Path, config: Config) -> Arc<Self> {
         Arc::new(Shared {
             path: path.to_owned(),
+            events: Events::default(),
             gateway: ArcSwap::from_pointee(Gateway::build(Arc::new(config), None)),
             ready: AtomicBool::new(false),
             reload_lock: Mutex::new(()),
@@ -84,15 +90,25 @@ impl Shared {
     /// Reload and log the outcome (SIGHUP and the admin API both come here).
     pub fn reload_logged(&self, trigger: &str) -> Result<Arc<Config>, ReloadError> {
         let result = self.reload();
-        match &result {
-            Ok(c) => tracing::info!(
-                trigger,
-                routes = c.routes.len(),
-                clusters = c.clusters.len(),
-                "config reloaded"
-            ),
-            Err(e) => tracing::error!(trigger, "config rejected, the running config keeps serving:\n{e}"),
-        }
+        let kind = match &result {
+            Ok(c) => {
+                let (routes, clusters) = (c.routes.len(), c.clusters.len());
+                tracing::info!(trigger, routes, clusters, "config reloaded");
+                EventKind::ConfigReloaded {
+                    trigger: trigger.to_owned(),
+                    routes,
+                    clusters,
+                }
+            }
+            Err(e) => {
+                tracing::error!(trigger, "config rejected, the running config keeps serving:\n{e}");
+                EventKind::ConfigRejected {
+                    trigger: trigger.to_owned(),
+                    reason: e.to_string(),
+                }
+            }
+        };
+        self.events.publish(kind);
         result
     }
 }

@@ -377,3 +377,62 @@ async fn max_connections_holds_extra_clients_in_the_queue() {
     .await
     .unwrap();
 }
+
+/// The next `data:` message of a Server-Sent Events response, as JSON.
+async fn next_event(resp: &mut reqwest::Response, buf: &mut String) -> serde_json::Value {
+    loop {
+        if let Some(end) = buf.find("\n\n") {
+            let message: String = buf.drain(..end + 2).collect();
+            if let Some(data) = message.trim_end().strip_prefix("data: ") {
+                return serde_json::from_str(data).unwrap();
+            }
+            continue; // a heartbeat comment
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_reloads_live_and_replays_them_to_new_subscribers() {
+    let up = MockUpstream::start("u").await;
+    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], &route_to("u")));
+    let http = client();
+    let mut live = http.get(sc.admin_url("/events")).send().await.unwrap();
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let mut buf = String::new();
+
+    assert_eq!(http.post(sc.admin_url("/config")).send().await.unwrap().status(), 200);
+    let reloaded = next_event(&mut live, &mut buf).await;
+    assert_eq!(reloaded["kind"], "config_reloaded");
+    assert_eq!(reloaded["trigger"], "admin API");
+    assert_eq!(reloaded["source"], "sidecar");
+    assert_eq!(reloaded["routes"], 1);
+
+    sc.write_config("[[listener]]\nlisten = \"127.0.0.1:0\"\n");
+    sc.signal(libc::SIGHUP);
+    let rejected = next_event(&mut live, &mut buf).await;
+    assert_eq!(rejected["kind"], "config_rejected");
+    assert_eq!(rejected["trigger"], "SIGHUP");
+    assert!(
+        rejected["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown section \"listener\""),
+        "{rejected}"
+    );
+    assert!(rejected["at_ms"].as_u64().unwrap() >= reloaded["at_ms"].as_u64().unwrap());
+
+    let mut late = http.get(sc.admin_url("/events")).send().await.unwrap();
+    let mut late_buf = String::new();
+    assert_eq!(
+        next_event(&mut late, &mut late_buf).await,
+        reloaded,
+        "replayed in order"
+    );
+    assert_eq!(next_event(&mut late, &mut late_buf).await, rejected);
+}

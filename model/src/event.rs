@@ -1,0 +1,75 @@
+//! The timeline: one [`Event`] per thing that happened, from any part of ballast.
+//!
+//! Events travel as JSON objects (`/events` on the sidecar's admin API as Server-Sent Events,
+//! `events.jsonl` in a run folder): `{"at_ms":…,"source":"sidecar","kind":"config_reloaded",…}`.
+//! Kinds are added as the parts that produce them arrive (faults, circuits, ejections,
+//! alerts, load phases, experiment steps).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When, in Unix milliseconds.
+    pub at_ms: u64,
+    /// Who reports it, e.g. `sidecar`.
+    pub source: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A new config took effect.
+    ConfigReloaded {
+        trigger: String,
+        routes: usize,
+        clusters: usize,
+    },
+    /// A new config was refused; the previous one keeps serving.
+    ConfigRejected { trigger: String, reason: String },
+}
+
+impl Event {
+    /// An event stamped with the current time.
+    pub fn now(source: impl Into<String>, kind: EventKind) -> Self {
+        Event {
+            at_ms: unix_ms(),
+            source: source.into(),
+            kind,
+        }
+    }
+}
+
+/// The current time in Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_flat_json_objects_tagged_by_kind() {
+        let e = Event {
+            at_ms: 1_700_000_000_000,
+            source: "sidecar".into(),
+            kind: EventKind::ConfigRejected {
+                trigger: "SIGHUP".into(),
+                reason: "bad".into(),
+            },
+        };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"at_ms": 1_700_000_000_000u64, "source": "sidecar", "kind": "config_rejected", "trigger": "SIGHUP", "reason": "bad"})
+        );
+        assert_eq!(serde_json::from_value::<Event>(json).unwrap(), e);
+        assert!(Event::now("x", e.kind.clone()).at_ms > 1_700_000_000_000);
+    }
+}

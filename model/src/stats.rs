@@ -1,0 +1,353 @@
+//! What a sidecar reports on `/stats`: cumulative counters and latency histograms per route,
+//! per cluster and per endpoint, and the window between two snapshots.
+//!
+//! Snapshots are cumulative, like Prometheus counters: a consumer (the TUI, the SLO engine's
+//! live source, the scenario runner) keeps the previous snapshot and computes the window
+//! between the two with [`StatsSnapshot::window`], counts and histograms by subtraction. A
+//! sidecar that restarted in between (counters went down, or `started_at_ms` changed) yields
+//! the later snapshot whole, as Prometheus treats a counter reset.
+//!
+//! Latencies are microseconds in HDR histograms (1 µs to 60 s, 3 significant digits), carried
+//! in HdrHistogram's compressed V2 serialization, base64-encoded (`HISTFAA…`, as in `.hlog`
+//! interval logs), so any HdrHistogram library reads them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer as HdrDeserializer, Serializer as _, V2DeflateSerializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+use crate::ErrorClass;
+
+/// Lowest and highest trackable latency, in microseconds, and the precision.
+pub const LATENCY_LOW_US: u64 = 1;
+pub const LATENCY_HIGH_US: u64 = 60_000_000;
+pub const LATENCY_SIGFIG: u8 = 3;
+
+/// A latency histogram in microseconds; serializes as base64 compressed HdrHistogram V2.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Latency(pub Histogram<u64>);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(new_latency_histogram())
+    }
+}
+
+/// An empty histogram with ballast's bounds; values above the top are clamped when recorded
+/// with [`Histogram::saturating_record`].
+pub fn new_latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(LATENCY_LOW_US, LATENCY_HIGH_US, LATENCY_SIGFIG).expect("valid histogram bounds")
+}
+
+impl Serialize for Latency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&self.0, &mut buf)
+            .map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&BASE64.encode(buf))
+    }
+}
+
+impl<'de> Deserialize<'de> for Latency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Latency;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a base64 HdrHistogram V2 blob")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Latency, E> {
+                let bytes = BASE64.decode(v).map_err(E::custom)?;
+                let h: Histogram<u64> = HdrDeserializer::new()
+                    .deserialize(&mut bytes.as_slice())
+                    .map_err(|e| E::custom(format!("{e:?}")))?;
+                Ok(Latency(h))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Cumulative request counts for a route, a cluster or an endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub requests: u64,
+    /// Responses by status class: `"2xx"`, `"5xx"`, ...
+    #[serde(default)]
+    pub by_status_class: BTreeMap<String, u64>,
+    /// Failures the sidecar classified (its `ballast-error` header).
+    #[serde(default)]
+    pub by_error: BTreeMap<ErrorClass, u64>,
+    #[serde(default)]
+    pub bytes_in: u64,
+    #[serde(default)]
+    pub bytes_out: u64,
+    /// Requests in flight when the snapshot was taken (a gauge, not a counter).
+    #[serde(default)]
+    pub in_flight: u64,
+}
+
+impl Counters {
+    /// Count of one status class (`2` for 2xx).
+    pub fn status_class(&self, class: u16) -> u64 {
+        self.by_status_class.get(&format!("{class}xx")).copied().unwrap_or(0)
+    }
+
+    /// `self - earlier`, or `None` if any counter went down (a reset).
+    fn minus(&self, earlier: &Counters) -> Option<Counters> {
+        let map_minus = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>| -> Option<BTreeMap<String, u64>> {
+            b.keys().all(|k| a.contains_key(k)).then_some(())?;
+            a.iter()
+                .map(|(k, v)| Some((k.clone(), v.checked_sub(*b.get(k).unwrap_or(&0))?)))
+                .collect()
+        };
+        let errors_minus = || -> Option<BTreeMap<ErrorClass, u64>> {
+            earlier
+                .by_error
+                .keys()
+                .all(|k| self.by_error.contains_key(k))
+                .then_some(())?;
+            self.by_error
+                .iter()
+                .map(|(k, v)| Some((*k, v.checked_sub(*earlier.by_error.get(k).unwrap_or(&0))?)))
+                .collect()
+        };
+        Some(Counters {
+            requests: self.requests.checked_sub(earlier.requests)?,
+            by_status_class: map_minus(&self.by_status_class, &earlier.by_status_class)?,
+            by_error: errors_minus()?,
+            bytes_in: self.bytes_in.checked_sub(earlier.bytes_in)?,
+            bytes_out: self.bytes_out.checked_sub(earlier.bytes_out)?,
+            in_flight: self.in_flight,
+        })
+    }
+}
+
+/// Counters and latency of one route, cluster or endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Traffic {
+    #[serde(flatten)]
+    pub counters: Counters,
+    pub latency: Latency,
+}
+
+impl Traffic {
+    /// `self - earlier`, or `None` on a reset.
+    pub fn minus(&self, earlier: &Traffic) -> Option<Traffic> {
+        let counters = self.counters.minus(&earlier.counters)?;
+        let mut latency = self.latency.0.clone();
+        latency.subtract(&earlier.latency.0).ok()?;
+        Some(Traffic {
+            counters,
+            latency: Latency(latency),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointStats {
+    pub address: String,
+    #[serde(flatten)]
+    pub traffic: Traffic,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStats {
+    #[serde(flatten)]
+    pub traffic: Traffic,
+    pub endpoints: Vec<EndpointStats>,
+}
+
+/// Everything a sidecar counted since it started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// When the sidecar process started (Unix milliseconds): a change means a restart.
+    pub started_at_ms: u64,
+    /// When this snapshot was taken (Unix milliseconds).
+    pub taken_at_ms: u64,
+    pub routes: BTreeMap<String, Traffic>,
+    pub clusters: BTreeMap<String, ClusterStats>,
+}
+
+/// The traffic between two snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsWindow {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    /// True when the sidecar restarted in between: the window then starts at the restart.
+    pub reset: bool,
+    pub routes: BTreeMap<String, Traffic>,
+    pub clusters: BTreeMap<String, ClusterStats>,
+}
+
+impl StatsWindow {
+    pub fn seconds(&self) -> f64 {
+        self.to_ms.saturating_sub(self.from_ms) as f64 / 1000.0
+    }
+}
+
+impl StatsSnapshot {
+    /// The traffic since `earlier`. Routes, clusters and endpoints that appeared since (a
+    /// reload) count from zero; any counter that went down means a restart, and the window is
+    /// then this snapshot whole, from its start.
+    pub fn window(&self, earlier: &StatsSnapshot) -> StatsWindow {
+        if self.started_at_ms == earlier.started_at_ms
+            && let Some(w) = self.try_window(earlier)
+        {
+            return w;
+        }
+        StatsWindow {
+            from_ms: self.started_at_ms,
+            to_ms: self.taken_at_ms,
+            reset: true,
+            routes: self.routes.clone(),
+            clusters: self.clusters.clone(),
+        }
+    }
+
+    fn try_window(&self, earlier: &StatsSnapshot) -> Option<StatsWindow> {
+        let zero = Traffic::default();
+        let routes = self
+            .routes
+            .iter()
+            .map(|(name, t)| Some((name.clone(), t.minus(earlier.routes.get(name).unwrap_or(&zero))?)))
+            .collect::<Option<_>>()?;
+        let clusters = self
+            .clusters
+            .iter()
+            .map(|(name, c)| {
+                let before = earlier.clusters.get(name);
+                let traffic = c.traffic.minus(before.map_or(&zero, |b| &b.traffic))?;
+                let endpoints = c
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        let prev = before.and_then(|b| b.endpoints.iter().find(|p| p.address == e.address));
+                        let traffic = e.traffic.minus(prev.map_or(&zero, |p| &p.traffic))?;
+                        Some(EndpointStats {
+                            address: e.address.clone(),
+                            traffic,
+                        })
+                    })
+                    .collect::<Option<_>>()?;
+                Some((name.clone(), ClusterStats { traffic, endpoints }))
+            })
+            .collect::<Option<_>>()?;
+        Some(StatsWindow {
+            from_ms: earlier.taken_at_ms,
+            to_ms: self.taken_at_ms,
+            reset: false,
+            routes,
+            clusters,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn traffic(requests: u64, ok: u64, errors: &[(ErrorClass, u64)], latencies_us: &[u64]) -> Traffic {
+        let mut latency = Latency::default();
+        for &l in latencies_us {
+            latency.0.record(l).unwrap();
+        }
+        let mut by_status_class = BTreeMap::from([("2xx".to_owned(), ok)]);
+        if requests > ok {
+            by_status_class.insert("5xx".to_owned(), requests - ok);
+        }
+        Traffic {
+            counters: Counters {
+                requests,
+                by_status_class,
+                by_error: errors.iter().copied().collect(),
+                bytes_in: requests * 10,
+                bytes_out: requests * 100,
+                in_flight: 1,
+            },
+            latency,
+        }
+    }
+
+    fn snapshot(at: u64, route: Traffic) -> StatsSnapshot {
+        StatsSnapshot {
+            started_at_ms: 1_000,
+            taken_at_ms: at,
+            routes: BTreeMap::from([("api".to_owned(), route.clone())]),
+            clusters: BTreeMap::from([(
+                "shop".to_owned(),
+                ClusterStats {
+                    traffic: route.clone(),
+                    endpoints: vec![EndpointStats {
+                        address: "127.0.0.1:8081".into(),
+                        traffic: route,
+                    }],
+                },
+            )]),
+        }
+    }
+
+    #[test]
+    fn latency_round_trips_through_json_as_base64_v2() {
+        let t = traffic(3, 3, &[], &[100, 2_000, 30_000]);
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(json.contains("\"latency\":\"HISTFAA"), "V2 cookie, base64: {json}");
+        let back: Traffic = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(
+            back.latency.0.value_at_quantile(1.0),
+            t.latency.0.value_at_quantile(1.0)
+        );
+    }
+
+    #[test]
+    fn a_window_is_the_difference_of_counts_and_histograms() {
+        let early = snapshot(2_000, traffic(2, 2, &[], &[100, 200]));
+        let late = snapshot(
+            7_000,
+            traffic(5, 4, &[(ErrorClass::Timeout, 1)], &[100, 200, 300, 400, 5_000_000]),
+        );
+        let w = late.window(&early);
+        assert!(!w.reset);
+        assert_eq!(w.seconds(), 5.0);
+        let api = &w.routes["api"];
+        assert_eq!(api.counters.requests, 3);
+        assert_eq!(api.counters.status_class(2), 2);
+        assert_eq!(api.counters.status_class(5), 1);
+        assert_eq!(api.counters.by_error[&ErrorClass::Timeout], 1);
+        assert_eq!(api.counters.bytes_out, 300);
+        assert_eq!(api.latency.0.len(), 3);
+        assert_eq!(api.latency.0.min(), 300);
+        assert!(api.latency.0.max() >= 5_000_000 && api.latency.0.max() < 5_010_000);
+        assert_eq!(w.clusters["shop"].endpoints[0].traffic.counters.requests, 3);
+    }
+
+    #[test]
+    fn a_restart_yields_the_later_snapshot_whole() {
+        let early = snapshot(2_000, traffic(50, 50, &[], &[100; 50]));
+        let late = snapshot(3_000, traffic(5, 5, &[], &[100; 5]));
+        let w = late.window(&early);
+        assert!(w.reset, "counters went down");
+        assert_eq!(w.routes["api"].counters.requests, 5);
+        let mut restarted = snapshot(9_000, traffic(60, 60, &[], &[100; 60]));
+        restarted.started_at_ms = 8_000;
+        let w = restarted.window(&early);
+        assert!(w.reset && w.from_ms == 8_000, "a new start time means a restart");
+    }
+
+    #[test]
+    fn routes_added_by_a_reload_count_from_zero() {
+        let early = snapshot(2_000, traffic(2, 2, &[], &[100, 200]));
+        let mut late = snapshot(4_000, traffic(4, 4, &[], &[100, 200, 300, 400]));
+        late.routes.insert("new".into(), traffic(7, 7, &[], &[50; 7]));
+        let w = late.window(&early);
+        assert!(!w.reset);
+        assert_eq!(w.routes["new"].counters.requests, 7);
+        assert_eq!(w.routes["api"].counters.requests, 2);
+    }
+}
