@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Run every test of the workspace, installing what the tests need first (Debian packages:
-# curl and wrk are real clients the end-to-end tests drive). Safe to run again.
+# curl and wrk are real clients the end-to-end tests drive; promtool, from the prometheus
+# package, checks the /metrics output). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in curl wrk; do command -v "$tool" >/dev/null || need+=("$tool"); done
+for tool_package in curl:curl wrk:wrk promtool:prometheus; do
+  command -v "${tool_package%%:*}" >/dev/null || need+=("${tool_package#*:}")
+done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${need[*]}" >&2

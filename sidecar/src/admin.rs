@@ -7,6 +7,8 @@
 //! | `GET /config` | the effective config as JSON (the token is never shown) |
 //! | `POST /config` | re-read the file and swap it in; 400 with every error if it is invalid |
 //! | `GET /events` | Server-Sent Events: recent events, then live ones (`data: <json>`) |
+//! | `GET /stats` | a `StatsSnapshot` as JSON: cumulative counters and HDR latency histograms |
+//! | `GET /metrics` | the same in Prometheus's text format |
 //!
 //! With `admin.token` set, every call needs `Authorization: Bearer <token>` (401 otherwise).
 
@@ -68,6 +70,23 @@ fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/readyz") if shared.is_ready() => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         (&Method::GET, "/events") => events(shared),
+        (&Method::GET, "/stats") => json(
+            StatusCode::OK,
+            &serde_json::to_value(shared.telemetry.snapshot()).expect("stats serialize"),
+        ),
+        (&Method::GET, "/metrics") => {
+            let buckets =
+                crate::telemetry::prometheus::buckets(config.telemetry.latency_buckets.iter().map(|d| d.as_secs_f64()));
+            let mut resp = text(
+                StatusCode::OK,
+                &crate::telemetry::prometheus::render(&shared.telemetry.snapshot(), &buckets),
+            );
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
         (&Method::GET, "/config") => json(
             StatusCode::OK,
             &serde_json::to_value(&*config).expect("config serializes"),
@@ -118,7 +137,7 @@ fn events(shared: &Shared) -> Response<Body> {
         },
     );
     let frames = stream::select(messages, heartbeats).map(|b| Ok::<_, BoxError>(Frame::data(b)));
-    let mut resp = Response::new(Body::Boxed(StreamBody::new(frames).boxed_unsync()));
+    let mut resp = Response::new(Body::boxed(StreamBody::new(frames).boxed_unsync()));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -1,23 +1,31 @@
 //! The one body type that flows through the sidecar, both ways.
 //!
-//! An enum instead of a boxed trait object: proxied bodies stream through without an allocation
-//! per request, and the sidecar's own short answers (errors, admin) are a single chunk.
+//! An enum of concrete bodies instead of a boxed trait object: proxied bodies stream through
+//! without an allocation per request, and the sidecar's own short answers are one chunk. A
+//! body may carry a [`Tap`] that counts its bytes into the route's, cluster's and endpoint's
+//! meters when it is done.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 
+use crate::telemetry::Meter;
 use crate::upstream::{Checkin, InFlight};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-pub enum Body {
-    Empty,
+pub struct Body {
+    inner: Inner,
+    tap: Option<Tap>,
+}
+
+enum Inner {
     Full(Option<Bytes>),
     /// A peer's body, streamed frame by frame (data and trailers).
     Stream(Incoming),
@@ -27,6 +35,79 @@ pub enum Body {
     Upstream(UpstreamBody),
     /// Anything else streamed by the sidecar itself (the admin API's event stream).
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+/// Which way a body travels, for byte counts: in from the client, or out to it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+/// Counts a body's bytes; adds them to its meters when the body is dropped.
+struct Tap {
+    direction: Direction,
+    bytes: u64,
+    route: Option<Arc<Meter>>,
+    upstream: Option<(Arc<Meter>, Arc<Meter>)>,
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        let (bytes_in, bytes_out) = match self.direction {
+            Direction::In => (self.bytes, 0),
+            Direction::Out => (0, self.bytes),
+        };
+        let upstream = self.upstream.iter().flat_map(|(c, e)| [c, e]);
+        for meter in self.route.iter().chain(upstream) {
+            meter.add_bytes(bytes_in, bytes_out);
+        }
+    }
+}
+
+impl Body {
+    fn new(inner: Inner) -> Self {
+        Body { inner, tap: None }
+    }
+
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        Body::new(Inner::Full(Some(b.into())))
+    }
+
+    pub fn stream(b: Incoming) -> Self {
+        Body::new(Inner::Stream(b))
+    }
+
+    pub fn limited(b: Incoming, limit: usize) -> Self {
+        Body::new(Inner::Limited(Limited::new(b, limit)))
+    }
+
+    pub fn upstream(b: UpstreamBody) -> Self {
+        Body::new(Inner::Upstream(b))
+    }
+
+    pub fn boxed(b: UnsyncBoxBody<Bytes, BoxError>) -> Self {
+        Body::new(Inner::Boxed(b))
+    }
+
+    fn tap(&mut self, direction: Direction) -> &mut Tap {
+        self.tap.get_or_insert(Tap {
+            direction,
+            bytes: 0,
+            route: None,
+            upstream: None,
+        })
+    }
+
+    /// Count this body's bytes for a route.
+    pub fn meter_route(&mut self, meter: &Arc<Meter>, direction: Direction) {
+        self.tap(direction).route = Some(meter.clone());
+    }
+
+    /// Count this body's bytes for a cluster and one of its endpoints.
+    pub fn meter_upstream(&mut self, cluster: &Arc<Meter>, endpoint: &Arc<Meter>, direction: Direction) {
+        self.tap(direction).upstream = Some((cluster.clone(), endpoint.clone()));
+    }
 }
 
 /// An upstream response body, with what depends on its end: the endpoint counts the request
@@ -56,46 +137,44 @@ impl Drop for UpstreamBody {
     }
 }
 
-impl Body {
-    pub fn full(b: impl Into<Bytes>) -> Self {
-        Body::Full(Some(b.into()))
-    }
-}
-
 impl HttpBody for Body {
     type Data = Bytes;
     type Error = BoxError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            Body::Empty => Poll::Ready(None),
-            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Body::Stream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            Body::Upstream(u) => Pin::new(&mut u.body).poll_frame(cx).map_err(Into::into),
-            Body::Limited(b) => Pin::new(b).poll_frame(cx),
-            Body::Boxed(b) => Pin::new(b).poll_frame(cx),
+        let this = self.get_mut();
+        let polled = match &mut this.inner {
+            Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Stream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Inner::Upstream(u) => Pin::new(&mut u.body).poll_frame(cx).map_err(Into::into),
+            Inner::Limited(b) => Pin::new(b).poll_frame(cx),
+            Inner::Boxed(b) => Pin::new(b).poll_frame(cx),
+        };
+        if let (Some(tap), Poll::Ready(Some(Ok(frame)))) = (&mut this.tap, &polled)
+            && let Some(data) = frame.data_ref()
+        {
+            tap.bytes += data.remaining() as u64;
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            Body::Empty => true,
-            Body::Full(b) => b.is_none(),
-            Body::Stream(b) => b.is_end_stream(),
-            Body::Upstream(u) => u.body.is_end_stream(),
-            Body::Limited(b) => b.is_end_stream(),
-            Body::Boxed(b) => b.is_end_stream(),
+        match &self.inner {
+            Inner::Full(b) => b.is_none(),
+            Inner::Stream(b) => b.is_end_stream(),
+            Inner::Upstream(u) => u.body.is_end_stream(),
+            Inner::Limited(b) => b.is_end_stream(),
+            Inner::Boxed(b) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Body::Empty => SizeHint::with_exact(0),
-            Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Body::Stream(b) => b.size_hint(),
-            Body::Upstream(u) => u.body.size_hint(),
-            Body::Limited(b) => b.size_hint(),
-            Body::Boxed(b) => b.size_hint(),
+        match &self.inner {
+            Inner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Inner::Stream(b) => b.size_hint(),
+            Inner::Upstream(u) => u.body.size_hint(),
+            Inner::Limited(b) => b.size_hint(),
+            Inner::Boxed(b) => b.size_hint(),
         }
     }
 }

@@ -12,16 +12,16 @@ use ballast_model::ErrorClass;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::Limited;
 use hyper::body::Incoming;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
-use crate::body::Body;
+use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
 use crate::proxy::headers::{self, Client, X_REQUEST_ID};
 use crate::proxy::{Forward, ProxyError, error_response};
 use crate::router::RequestView;
+use crate::telemetry::{Meter, Registry, UNMATCHED};
 use crate::upstream::Upstream;
 
 type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, ProxyError>;
@@ -31,6 +31,7 @@ struct RouteEntry {
     config: Route,
     /// `host_rewrite` as a header value, made once per config instead of once per request.
     host_rewrite: Option<HeaderValue>,
+    meter: Arc<Meter>,
     service: RouteService,
 }
 
@@ -38,13 +39,15 @@ struct RouteEntry {
 pub struct Gateway {
     pub config: Arc<Config>,
     routes: Vec<RouteEntry>,
+    /// Counts requests that no route matched.
+    unmatched: Arc<Meter>,
     upstreams: HashMap<String, Arc<Upstream>>,
 }
 
 impl Gateway {
     /// Build a gateway. Clusters whose settings did not change keep their upstream (pools,
     /// balancer position) from `previous`, so a reload does not drop warm connections.
-    pub fn build(config: Arc<Config>, previous: Option<&Gateway>) -> Self {
+    pub fn build(config: Arc<Config>, previous: Option<&Gateway>, telemetry: &Registry) -> Self {
         let workers = config.runtime.worker_threads;
         let upstreams: HashMap<String, Arc<Upstream>> = config
             .clusters
@@ -53,7 +56,9 @@ impl Gateway {
                 let reused = previous
                     .and_then(|p| p.upstreams.get(name))
                     .filter(|u| u.config == *cluster);
-                let upstream = reused.cloned().unwrap_or_else(|| Upstream::new(name, cluster, workers));
+                let upstream = reused
+                    .cloned()
+                    .unwrap_or_else(|| Upstream::new(name, cluster, workers, telemetry));
                 (name.clone(), upstream)
             })
             .collect();
@@ -75,6 +80,7 @@ impl Gateway {
                 RouteEntry {
                     config: route.clone(),
                     host_rewrite,
+                    meter: telemetry.route(&route.name),
                     service: BoxCloneSyncService::new(service),
                 }
             })
@@ -82,6 +88,7 @@ impl Gateway {
         Gateway {
             config,
             routes,
+            unmatched: telemetry.route(UNMATCHED),
             upstreams,
         }
     }
@@ -95,23 +102,34 @@ impl Gateway {
             .iter()
             .find(|r| r.config.matcher.matches(&RequestView::from(&parts)))
         else {
+            self.unmatched
+                .start()
+                .record(ErrorClass::NoRoute.status(), Some(ErrorClass::NoRoute));
             return with_request_id(error_response(ErrorClass::NoRoute), request_id);
         };
+        let timer = route.meter.start();
         let version = parts.version;
-        let req = match route.prepare(&mut parts, client, &request_id) {
-            Ok(()) => Request::from_parts(parts, route.limit_body(body)),
-            Err(e) => return with_request_id(e.into_response(), request_id),
+        let forwarded = match route.prepare(&mut parts, client, &request_id) {
+            Ok(()) => {
+                let mut body = route.limit_body(body);
+                body.meter_route(&route.meter, Direction::In);
+                route.service.clone().oneshot(Request::from_parts(parts, body)).await
+            }
+            Err(e) => Err(e),
         };
-        let mut resp = match route.service.clone().oneshot(req).await {
-            Ok(resp) => resp,
+        let (mut resp, error) = match forwarded {
+            Ok(resp) => (resp, None),
             Err(e) => {
                 tracing::debug!(route = %route.config.name, error = %e, "request failed");
-                e.into_response()
+                let class = e.class;
+                (e.into_response(), Some(class))
             }
         };
+        timer.record(resp.status().as_u16(), error);
         // Answer in the client's HTTP version, whatever the upstream spoke.
         *resp.version_mut() = version;
         route.finish(&mut resp);
+        resp.body_mut().meter_route(&route.meter, Direction::Out);
         with_request_id(resp, request_id)
     }
 }
@@ -170,8 +188,8 @@ impl RouteEntry {
     /// Cap the request body at the route's `max_request_body`, if it has one.
     fn limit_body(&self, body: Incoming) -> Body {
         match self.config.max_request_body {
-            Some(limit) => Body::Limited(Limited::new(body, limit as usize)),
-            None => Body::Stream(body),
+            Some(limit) => Body::limited(body, limit as usize),
+            None => Body::stream(body),
         }
     }
 

@@ -11,7 +11,8 @@
 //! - [`body`]: the body type streamed through in both directions.
 //! - [`server`]: accepting connections (HTTP/1.1 and h2c) on a worker.
 //! - [`activity`]: header-read and idle timeouts per connection.
-//! - [`admin`]: the admin API (`/healthz`, `/readyz`, `/config`, `/events`).
+//! - [`admin`]: the admin API (`/healthz`, `/readyz`, `/config`, `/events`, `/stats`, `/metrics`).
+//! - [`telemetry`]: per-worker meters for routes, clusters and endpoints; Prometheus output.
 //! - [`events`]: the timeline of what happened (reloads now), replayed and streamed.
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
 //! - [`worker`]: which worker thread is running.
@@ -40,6 +41,7 @@ pub mod proxy;
 pub mod router;
 pub mod server;
 pub mod sidecar;
+pub mod telemetry;
 pub mod upstream;
 pub mod worker;
 

@@ -17,12 +17,15 @@ use crate::config::{Config, ConfigErrors, load_file};
 use crate::events::Events;
 use crate::gateway::Gateway;
 use crate::server;
+use crate::telemetry::Registry;
 
 /// State every worker and the admin API share.
 pub struct Shared {
     path: PathBuf,
     /// The timeline served on `/events`.
     pub events: Events,
+    /// Every meter; outlives config reloads.
+    pub telemetry: Registry,
     gateway: ArcSwap<Gateway>,
     ready: AtomicBool,
     reload_lock: Mutex<()>,
@@ -39,10 +42,13 @@ pub enum ReloadError {
 
 impl Shared {
     pub fn new(path: &Path, config: Config) -> Arc<Self> {
+        let telemetry = Registry::new(config.runtime.worker_threads);
+        let gateway = Gateway::build(Arc::new(config), None, &telemetry);
         Arc::new(Shared {
             path: path.to_owned(),
             events: Events::default(),
-            gateway: ArcSwap::from_pointee(Gateway::build(Arc::new(config), None)),
+            telemetry,
+            gateway: ArcSwap::from_pointee(gateway),
             ready: AtomicBool::new(false),
             reload_lock: Mutex::new(()),
         })
@@ -81,7 +87,7 @@ impl Shared {
         if let Some(what) = what {
             return Err(ReloadError::NeedsRestart { file, what });
         }
-        let gateway = Gateway::build(Arc::new(new), Some(&current));
+        let gateway = Gateway::build(Arc::new(new), Some(&current), &self.telemetry);
         let config = gateway.config.clone();
         self.gateway.store(Arc::new(gateway));
         Ok(config)

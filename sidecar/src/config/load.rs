@@ -6,7 +6,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::Config;
 use super::error::{ConfigError, ConfigErrors, did_you_mean};
-use super::spec::{AdminSpec, ClusterSpec, ListenerSpec, RouteSpec, RuntimeSpec};
+use super::spec::{AdminSpec, ClusterSpec, ListenerSpec, RouteSpec, RuntimeSpec, TelemetrySpec};
 use super::validate::validate;
 
 /// Every section of the file, as written.
@@ -14,6 +14,7 @@ use super::validate::validate;
 pub struct FileSpec {
     pub runtime: RuntimeSpec,
     pub admin: AdminSpec,
+    pub telemetry: TelemetrySpec,
     /// Span of the whole document, for errors about something missing.
     pub listeners: Option<Spanned<Vec<Option<ListenerSpec>>>>,
     pub routes: Vec<Option<RouteSpec>>,
@@ -22,7 +23,7 @@ pub struct FileSpec {
     pub clusters: Vec<(Spanned<String>, Option<ClusterSpec>)>,
 }
 
-const SECTIONS: [&str; 5] = ["runtime", "admin", "listeners", "routes", "clusters"];
+const SECTIONS: [&str; 6] = ["runtime", "admin", "telemetry", "listeners", "routes", "clusters"];
 
 /// Parse and validate config text; `file` names it in error messages.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
@@ -53,6 +54,7 @@ fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> Option<FileSpec> {
         match name {
             "runtime" => spec.runtime = item(value, "runtime", errors).unwrap_or_default(),
             "admin" => spec.admin = item(value, "admin", errors).unwrap_or_default(),
+            "telemetry" => spec.telemetry = item(value, "telemetry", errors).unwrap_or_default(),
             "listeners" => {
                 let span = value.span();
                 let items = array(value, "listeners", errors).into_iter();

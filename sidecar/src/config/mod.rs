@@ -37,6 +37,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 pub struct Config {
     pub runtime: Runtime,
     pub admin: Admin,
+    pub telemetry: Telemetry,
     pub listeners: Vec<Listener>,
     pub routes: Vec<Route>,
     pub clusters: BTreeMap<String, Cluster>,
@@ -57,6 +58,14 @@ pub struct Admin {
     /// Bearer token required by every admin call when set. Never printed.
     #[serde(skip)]
     pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Telemetry {
+    /// Extra histogram boundaries for `/metrics`, beside the defaults (e.g. SLO thresholds,
+    /// so `le` buckets match them exactly).
+    #[serde(serialize_with = "ser::durations")]
+    pub latency_buckets: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -192,6 +201,9 @@ mod ser {
             map.serialize_entry(k.as_str(), v.to_str().unwrap_or("<binary>"))?;
         }
         map.end()
+    }
+    pub fn durations<S: Serializer>(ds: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ds.iter().map(|d| ballast_model::HumanDuration(*d).to_string()))
     }
     pub fn methods<S: Serializer>(ms: &[Method], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(ms.iter().map(Method::as_str))

@@ -24,6 +24,13 @@ pub struct AdminSpec {
     pub token: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySpec {
+    #[serde(default)]
+    pub latency_buckets: Vec<Spanned<HumanDuration>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerSpec {

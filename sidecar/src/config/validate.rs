@@ -105,6 +105,14 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
 
     let runtime = runtime(&mut c, &spec);
     let admin = admin(&mut c, &spec);
+    let telemetry = Telemetry {
+        latency_buckets: spec
+            .telemetry
+            .latency_buckets
+            .iter()
+            .map(|b| c.positive("telemetry.latency_buckets", Some(b), Duration::from_millis(1)))
+            .collect(),
+    };
     let listeners = listeners(&mut c, &spec, &admin);
 
     let mut clusters = BTreeMap::new();
@@ -143,6 +151,7 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
     (c.errors.len() == before).then(|| Config {
         runtime,
         admin,
+        telemetry,
         listeners,
         routes,
         clusters,

@@ -21,7 +21,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::body::{Body, BoxError, UpstreamBody, is_length_limit};
+use crate::body::{Body, BoxError, Direction, UpstreamBody, is_length_limit};
 use crate::config::{HostPolicy, Protocol};
 use crate::upstream::{SendError, Upstream};
 
@@ -136,11 +136,23 @@ async fn forward(
         req.headers_mut().insert(header::HOST, v);
     }
     let downstream_upgrade = req.extensions_mut().remove::<OnUpgrade>();
+    let (cluster_meter, endpoint_meter) = (&upstream.meter, &endpoint.meter);
+    req.body_mut()
+        .meter_upstream(cluster_meter, endpoint_meter, Direction::In);
+    let timers = (cluster_meter.start(), endpoint_meter.start());
 
-    let (mut resp, checkin) = upstream
-        .send(i, req)
-        .await
-        .map_err(|e| ProxyError::new(classify(&e), error_chain(&e)))?;
+    let (mut resp, checkin) = match upstream.send(i, req).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            let class = classify(&e);
+            timers.0.record(class.status(), Some(class));
+            timers.1.record(class.status(), Some(class));
+            return Err(ProxyError::new(class, error_chain(&e)));
+        }
+    };
+    let status = resp.status().as_u16();
+    timers.0.record(status, None);
+    timers.1.record(status, None);
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade
@@ -148,7 +160,11 @@ async fn forward(
         let upstream_io = hyper::upgrade::on(&mut resp);
         tokio::spawn(bridge(downstream, upstream_io));
     }
-    Ok(resp.map(|b| Body::Upstream(UpstreamBody::new(b, in_flight, checkin))))
+    Ok(resp.map(|b| {
+        let mut body = Body::upstream(UpstreamBody::new(b, in_flight, checkin));
+        body.meter_upstream(cluster_meter, endpoint_meter, Direction::Out);
+        body
+    }))
 }
 
 /// Copy bytes both ways between an upgraded client connection and an upgraded upstream one.

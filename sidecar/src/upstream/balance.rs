@@ -91,12 +91,14 @@ fn gcd(a: u64, b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::Meter;
+    use std::sync::Arc;
 
     fn endpoints(weights: &[u32]) -> Vec<EndpointState> {
         weights
             .iter()
             .enumerate()
-            .map(|(i, &w)| EndpointState::new(&format!("127.0.0.1:{}", 1000 + i), w))
+            .map(|(i, &w)| EndpointState::new(&format!("127.0.0.1:{}", 1000 + i), w, Arc::new(Meter::new(1))))
             .collect()
     }
 

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use http::uri::Authority;
 
 use crate::config::Cluster;
+use crate::telemetry::{Meter, Registry};
 use balance::Balancer;
 use pool::Pools;
 pub use pool::{Checkin, SendError};
@@ -22,16 +23,18 @@ pub struct EndpointState {
     pub address: String,
     pub authority: Authority,
     pub weight: u32,
+    pub meter: Arc<Meter>,
     /// Requests sent and not finished (until the response body ends).
     in_flight: AtomicUsize,
 }
 
 impl EndpointState {
-    fn new(address: &str, weight: u32) -> Self {
+    fn new(address: &str, weight: u32, meter: Arc<Meter>) -> Self {
         EndpointState {
             address: address.to_owned(),
             authority: address.parse().expect("validated host:port"),
             weight,
+            meter,
             in_flight: AtomicUsize::new(0),
         }
     }
@@ -53,21 +56,26 @@ impl Drop for InFlight {
 pub struct Upstream {
     pub name: String,
     pub config: Cluster,
+    pub meter: Arc<Meter>,
     pub endpoints: Vec<EndpointState>,
     balancer: Balancer,
     pools: Pools,
 }
 
 impl Upstream {
-    pub fn new(name: &str, config: &Cluster, workers: usize) -> Arc<Self> {
+    pub fn new(name: &str, config: &Cluster, workers: usize, telemetry: &Registry) -> Arc<Self> {
+        let addresses: Vec<&str> = config.endpoints.iter().map(|e| e.address.as_str()).collect();
+        let (meter, endpoint_meters) = telemetry.cluster(name, &addresses);
         let endpoints: Vec<EndpointState> = config
             .endpoints
             .iter()
-            .map(|e| EndpointState::new(&e.address, e.weight))
+            .zip(endpoint_meters)
+            .map(|(e, m)| EndpointState::new(&e.address, e.weight, m))
             .collect();
         Arc::new(Upstream {
             name: name.to_owned(),
             config: config.clone(),
+            meter,
             balancer: Balancer::new(config.balance, &endpoints),
             pools: Pools::new(workers, endpoints.len()),
             endpoints,

@@ -1,0 +1,179 @@
+//! Counters and a latency histogram, sharded per worker thread.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use ballast_model::ErrorClass;
+use ballast_model::stats::{Counters, Latency, Traffic, new_latency_histogram};
+use hdrhistogram::Histogram;
+use tokio::time::Instant;
+
+use crate::worker;
+
+pub struct Meter {
+    shards: Box<[Shard]>,
+    in_flight: AtomicI64,
+}
+
+/// One worker's share. Aligned to a cache line so workers never write the same line.
+#[repr(align(64))]
+struct Shard {
+    tally: Mutex<Tally>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+struct Tally {
+    requests: u64,
+    /// 1xx..5xx (other statuses count as requests only).
+    by_status_class: [u64; 5],
+    by_error: [u64; ErrorClass::ALL.len()],
+    latency: Histogram<u64>,
+}
+
+/// A request being timed; counts as in flight until recorded or dropped.
+pub struct Timer<'a> {
+    meter: &'a Meter,
+    start: Instant,
+}
+
+impl Timer<'_> {
+    /// Count the finished request: its status, its failure class if the sidecar classified
+    /// one, and its latency (from the start to now).
+    pub fn record(self, status: u16, error: Option<ErrorClass>) {
+        self.meter.record(status, error, self.start.elapsed());
+    }
+}
+
+impl Drop for Timer<'_> {
+    fn drop(&mut self) {
+        self.meter.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Meter {
+    pub fn new(workers: usize) -> Self {
+        let shard = || Shard {
+            tally: Mutex::new(Tally {
+                requests: 0,
+                by_status_class: [0; 5],
+                by_error: [0; ErrorClass::ALL.len()],
+                latency: new_latency_histogram(),
+            }),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+        };
+        Meter {
+            shards: (0..workers.max(1)).map(|_| shard()).collect(),
+            in_flight: AtomicI64::new(0),
+        }
+    }
+
+    fn shard(&self) -> &Shard {
+        &self.shards[worker::index() % self.shards.len()]
+    }
+
+    /// Start timing a request.
+    pub fn start(&self) -> Timer<'_> {
+        self.in_flight.fetch_add(1, Relaxed);
+        Timer {
+            meter: self,
+            start: Instant::now(),
+        }
+    }
+
+    pub fn record(&self, status: u16, error: Option<ErrorClass>, latency: Duration) {
+        let mut t = self.shard().tally.lock().unwrap_or_else(|p| p.into_inner());
+        t.requests += 1;
+        if let Some(n) = (status / 100)
+            .checked_sub(1)
+            .and_then(|i| t.by_status_class.get_mut(i as usize))
+        {
+            *n += 1;
+        }
+        if let Some(e) = error {
+            t.by_error[e as usize] += 1;
+        }
+        t.latency.saturating_record(latency.as_micros().max(1) as u64);
+    }
+
+    /// Body bytes received from the client (`in`) or sent to it (`out`).
+    pub fn add_bytes(&self, bytes_in: u64, bytes_out: u64) {
+        let s = self.shard();
+        if bytes_in > 0 {
+            s.bytes_in.fetch_add(bytes_in, Relaxed);
+        }
+        if bytes_out > 0 {
+            s.bytes_out.fetch_add(bytes_out, Relaxed);
+        }
+    }
+
+    /// All shards merged.
+    pub fn traffic(&self) -> Traffic {
+        let mut counters = Counters {
+            in_flight: self.in_flight.load(Relaxed).max(0) as u64,
+            ..Counters::default()
+        };
+        let mut latency = new_latency_histogram();
+        let mut by_status_class = [0u64; 5];
+        let mut by_error = [0u64; ErrorClass::ALL.len()];
+        for s in self.shards.iter() {
+            counters.bytes_in += s.bytes_in.load(Relaxed);
+            counters.bytes_out += s.bytes_out.load(Relaxed);
+            let t = s.tally.lock().unwrap_or_else(|p| p.into_inner());
+            counters.requests += t.requests;
+            for (sum, n) in by_status_class.iter_mut().zip(t.by_status_class) {
+                *sum += n;
+            }
+            for (sum, n) in by_error.iter_mut().zip(t.by_error) {
+                *sum += n;
+            }
+            latency.add(&t.latency).expect("same bounds");
+        }
+        counters.by_status_class = by_status_class
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (format!("{}xx", i + 1), n))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        counters.by_error = ErrorClass::ALL
+            .into_iter()
+            .zip(by_error)
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        Traffic {
+            counters,
+            latency: Latency(latency),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_merge_across_shards() {
+        let m = Meter::new(2);
+        crate::worker::set_index(0);
+        m.record(200, None, Duration::from_millis(5));
+        crate::worker::set_index(1);
+        m.record(503, Some(ErrorClass::ConnectRefused), Duration::from_millis(50));
+        m.add_bytes(10, 100);
+        crate::worker::set_index(0);
+        let timer = m.start();
+        let t = m.traffic();
+        assert_eq!(t.counters.requests, 2);
+        assert_eq!(t.counters.in_flight, 1);
+        assert_eq!(t.counters.status_class(2), 1);
+        assert_eq!(t.counters.status_class(5), 1);
+        assert_eq!(t.counters.by_error[&ErrorClass::ConnectRefused], 1);
+        assert_eq!((t.counters.bytes_in, t.counters.bytes_out), (10, 100));
+        assert_eq!(t.latency.0.len(), 2);
+        assert!((t.latency.0.value_at_quantile(1.0) as i64 - 50_000).abs() < 50);
+        timer.record(204, None);
+        assert_eq!(m.traffic().counters.in_flight, 0);
+        assert_eq!(m.traffic().counters.requests, 3);
+    }
+}

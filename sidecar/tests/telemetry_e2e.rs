@@ -1,0 +1,158 @@
+//! End-to-end: what the sidecar counts, on `/stats` and `/metrics`.
+
+mod common;
+
+use ballast_model::ErrorClass;
+use ballast_model::stats::StatsSnapshot;
+use common::*;
+
+async fn stats(sc: &Proc) -> StatsSnapshot {
+    client()
+        .get(sc.admin_url("/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+const ROUTES: &str = r#"
+[telemetry]
+latency_buckets = ["150ms", "300ms"]
+
+[[routes]]
+name = "slow"
+match = { path_prefix = "/slow" }
+cluster = "u"
+[[routes]]
+name = "dead"
+match = { path_prefix = "/dead" }
+cluster = "dead"
+[[routes]]
+name = "api"
+match = { path_prefix = "/api/" }
+prefix_rewrite = "/"
+cluster = "u"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_requests_errors_bytes_and_latency_per_route_cluster_endpoint() {
+    let up = MockUpstream::start("u").await;
+    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr]), ("dead", &[dead_addr()])], ROUTES));
+    let http = client();
+    let before = stats(&sc).await;
+
+    for _ in 0..20 {
+        let resp = http
+            .post(sc.url("/api/echo"))
+            .body(vec![b'z'; 1000])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    for _ in 0..3 {
+        assert_eq!(http.get(sc.url("/api/status/503")).send().await.unwrap().status(), 503);
+        assert_eq!(http.get(sc.url("/dead")).send().await.unwrap().status(), 503);
+    }
+    for _ in 0..5 {
+        assert_eq!(http.get(sc.url("/slow/200")).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(http.get(sc.url("/nowhere")).send().await.unwrap().status(), 404);
+
+    let after = stats(&sc).await;
+    let w = after.window(&before);
+    assert!(!w.reset);
+    let api = &w.routes["api"].counters;
+    assert_eq!(api.requests, 23);
+    assert_eq!(
+        (api.status_class(2), api.status_class(5)),
+        (20, 3),
+        "upstream 503s are counted, not classified"
+    );
+    assert!(api.by_error.is_empty());
+    assert_eq!(api.bytes_in, 20_000, "request bodies counted as they stream");
+    assert!(api.bytes_out > 20 * 100, "response bodies counted: {}", api.bytes_out);
+    assert_eq!(api.in_flight, 0);
+
+    let dead = &w.routes["dead"].counters;
+    assert_eq!(dead.by_error[&ErrorClass::ConnectRefused], 3);
+    assert_eq!(
+        w.clusters["dead"].traffic.counters.by_error[&ErrorClass::ConnectRefused],
+        3
+    );
+    assert_eq!(w.routes["(unmatched)"].counters.by_error[&ErrorClass::NoRoute], 1);
+
+    let slow = &w.routes["slow"].latency.0;
+    assert_eq!(slow.len(), 5);
+    let (p50, max) = (slow.value_at_quantile(0.5), slow.max());
+    assert!((200_000..400_000).contains(&p50), "p50 {p50} µs for a 200 ms upstream");
+    assert!(max < 1_000_000, "max {max} µs");
+
+    let cluster = &w.clusters["u"];
+    assert_eq!(cluster.traffic.counters.requests, 28, "api + slow go to cluster u");
+    assert_eq!(cluster.endpoints.len(), 1);
+    assert_eq!(cluster.endpoints[0].address, up.addr.to_string());
+    assert_eq!(cluster.endpoints[0].traffic.counters.requests, 28);
+    assert_eq!(cluster.endpoints[0].traffic.counters.bytes_in, 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_prometheus_text_with_the_configured_buckets_and_survive_reloads() {
+    let up = MockUpstream::start("u").await;
+    let cfg = config(&[("u", &[up.addr]), ("dead", &[dead_addr()])], ROUTES);
+    let sc = Proc::sidecar(BIN, &cfg);
+    let http = client();
+    for path in ["/slow/100", "/slow/200", "/slow/400", "/api/x"] {
+        http.get(sc.url(path)).send().await.unwrap().bytes().await.unwrap();
+    }
+    // A reload keeps the meters of routes that stay.
+    assert_eq!(http.post(sc.admin_url("/config")).send().await.unwrap().status(), 200);
+    http.get(sc.url("/api/y")).send().await.unwrap().bytes().await.unwrap();
+
+    let resp = http.get(sc.admin_url("/metrics")).send().await.unwrap();
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = resp.text().await.unwrap();
+    for line in [
+        "ballast_route_requests_total{route=\"api\",status_class=\"2xx\"} 2",
+        "ballast_route_request_duration_seconds_bucket{route=\"slow\",le=\"0.15\"} 1",
+        "ballast_route_request_duration_seconds_bucket{route=\"slow\",le=\"0.3\"} 2",
+        "ballast_route_request_duration_seconds_bucket{route=\"slow\",le=\"+Inf\"} 3",
+        "ballast_cluster_requests_total{cluster=\"u\",status_class=\"2xx\"} 5",
+        &format!(
+            "ballast_endpoint_requests_total{{cluster=\"u\",endpoint=\"{}\",status_class=\"2xx\"}} 5",
+            up.addr
+        ),
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    assert!(!text.contains("/api/x"), "no raw paths in labels");
+
+    // promtool, where installed (CI installs it), must accept the exposition.
+    if let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "promtool must be installed in CI");
+    }
+}
