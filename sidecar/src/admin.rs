@@ -72,14 +72,14 @@ fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/events") => events(shared),
         (&Method::GET, "/stats") => json(
             StatusCode::OK,
-            &serde_json::to_value(shared.telemetry.snapshot()).expect("stats serialize"),
+            &serde_json::to_value(shared.telemetry.meters.snapshot()).expect("stats serialize"),
         ),
         (&Method::GET, "/metrics") => {
             let buckets =
                 crate::telemetry::prometheus::buckets(config.telemetry.latency_buckets.iter().map(|d| d.as_secs_f64()));
             let mut resp = text(
                 StatusCode::OK,
-                &crate::telemetry::prometheus::render(&shared.telemetry.snapshot(), &buckets),
+                &crate::telemetry::prometheus::render(&shared.telemetry.meters.snapshot(), &buckets),
             );
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ballast_model::ErrorClass;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
@@ -19,9 +19,10 @@ use tower::{ServiceBuilder, ServiceExt};
 use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
 use crate::proxy::headers::{self, Client, X_REQUEST_ID};
-use crate::proxy::{Forward, ProxyError, error_response};
+use crate::proxy::{AnsweredBy, Forward, ProxyError, error_response};
 use crate::router::RequestView;
-use crate::telemetry::{Meter, Registry, UNMATCHED};
+use crate::telemetry::access_log::Entry;
+use crate::telemetry::{AccessLogger, Meter, Telemetry, UNMATCHED};
 use crate::upstream::Upstream;
 
 type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, ProxyError>;
@@ -41,13 +42,15 @@ pub struct Gateway {
     routes: Vec<RouteEntry>,
     /// Counts requests that no route matched.
     unmatched: Arc<Meter>,
+    access_log: Option<Arc<AccessLogger>>,
     upstreams: HashMap<String, Arc<Upstream>>,
 }
 
 impl Gateway {
     /// Build a gateway. Clusters whose settings did not change keep their upstream (pools,
     /// balancer position) from `previous`, so a reload does not drop warm connections.
-    pub fn build(config: Arc<Config>, previous: Option<&Gateway>, telemetry: &Registry) -> Self {
+    pub fn build(config: Arc<Config>, previous: Option<&Gateway>, telemetry: &Telemetry) -> Self {
+        let meters = &telemetry.meters;
         let workers = config.runtime.worker_threads;
         let upstreams: HashMap<String, Arc<Upstream>> = config
             .clusters
@@ -58,7 +61,7 @@ impl Gateway {
                     .filter(|u| u.config == *cluster);
                 let upstream = reused
                     .cloned()
-                    .unwrap_or_else(|| Upstream::new(name, cluster, workers, telemetry));
+                    .unwrap_or_else(|| Upstream::new(name, cluster, workers, meters));
                 (name.clone(), upstream)
             })
             .collect();
@@ -72,7 +75,11 @@ impl Gateway {
                     .map_err(ProxyError::from_boxed)
                     // The route timeout covers the whole upstream exchange until the response head.
                     .timeout(route.timeout)
-                    .service(Forward::new(upstream, route.host.clone()));
+                    .service(Forward::new(
+                        upstream,
+                        route.host.clone(),
+                        telemetry.access_log.is_some(),
+                    ));
                 let host_rewrite = match &route.host {
                     HostPolicy::Rewrite(h) => Some(HeaderValue::from_str(h).expect("validated host")),
                     _ => None,
@@ -80,7 +87,7 @@ impl Gateway {
                 RouteEntry {
                     config: route.clone(),
                     host_rewrite,
-                    meter: telemetry.route(&route.name),
+                    meter: meters.route(&route.name),
                     service: BoxCloneSyncService::new(service),
                 }
             })
@@ -88,7 +95,8 @@ impl Gateway {
         Gateway {
             config,
             routes,
-            unmatched: telemetry.route(UNMATCHED),
+            unmatched: meters.route(UNMATCHED),
+            access_log: telemetry.access_log.clone(),
             upstreams,
         }
     }
@@ -97,15 +105,26 @@ impl Gateway {
     pub async fn handle(&self, req: Request<Incoming>, client: &Client) -> Response<Body> {
         let request_id = headers::request_id(req.headers());
         let (mut parts, body) = req.into_parts();
+        // The request as the client sent it, kept only for the access log.
+        let asked = self
+            .access_log
+            .as_ref()
+            .map(|_| (parts.method.clone(), parts.uri.clone()));
         let Some(route) = self
             .routes
             .iter()
             .find(|r| r.config.matcher.matches(&RequestView::from(&parts)))
         else {
-            self.unmatched
-                .start()
-                .record(ErrorClass::NoRoute.status(), Some(ErrorClass::NoRoute));
-            return with_request_id(error_response(ErrorClass::NoRoute), request_id);
+            let class = ErrorClass::NoRoute;
+            let took = self.unmatched.start().record(class.status(), Some(class));
+            let outcome = Outcome {
+                status: class.status(),
+                error: Some(class),
+                endpoint: None,
+                took,
+            };
+            self.log(UNMATCHED, asked, &outcome, &request_id);
+            return with_request_id(error_response(class), request_id);
         };
         let timer = route.meter.start();
         let version = parts.version;
@@ -117,21 +136,67 @@ impl Gateway {
             }
             Err(e) => Err(e),
         };
-        let (mut resp, error) = match forwarded {
-            Ok(resp) => (resp, None),
+        let (mut resp, error, endpoint) = match forwarded {
+            Ok(resp) => {
+                let endpoint = resp.extensions().get::<AnsweredBy>().map(|a| a.0.clone());
+                (resp, None, endpoint)
+            }
             Err(e) => {
                 tracing::debug!(route = %route.config.name, error = %e, "request failed");
-                let class = e.class;
-                (e.into_response(), Some(class))
+                let (class, endpoint) = (e.class, e.endpoint.clone());
+                (e.into_response(), Some(class), endpoint)
             }
         };
-        timer.record(resp.status().as_u16(), error);
+        let status = resp.status().as_u16();
+        let took = timer.record(status, error);
+        self.log(
+            &route.config.name,
+            asked,
+            &Outcome {
+                status,
+                error,
+                endpoint,
+                took,
+            },
+            &request_id,
+        );
         // Answer in the client's HTTP version, whatever the upstream spoke.
         *resp.version_mut() = version;
         route.finish(&mut resp);
         resp.body_mut().meter_route(&route.meter, Direction::Out);
         with_request_id(resp, request_id)
     }
+
+    /// Write the access log line, if there is a log and this request is sampled (failures always).
+    fn log(&self, route: &str, asked: Option<(Method, Uri)>, outcome: &Outcome, request_id: &HeaderValue) {
+        let (Some(log), Some((method, uri))) = (&self.access_log, asked) else {
+            return;
+        };
+        if !log.wants(outcome.error.is_some() || outcome.status >= 500) {
+            return;
+        }
+        log.log(&Entry {
+            time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            route,
+            method: method.as_str(),
+            path: uri.path_and_query().map_or("/", |p| p.as_str()),
+            status: outcome.status,
+            duration_ms: outcome.took.as_secs_f64() * 1e3,
+            upstream: outcome.endpoint.as_deref(),
+            attempts: u32::from(outcome.endpoint.is_some()),
+            error: outcome.error,
+            request_id: request_id.to_str().unwrap_or_default(),
+            trace_id: None,
+        });
+    }
+}
+
+/// How a request ended, for the access log.
+struct Outcome {
+    status: u16,
+    error: Option<ErrorClass>,
+    endpoint: Option<Arc<str>>,
+    took: std::time::Duration,
 }
 
 impl RouteEntry {

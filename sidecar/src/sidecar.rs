@@ -17,7 +17,7 @@ use crate::config::{Config, ConfigErrors, load_file};
 use crate::events::Events;
 use crate::gateway::Gateway;
 use crate::server;
-use crate::telemetry::Registry;
+use crate::telemetry::{AccessLogger, Registry, Telemetry};
 
 /// State every worker and the admin API share.
 pub struct Shared {
@@ -25,7 +25,7 @@ pub struct Shared {
     /// The timeline served on `/events`.
     pub events: Events,
     /// Every meter; outlives config reloads.
-    pub telemetry: Registry,
+    pub telemetry: Telemetry,
     gateway: ArcSwap<Gateway>,
     ready: AtomicBool,
     reload_lock: Mutex<()>,
@@ -41,17 +41,27 @@ pub enum ReloadError {
 }
 
 impl Shared {
-    pub fn new(path: &Path, config: Config) -> Arc<Self> {
-        let telemetry = Registry::new(config.runtime.worker_threads);
+    /// Fails only if the access log cannot be opened.
+    pub fn new(path: &Path, config: Config) -> std::io::Result<Arc<Self>> {
+        let access_log = match &config.telemetry.access_log {
+            Some(cfg) => Some(Arc::new(AccessLogger::open(cfg).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot open the access log {:?}: {e}", cfg.path))
+            })?)),
+            None => None,
+        };
+        let telemetry = Telemetry {
+            meters: Registry::new(config.runtime.worker_threads),
+            access_log,
+        };
         let gateway = Gateway::build(Arc::new(config), None, &telemetry);
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
             path: path.to_owned(),
             events: Events::default(),
             telemetry,
             gateway: ArcSwap::from_pointee(gateway),
             ready: AtomicBool::new(false),
             reload_lock: Mutex::new(()),
-        })
+        }))
     }
 
     /// The current gateway; a request keeps the one it started with.
@@ -81,6 +91,8 @@ impl Shared {
             Some("[admin]")
         } else if new.runtime != old.runtime {
             Some("[runtime]")
+        } else if new.telemetry.access_log != old.telemetry.access_log {
+            Some("[telemetry.access_log]")
         } else {
             None
         };
@@ -142,7 +154,7 @@ pub fn start(path: &Path, config: Config) -> anyhow::Result<Running> {
     let drain = config.runtime.drain_timeout;
     let listeners = config.listeners.clone();
     let admin_addr = config.admin.listen;
-    let shared = Shared::new(path, config);
+    let shared = Shared::new(path, config)?;
 
     let mut sockets: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();

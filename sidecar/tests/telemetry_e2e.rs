@@ -156,3 +156,81 @@ async fn metrics_are_prometheus_text_with_the_configured_buckets_and_survive_rel
         assert!(std::env::var_os("CI").is_none(), "promtool must be installed in CI");
     }
 }
+
+fn access_log_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_samples_successes_and_always_logs_failures() {
+    let up = MockUpstream::start("u").await;
+    let dir = std::env::temp_dir().join(format!("ballast-access-{}-{}", std::process::id(), line!()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (sampled, all) = (dir.join("sampled.jsonl"), dir.join("all.jsonl"));
+    let with_log = |path: &std::path::Path, sample: f64| {
+        let log = format!(
+            "[telemetry.access_log]\npath = \"{}\"\nsample = {sample}\n",
+            path.display()
+        );
+        config(
+            &[("u", &[up.addr]), ("dead", &[dead_addr()])],
+            &ROUTES.replace("[telemetry]", &format!("{log}\n[telemetry]")),
+        )
+    };
+    let (none_ok, every) = (
+        Proc::sidecar(BIN, &with_log(&sampled, 0.0)),
+        Proc::sidecar(BIN, &with_log(&all, 1.0)),
+    );
+    let http = client();
+    for sc in [&none_ok, &every] {
+        for _ in 0..10 {
+            http.get(sc.url("/api/status/200"))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+        }
+        http.get(sc.url("/api/status/502"))
+            .header("x-request-id", "req-502")
+            .send()
+            .await
+            .unwrap();
+        http.get(sc.url("/dead/x")).send().await.unwrap();
+        http.get(sc.url("/nowhere")).send().await.unwrap();
+    }
+    assert_eventually!(access_log_lines(&sampled).len() == 3, "sample 0: only the 3 failures");
+    assert_eventually!(access_log_lines(&all).len() == 13, "sample 1: every request");
+
+    let failures = access_log_lines(&sampled);
+    let upstream_502 = &failures[0];
+    assert_eq!(upstream_502["route"], "api");
+    assert_eq!(upstream_502["method"], "GET");
+    assert_eq!(
+        upstream_502["path"], "/api/status/502",
+        "the path as the client sent it"
+    );
+    assert_eq!(upstream_502["status"], 502);
+    assert_eq!(upstream_502["upstream"], up.addr.to_string());
+    assert_eq!(upstream_502["attempts"], 1);
+    assert_eq!(
+        upstream_502["error"],
+        serde_json::Value::Null,
+        "an upstream 502 is not a sidecar error"
+    );
+    assert_eq!(upstream_502["request_id"], "req-502");
+    assert!(upstream_502["duration_ms"].as_f64().unwrap() > 0.0);
+    assert!(upstream_502["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(failures[1]["error"], "connect-refused");
+    assert_eq!(failures[1]["status"], 503);
+    assert!(failures[1]["upstream"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(failures[2]["route"], "(unmatched)");
+    assert_eq!(failures[2]["error"], "no-route");
+    assert_eq!(failures[2]["attempts"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -66,6 +66,16 @@ pub struct Telemetry {
     /// so `le` buckets match them exactly).
     #[serde(serialize_with = "ser::durations")]
     pub latency_buckets: Vec<Duration>,
+    /// One JSON line per request; off when absent.
+    pub access_log: Option<AccessLog>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccessLog {
+    /// `stdout` or a file path.
+    pub path: String,
+    /// Share of successful requests logged (0 to 1); failures are always logged.
+    pub sample: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -29,6 +29,16 @@ pub struct AdminSpec {
 pub struct TelemetrySpec {
     #[serde(default)]
     pub latency_buckets: Vec<Spanned<HumanDuration>>,
+    pub access_log: Option<AccessLogSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSpec {
+    /// `"stdout"` or a file path (appended to).
+    pub path: Option<Spanned<String>>,
+    /// Share of successful requests logged; failures are always logged.
+    pub sample: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

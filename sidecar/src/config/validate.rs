@@ -105,14 +105,7 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
 
     let runtime = runtime(&mut c, &spec);
     let admin = admin(&mut c, &spec);
-    let telemetry = Telemetry {
-        latency_buckets: spec
-            .telemetry
-            .latency_buckets
-            .iter()
-            .map(|b| c.positive("telemetry.latency_buckets", Some(b), Duration::from_millis(1)))
-            .collect(),
-    };
+    let telemetry = telemetry(&mut c, &spec);
     let listeners = listeners(&mut c, &spec, &admin);
 
     let mut clusters = BTreeMap::new();
@@ -156,6 +149,47 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
         routes,
         clusters,
     })
+}
+
+fn telemetry(c: &mut Checker, spec: &FileSpec) -> Telemetry {
+    let latency_buckets = spec
+        .telemetry
+        .latency_buckets
+        .iter()
+        .map(|b| c.positive("telemetry.latency_buckets", Some(b), Duration::from_millis(1)))
+        .collect();
+    let access_log = spec.telemetry.access_log.as_ref().map(|log| {
+        let path = log.path.as_ref().map_or("stdout", |p| p.get_ref().as_str());
+        if let Some(p) = log.path.as_ref().filter(|p| p.get_ref().trim().is_empty()) {
+            c.err(
+                "telemetry.access_log.path",
+                p.span(),
+                "path is empty",
+                "write \"stdout\" or a file path",
+            );
+        }
+        let sample = match &log.sample {
+            Some(s) if !(0.0..=1.0).contains(s.get_ref()) => {
+                c.err(
+                    "telemetry.access_log.sample",
+                    s.span(),
+                    format!("sample {} is outside 0..=1", s.get_ref()),
+                    "a share of requests: 0.01 logs 1% of successes (failures are always logged)",
+                );
+                1.0
+            }
+            Some(s) => *s.get_ref(),
+            None => 1.0,
+        };
+        AccessLog {
+            path: path.to_owned(),
+            sample,
+        }
+    });
+    Telemetry {
+        latency_buckets,
+        access_log,
+    }
 }
 
 fn runtime(c: &mut Checker, spec: &FileSpec) -> Runtime {

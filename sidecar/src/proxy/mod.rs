@@ -31,6 +31,8 @@ use crate::upstream::{SendError, Upstream};
 pub struct ProxyError {
     pub class: ErrorClass,
     pub detail: String,
+    /// The endpoint the request was sent to, if it got that far.
+    pub endpoint: Option<Arc<str>>,
 }
 
 impl ProxyError {
@@ -38,6 +40,7 @@ impl ProxyError {
         ProxyError {
             class,
             detail: detail.into(),
+            endpoint: None,
         }
     }
 
@@ -70,18 +73,25 @@ pub fn error_response(class: ErrorClass) -> Response<Body> {
     resp
 }
 
+/// The endpoint that answered, put in the response's extensions for the access log.
+#[derive(Clone, Debug)]
+pub struct AnsweredBy(pub Arc<str>);
+
 /// The innermost service of every route: one request to one endpoint of the cluster.
 #[derive(Clone)]
 pub struct Forward {
     upstream: Arc<Upstream>,
     host: Arc<HostPolicy>,
+    /// Tag responses with [`AnsweredBy`] (only when someone reads it: it costs an allocation).
+    tag_endpoint: bool,
 }
 
 impl Forward {
-    pub fn new(upstream: Arc<Upstream>, host: HostPolicy) -> Self {
+    pub fn new(upstream: Arc<Upstream>, host: HostPolicy, tag_endpoint: bool) -> Self {
         Forward {
             upstream,
             host: Arc::new(host),
+            tag_endpoint,
         }
     }
 }
@@ -100,7 +110,8 @@ impl tower::Service<Request<Body>> for Forward {
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let upstream = self.upstream.clone();
         let host = self.host.clone();
-        Box::pin(async move { forward(upstream, &host, req).await })
+        let tag = self.tag_endpoint;
+        Box::pin(async move { forward(upstream, &host, req, tag).await })
     }
 }
 
@@ -108,6 +119,7 @@ async fn forward(
     upstream: Arc<Upstream>,
     host: &HostPolicy,
     mut req: Request<Body>,
+    tag_endpoint: bool,
 ) -> Result<Response<Body>, ProxyError> {
     let Some((i, in_flight)) = upstream.pick() else {
         return Err(ProxyError::new(
@@ -147,12 +159,17 @@ async fn forward(
             let class = classify(&e);
             timers.0.record(class.status(), Some(class));
             timers.1.record(class.status(), Some(class));
-            return Err(ProxyError::new(class, error_chain(&e)));
+            let mut err = ProxyError::new(class, error_chain(&e));
+            err.endpoint = Some(endpoint.address.clone());
+            return Err(err);
         }
     };
     let status = resp.status().as_u16();
     timers.0.record(status, None);
     timers.1.record(status, None);
+    if tag_endpoint {
+        resp.extensions_mut().insert(AnsweredBy(endpoint.address.clone()));
+    }
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade

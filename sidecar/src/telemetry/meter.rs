@@ -40,9 +40,11 @@ pub struct Timer<'a> {
 
 impl Timer<'_> {
     /// Count the finished request: its status, its failure class if the sidecar classified
-    /// one, and its latency (from the start to now).
-    pub fn record(self, status: u16, error: Option<ErrorClass>) {
-        self.meter.record(status, error, self.start.elapsed());
+    /// one, and its latency (from the start to now), which is returned.
+    pub fn record(self, status: u16, error: Option<ErrorClass>) -> Duration {
+        let elapsed = self.start.elapsed();
+        self.meter.record(status, error, elapsed);
+        elapsed
     }
 }
 

@@ -7,7 +7,9 @@
 //!   that survives a reload keeps counting where it was), so counters only ever grow, as
 //!   Prometheus expects.
 //! - [`prometheus`]: the `/metrics` text exposition.
+//! - [`access_log`]: one JSON line per request, sampled, failures always.
 
+pub mod access_log;
 mod meter;
 pub mod prometheus;
 
@@ -17,7 +19,14 @@ use std::sync::{Arc, Mutex};
 use ballast_model::event::unix_ms;
 use ballast_model::stats::{ClusterStats, EndpointStats, StatsSnapshot};
 
+pub use access_log::AccessLogger;
 pub use meter::{Meter, Timer};
+
+/// Everything telemetry keeps across config reloads.
+pub struct Telemetry {
+    pub meters: Registry,
+    pub access_log: Option<Arc<AccessLogger>>,
+}
 
 /// The pseudo-route that counts requests no route matched.
 pub const UNMATCHED: &str = "(unmatched)";

@@ -20,7 +20,7 @@ use pool::Pools;
 pub use pool::{Checkin, SendError};
 
 pub struct EndpointState {
-    pub address: String,
+    pub address: Arc<str>,
     pub authority: Authority,
     pub weight: u32,
     pub meter: Arc<Meter>,
@@ -31,7 +31,7 @@ pub struct EndpointState {
 impl EndpointState {
     fn new(address: &str, weight: u32, meter: Arc<Meter>) -> Self {
         EndpointState {
-            address: address.to_owned(),
+            address: address.into(),
             authority: address.parse().expect("validated host:port"),
             weight,
             meter,

@@ -169,7 +169,7 @@ impl Upstream {
         match e.take_message() {
             Some(req) if reused => Ok(req),
             _ => Err(SendError::Exchange {
-                address: self.endpoints[i].address.clone(),
+                address: self.endpoints[i].address.to_string(),
                 source: e.into_error(),
             }),
         }
@@ -193,14 +193,14 @@ impl Upstream {
     async fn tcp(&self, i: usize) -> Result<TokioIo<TcpStream>, SendError> {
         let address = &self.endpoints[i].address;
         let after = self.config.connect_timeout;
-        let stream = tokio::time::timeout(after, TcpStream::connect(address.as_str()))
+        let stream = tokio::time::timeout(after, TcpStream::connect(&**address))
             .await
             .map_err(|_| SendError::ConnectTimeout {
-                address: address.clone(),
+                address: address.to_string(),
                 after,
             })?
             .map_err(|source| SendError::Connect {
-                address: address.clone(),
+                address: address.to_string(),
                 source,
             })?;
         let _ = stream.set_nodelay(true);
@@ -230,7 +230,7 @@ impl Upstream {
 
     fn handshake_failed(&self, i: usize) -> impl FnOnce(hyper::Error) -> SendError + '_ {
         move |source| SendError::Handshake {
-            address: self.endpoints[i].address.clone(),
+            address: self.endpoints[i].address.to_string(),
             source,
         }
     }
