@@ -8,8 +8,11 @@
 //! - [`event`]: the timeline: what happened when (config reloads, later faults, alerts, ...).
 //! - [`stats`]: the sidecar's cumulative counters and HDR latency histograms, and windows
 //!   between two snapshots.
+//! - `client` (feature `client`): fetch snapshots from a sidecar and compute windows.
 //! - [`units`]: human-friendly durations (`"250ms"`) and byte sizes (`"64KiB"`) for TOML files.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod error_class;
 pub mod event;
 pub mod stats;

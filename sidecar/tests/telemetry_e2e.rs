@@ -304,3 +304,43 @@ async fn a_real_prometheus_scrapes_the_exact_request_count() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(seen, "37", "PromQL over the scraped sidecar; prometheus log:\n{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_stats_client_yields_windows_between_polls() {
+    use ballast_model::client::StatsClient;
+    let up = MockUpstream::start("u").await;
+    let cfg = config(&[("u", &[up.addr]), ("dead", &[dead_addr()])], ROUTES)
+        .replace("[admin]\n", "[admin]\ntoken = \"t0k\"\n");
+    let sc = Proc::sidecar(BIN, &cfg);
+    let http = client();
+    for _ in 0..4 {
+        http.get(sc.url("/api/status/200"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    let mut stats = StatsClient::new(&sc.admin_url(""), Some("t0k".into()));
+    let first = stats.next_window().await.unwrap();
+    assert!(first.reset, "the first window runs from the sidecar's start");
+    assert_eq!(first.routes["api"].counters.requests, 4);
+    for _ in 0..6 {
+        http.get(sc.url("/api/status/200"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    let second = stats.next_window().await.unwrap();
+    assert!(!second.reset);
+    assert_eq!(second.routes["api"].counters.requests, 6);
+    assert_eq!(second.routes["api"].latency.0.len(), 6);
+    assert!(second.seconds() > 0.0);
+
+    let denied = StatsClient::new(&sc.admin_url(""), None).snapshot().await.unwrap_err();
+    assert!(denied.to_string().contains("HTTP 401"), "{denied}");
+}
