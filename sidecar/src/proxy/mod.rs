@@ -151,22 +151,25 @@ async fn forward(
     let (cluster_meter, endpoint_meter) = (&upstream.meter, &endpoint.meter);
     req.body_mut()
         .meter_upstream(cluster_meter, endpoint_meter, Direction::In);
-    let timers = (cluster_meter.start(), endpoint_meter.start());
+    let t0 = tokio::time::Instant::now();
+    let timers = (cluster_meter.start_at(t0), endpoint_meter.start_at(t0));
 
     let (mut resp, checkin) = match upstream.send(i, req).await {
         Ok(sent) => sent,
         Err(e) => {
             let class = classify(&e);
-            timers.0.record(class.status(), Some(class));
-            timers.1.record(class.status(), Some(class));
+            let took = t0.elapsed();
+            timers.0.record_took(class.status(), Some(class), took);
+            timers.1.record_took(class.status(), Some(class), took);
             let mut err = ProxyError::new(class, error_chain(&e));
             err.endpoint = Some(endpoint.address.clone());
             return Err(err);
         }
     };
     let status = resp.status().as_u16();
-    timers.0.record(status, None);
-    timers.1.record(status, None);
+    let took = t0.elapsed();
+    timers.0.record_took(status, None, took);
+    timers.1.record_took(status, None, took);
     if tag_endpoint {
         resp.extensions_mut().insert(AnsweredBy(endpoint.address.clone()));
     }

@@ -46,6 +46,12 @@ impl Timer<'_> {
         self.meter.record(status, error, elapsed);
         elapsed
     }
+
+    /// Like [`Timer::record`] with a latency measured by the caller (one clock read shared by
+    /// several timers started together).
+    pub fn record_took(self, status: u16, error: Option<ErrorClass>, took: Duration) {
+        self.meter.record(status, error, took);
+    }
 }
 
 impl Drop for Timer<'_> {
@@ -78,11 +84,13 @@ impl Meter {
 
     /// Start timing a request.
     pub fn start(&self) -> Timer<'_> {
+        self.start_at(Instant::now())
+    }
+
+    /// Start timing a request that started at `start`.
+    pub fn start_at(&self, start: Instant) -> Timer<'_> {
         self.in_flight.fetch_add(1, Relaxed);
-        Timer {
-            meter: self,
-            start: Instant::now(),
-        }
+        Timer { meter: self, start }
     }
 
     pub fn record(&self, status: u16, error: Option<ErrorClass>, latency: Duration) {
