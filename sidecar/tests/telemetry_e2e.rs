@@ -187,15 +187,7 @@ async fn access_log_samples_successes_and_always_logs_failures() {
     );
     let http = client();
     for sc in [&none_ok, &every] {
-        for _ in 0..10 {
-            http.get(sc.url("/api/status/200"))
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-        }
+        get_n(&http, &sc.url("/api/status/200"), 10).await;
         http.get(sc.url("/api/status/502"))
             .header("x-request-id", "req-502")
             .send()
@@ -250,15 +242,7 @@ async fn a_real_prometheus_scrapes_the_exact_request_count() {
     let up = MockUpstream::start("u").await;
     let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr]), ("dead", &[dead_addr()])], ROUTES));
     let http = client();
-    for _ in 0..37 {
-        http.get(sc.url("/api/status/200"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-    }
+    get_n(&http, &sc.url("/api/status/200"), 37).await;
 
     let dir = std::env::temp_dir().join(format!("ballast-prom-{}-{}", std::process::id(), line!()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -313,28 +297,12 @@ async fn the_shared_stats_client_yields_windows_between_polls() {
         .replace("[admin]\n", "[admin]\ntoken = \"t0k\"\n");
     let sc = Proc::sidecar(BIN, &cfg);
     let http = client();
-    for _ in 0..4 {
-        http.get(sc.url("/api/status/200"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-    }
+    get_n(&http, &sc.url("/api/status/200"), 4).await;
     let mut stats = StatsClient::new(&sc.admin_url(""), Some("t0k".into()));
     let first = stats.next_window().await.unwrap();
     assert!(first.reset, "the first window runs from the sidecar's start");
     assert_eq!(first.routes["api"].counters.requests, 4);
-    for _ in 0..6 {
-        http.get(sc.url("/api/status/200"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-    }
+    get_n(&http, &sc.url("/api/status/200"), 6).await;
     let second = stats.next_window().await.unwrap();
     assert!(!second.reset);
     assert_eq!(second.routes["api"].counters.requests, 6);

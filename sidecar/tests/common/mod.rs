@@ -33,6 +33,13 @@ pub async fn echo(resp: reqwest::Response) -> serde_json::Value {
     resp.json::<serde_json::Value>().await.unwrap()
 }
 
+/// Send `n` GETs to `url` one after another, reading each body to the end.
+pub async fn get_n(http: &reqwest::Client, url: &str, n: usize) {
+    for _ in 0..n {
+        http.get(url).send().await.unwrap().bytes().await.unwrap();
+    }
+}
+
 pub fn upstream_of(resp: &reqwest::Response) -> String {
     resp.headers()
         .get("x-upstream")
