@@ -12,16 +12,10 @@ cd "$(dirname "$0")/.."
 cargo build --release -p ballast-sidecar >&2
 BIN=$PWD/target/release/ballast-sidecar
 W=$(mktemp -d /tmp/ballast-instr.XXXX)
-body=$(head -c 64 /dev/zero | tr '\0' 'x')
-cleanup() { [ -f "$W/up.pid" ] && kill "$(cat "$W/up.pid")" 2>/dev/null; pkill -f "callgrind-out-file=$W" 2>/dev/null; rm -rf "$W"; true; }
+. bench/lib.sh
+cleanup() { stop_upstream; pkill -f "callgrind-out-file=$W" 2>/dev/null; rm -rf "$W"; true; }
 trap cleanup EXIT
 
-cat >"$W/up.conf" <<C
-worker_processes 1; pid $W/up.pid; error_log $W/up.err; daemon on;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:18080; location / { return 200 "$body"; } } }
-C
 cat >"$W/nginx.conf" <<C
 worker_processes 1; daemon off; master_process off; pid $W/px.pid; error_log $W/px.err;
 events { worker_connections 4096; }
@@ -45,41 +39,13 @@ frontend f
 backend b
   server s1 127.0.0.1:18080
 C
-cat >"$W/ballast.toml" <<C
-[runtime]
-worker_threads = 1
-[admin]
-listen = "127.0.0.1:18901"
-[[listeners]]
-listen = "127.0.0.1:18083"
-[[routes]]
-cluster = "up"
-[clusters.up]
-endpoints = [{ address = "127.0.0.1:18080" }]
-C
-nginx -c "$W/up.conf"
+sidecar_config 1 127.0.0.1:18083 127.0.0.1:18901 >"$W/ballast.toml"
+start_upstream
 
-measure() { # name command...
-  local name=$1; shift
-  BALLAST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$W/cg.$name.%p" "$@" >/dev/null 2>"$W/vg.$name.err" &
-  local vp=$!
-  for _ in $(seq 150); do curl -sf http://127.0.0.1:18083/ >/dev/null && break; sleep 0.2; done
-  wrk -t1 -c8 -d2s http://127.0.0.1:18083/ >/dev/null   # warm up: connections, pools
-  callgrind_control -z >/dev/null 2>&1 || true
-  local n
-  n=$(wrk -t1 -c8 -d"${DUR:-6s}" http://127.0.0.1:18083/ | awk '/requests in/ {print $1}')
-  callgrind_control -d >/dev/null 2>&1 || true
-  sleep 1
-  kill "$vp" 2>/dev/null; wait "$vp" 2>/dev/null || true
-  # The dump taken after zeroing holds exactly the measured window (all threads).
-  local ir
-  ir=$(for f in "$W"/cg."$name".*.1*; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}'; done | awk '{s+=$1} END {print s}')
-  echo "$name $n $ir"
-}
 {
-  measure nginx nginx -c "$W/nginx.conf"
-  measure haproxy haproxy -f "$W/haproxy.cfg"
-  measure ballast "$BIN" --config "$W/ballast.toml"
+  callgrind_per_request nginx 18083 nginx -c "$W/nginx.conf"
+  callgrind_per_request haproxy 18083 haproxy -f "$W/haproxy.cfg"
+  callgrind_per_request ballast 18083 "$BIN" --config "$W/ballast.toml"
 } >"$W/results"
 python3 - "$W/results" <<'PY'
 import sys

@@ -101,12 +101,16 @@ impl Body {
 
     /// Count this body's bytes for a route.
     pub fn meter_route(&mut self, meter: &Arc<Meter>, direction: Direction) {
-        self.tap(direction).route = Some(meter.clone());
+        if meter.enabled() {
+            self.tap(direction).route = Some(meter.clone());
+        }
     }
 
     /// Count this body's bytes for a cluster and one of its endpoints.
     pub fn meter_upstream(&mut self, cluster: &Arc<Meter>, endpoint: &Arc<Meter>, direction: Direction) {
-        self.tap(direction).upstream = Some((cluster.clone(), endpoint.clone()));
+        if cluster.enabled() {
+            self.tap(direction).upstream = Some((cluster.clone(), endpoint.clone()));
+        }
     }
 }
 

@@ -49,10 +49,8 @@ impl Shared {
             })?)),
             None => None,
         };
-        let telemetry = Telemetry {
-            meters: Registry::new(config.runtime.worker_threads),
-            access_log,
-        };
+        let meters = Registry::new(config.runtime.worker_threads, config.telemetry.metrics);
+        let telemetry = Telemetry { meters, access_log };
         let gateway = Gateway::build(Arc::new(config), None, &telemetry);
         Ok(Arc::new(Shared {
             path: path.to_owned(),
@@ -93,6 +91,8 @@ impl Shared {
             Some("[runtime]")
         } else if new.telemetry.access_log != old.telemetry.access_log {
             Some("[telemetry.access_log]")
+        } else if new.telemetry.metrics != old.telemetry.metrics {
+            Some("telemetry.metrics")
         } else {
             None
         };

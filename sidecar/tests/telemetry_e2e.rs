@@ -312,3 +312,17 @@ async fn the_shared_stats_client_yields_windows_between_polls() {
     let denied = StatsClient::new(&sc.admin_url(""), None).snapshot().await.unwrap_err();
     assert!(denied.to_string().contains("HTTP 401"), "{denied}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_switched_off() {
+    let up = MockUpstream::start("u").await;
+    let routes = ROUTES.replace("[telemetry]\n", "[telemetry]\nmetrics = false\n");
+    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr]), ("dead", &[dead_addr()])], &routes));
+    let http = client();
+    get_n(&http, &sc.url("/api/status/200"), 5).await;
+    let s = stats(&sc).await;
+    assert_eq!(s.routes["api"].counters.requests, 0, "nothing is counted");
+    assert_eq!(s.routes["api"].latency.0.len(), 0);
+    assert_eq!(s.clusters["u"].traffic.counters.bytes_out, 0);
+    assert_eq!(up.requests(), 5, "traffic still flows");
+}

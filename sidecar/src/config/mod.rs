@@ -60,8 +60,10 @@ pub struct Admin {
     pub token: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Telemetry {
+    /// Count requests (`/stats`, `/metrics`); on by default.
+    pub metrics: bool,
     /// Extra histogram boundaries for `/metrics`, beside the defaults (e.g. SLO thresholds,
     /// so `le` buckets match them exactly).
     #[serde(serialize_with = "ser::durations")]

@@ -27,6 +27,7 @@ pub struct AdminSpec {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetrySpec {
+    pub metrics: Option<bool>,
     #[serde(default)]
     pub latency_buckets: Vec<Spanned<HumanDuration>>,
     pub access_log: Option<AccessLogSpec>,

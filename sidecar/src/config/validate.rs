@@ -187,6 +187,7 @@ fn telemetry(c: &mut Checker, spec: &FileSpec) -> Telemetry {
         }
     });
     Telemetry {
+        metrics: spec.telemetry.metrics.unwrap_or(true),
         latency_buckets,
         access_log,
     }

@@ -14,6 +14,8 @@ use crate::worker;
 pub struct Meter {
     shards: Box<[Shard]>,
     in_flight: AtomicI64,
+    /// `telemetry.metrics = false`: record nothing (the meter still times, for the access log).
+    enabled: bool,
 }
 
 /// One worker's share. Aligned to a cache line so workers never write the same line.
@@ -56,12 +58,19 @@ impl Timer<'_> {
 
 impl Drop for Timer<'_> {
     fn drop(&mut self) {
-        self.meter.in_flight.fetch_sub(1, Relaxed);
+        if self.meter.enabled {
+            self.meter.in_flight.fetch_sub(1, Relaxed);
+        }
     }
 }
 
 impl Meter {
     pub fn new(workers: usize) -> Self {
+        Self::with_switch(workers, true)
+    }
+
+    /// A meter that records only if `enabled`.
+    pub fn with_switch(workers: usize, enabled: bool) -> Self {
         let shard = || Shard {
             tally: Mutex::new(Tally {
                 requests: 0,
@@ -72,9 +81,11 @@ impl Meter {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         };
+        let shards = if enabled { workers.max(1) } else { 1 };
         Meter {
-            shards: (0..workers.max(1)).map(|_| shard()).collect(),
+            shards: (0..shards).map(|_| shard()).collect(),
             in_flight: AtomicI64::new(0),
+            enabled,
         }
     }
 
@@ -89,11 +100,20 @@ impl Meter {
 
     /// Start timing a request that started at `start`.
     pub fn start_at(&self, start: Instant) -> Timer<'_> {
-        self.in_flight.fetch_add(1, Relaxed);
+        if self.enabled {
+            self.in_flight.fetch_add(1, Relaxed);
+        }
         Timer { meter: self, start }
     }
 
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     pub fn record(&self, status: u16, error: Option<ErrorClass>, latency: Duration) {
+        if !self.enabled {
+            return;
+        }
         let mut t = self.shard().tally.lock().unwrap_or_else(|p| p.into_inner());
         t.requests += 1;
         if let Some(n) = (status / 100)
@@ -110,6 +130,9 @@ impl Meter {
 
     /// Body bytes received from the client (`in`) or sent to it (`out`).
     pub fn add_bytes(&self, bytes_in: u64, bytes_out: u64) {
+        if !self.enabled {
+            return;
+        }
         let s = self.shard();
         if bytes_in > 0 {
             s.bytes_in.fetch_add(bytes_in, Relaxed);

@@ -34,6 +34,7 @@ pub const UNMATCHED: &str = "(unmatched)";
 /// Every meter, by route name, cluster name and endpoint address.
 pub struct Registry {
     workers: usize,
+    enabled: bool,
     started_at_ms: u64,
     routes: Mutex<BTreeMap<String, Arc<Meter>>>,
     clusters: Mutex<BTreeMap<String, ClusterMeters>>,
@@ -46,9 +47,11 @@ struct ClusterMeters {
 }
 
 impl Registry {
-    pub fn new(workers: usize) -> Self {
+    /// `enabled = false` (`telemetry.metrics = false`) hands out meters that record nothing.
+    pub fn new(workers: usize, enabled: bool) -> Self {
         Registry {
             workers,
+            enabled,
             started_at_ms: unix_ms(),
             routes: Mutex::default(),
             clusters: Mutex::default(),
@@ -60,16 +63,16 @@ impl Registry {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         routes
             .entry(name.to_owned())
-            .or_insert_with(|| Arc::new(Meter::new(self.workers)))
+            .or_insert_with(|| Arc::new(Meter::with_switch(self.workers, self.enabled)))
             .clone()
     }
 
     /// The meters of a cluster and of its endpoints (in the given order), made on first use.
     pub fn cluster(&self, name: &str, endpoints: &[&str]) -> (Arc<Meter>, Vec<Arc<Meter>>) {
         let mut clusters = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
-        let workers = self.workers;
+        let (workers, enabled) = (self.workers, self.enabled);
         let c = clusters.entry(name.to_owned()).or_insert_with(|| ClusterMeters {
-            meter: Arc::new(Meter::new(workers)),
+            meter: Arc::new(Meter::with_switch(workers, enabled)),
             endpoints: BTreeMap::new(),
         });
         let eps = endpoints
@@ -77,7 +80,7 @@ impl Registry {
             .map(|a| {
                 c.endpoints
                     .entry((*a).to_owned())
-                    .or_insert_with(|| Arc::new(Meter::new(workers)))
+                    .or_insert_with(|| Arc::new(Meter::with_switch(workers, enabled)))
                     .clone()
             })
             .collect();

@@ -1,0 +1,63 @@
+# Shared pieces of the benchmark scripts (sourced, not run).
+# Needs: W (a scratch folder) set by the caller.
+
+# The upstream every proxy forwards to: nginx on 127.0.0.1:18080 answering a 64-byte body.
+start_upstream() {
+  local body
+  body=$(head -c 64 /dev/zero | tr '\0' 'x')
+  cat >"$W/up.conf" <<C
+worker_processes 1; pid $W/up.pid; error_log $W/up.err; daemon on;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:18080; location / { return 200 "$body"; } } }
+C
+  nginx -c "$W/up.conf"
+}
+
+stop_upstream() {
+  [ -f "$W/up.pid" ] && kill "$(cat "$W/up.pid")" 2>/dev/null
+  true
+}
+
+# sidecar_config WORKERS LISTEN ADMIN [EXTRA_TOML]: one route to the upstream.
+sidecar_config() {
+  cat <<C
+[runtime]
+worker_threads = $1
+[admin]
+listen = "$3"
+${4:-}
+[[listeners]]
+listen = "$2"
+[[routes]]
+name = "bench"
+cluster = "up"
+[clusters.up]
+endpoints = [{ address = "127.0.0.1:18080" }]
+C
+}
+
+wait_for() { # URL: up to 30 s
+  for _ in $(seq 150); do curl -sf "$1" >/dev/null && return 0; sleep 0.2; done
+  echo "not answering: $1" >&2
+  return 1
+}
+
+# callgrind_per_request NAME PORT COMMAND...: run COMMAND under callgrind (it must serve on
+# 127.0.0.1:PORT), warm it up, and print "NAME REQUESTS INSTRUCTIONS" for a fixed wrk load.
+callgrind_per_request() {
+  local name=$1 port=$2; shift 2
+  BALLAST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$W/cg.$name.%p" "$@" >/dev/null 2>"$W/vg.$name.err" &
+  local vp=$!
+  wait_for "http://127.0.0.1:$port/"
+  wrk -t1 -c8 -d2s "http://127.0.0.1:$port/" >/dev/null   # warm up: connections, pools
+  callgrind_control -z >/dev/null 2>&1 || true
+  local n ir
+  n=$(wrk -t1 -c8 -d"${DUR:-6s}" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+  callgrind_control -d >/dev/null 2>&1 || true
+  sleep 1
+  kill "$vp" 2>/dev/null; wait "$vp" 2>/dev/null || true
+  # The dump taken after zeroing holds exactly the measured window (all threads).
+  ir=$(for f in "$W"/cg."$name".*.1*; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}'; done | awk '{s+=$1} END {print s}')
+  echo "$name $n $ir"
+}

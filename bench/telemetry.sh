@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# What telemetry costs: the sidecar with telemetry off beside the same sidecar with it on
+# (metrics, access log sampled at 1 %), both in front of the same nginx upstream, in the same
+# run: instructions per request (callgrind, steady) and requests/s (wrk, rounds rotated over
+# the two, medians). Traces join the "on" side when the sidecar has them.
+#
+#   bench/telemetry.sh                # ROUNDS=5, DUR=5s, CONNS=32
+# Needs valgrind, nginx, wrk, curl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-5}; RUN=${RUN:-5s}; CONNS=${CONNS:-32}
+cargo build --release -p ballast-sidecar >&2
+BIN=$PWD/target/release/ballast-sidecar
+W=$(mktemp -d /tmp/ballast-telemetry.XXXX)
+. bench/lib.sh
+pids=()
+cleanup() { stop_upstream; for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; pkill -f "callgrind-out-file=$W" 2>/dev/null; rm -rf "$W"; true; }
+trap cleanup EXIT
+
+sidecar_config 1 127.0.0.1:18083 127.0.0.1:18901 $'[telemetry]\nmetrics = false' >"$W/off.toml"
+sidecar_config 1 127.0.0.1:18084 127.0.0.1:18902 \
+  "[telemetry]"$'\n'"access_log = { path = \"$W/access.jsonl\", sample = 0.01 }" >"$W/on.toml"
+start_upstream
+
+{
+  callgrind_per_request off 18083 "$BIN" --config "$W/off.toml"
+  callgrind_per_request on 18084 "$BIN" --config "$W/on.toml"
+} >"$W/instructions"
+
+for side in off on; do
+  BALLAST_LOG=warn "$BIN" --config "$W/$side.toml" >/dev/null 2>&1 &
+  pids+=($!)
+done
+wait_for http://127.0.0.1:18083/
+wait_for http://127.0.0.1:18084/
+for _ in $(seq "$ROUNDS"); do
+  for target in off:18083 on:18084; do
+    rps=$(wrk -t1 -c"$CONNS" -d"$RUN" "http://127.0.0.1:${target#*:}/" | awk '/Requests\/sec/ {print $2}')
+    echo "${target%%:*} $rps" >>"$W/rps"
+  done
+done
+
+python3 - "$W/instructions" "$W/rps" <<'PY'
+import collections, statistics, sys
+ins = {n: int(ir) / int(req) for n, req, ir in (l.split() for l in open(sys.argv[1]))}
+rps = collections.defaultdict(list)
+for line in open(sys.argv[2]):
+    k, v = line.split(); rps[k].append(float(v))
+off, on = statistics.median(rps["off"]), statistics.median(rps["on"])
+print(f"instructions/request  off={ins['off']:.0f}  on={ins['on']:.0f}  on/off={ins['on'] / ins['off']:.3f}")
+print(f"requests/s (median)   off={off:.0f}  on={on:.0f}  on/off={on / off:.3f}  runs off={[round(x) for x in rps['off']]} on={[round(x) for x in rps['on']]}")
+PY
