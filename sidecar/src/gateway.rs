@@ -22,6 +22,7 @@ use crate::proxy::headers::{self, Client, X_REQUEST_ID};
 use crate::proxy::{AnsweredBy, Forward, ProxyError, error_response};
 use crate::router::RequestView;
 use crate::telemetry::access_log::Entry;
+use crate::telemetry::tracing::{Ending, Tracing};
 use crate::telemetry::{AccessLogger, Meter, Telemetry, UNMATCHED};
 use crate::upstream::Upstream;
 
@@ -43,6 +44,7 @@ pub struct Gateway {
     /// Counts requests that no route matched.
     unmatched: Arc<Meter>,
     access_log: Option<Arc<AccessLogger>>,
+    tracing: Option<Arc<Tracing>>,
     upstreams: HashMap<String, Arc<Upstream>>,
 }
 
@@ -75,11 +77,7 @@ impl Gateway {
                     .map_err(ProxyError::from_boxed)
                     // The route timeout covers the whole upstream exchange until the response head.
                     .timeout(route.timeout)
-                    .service(Forward::new(
-                        upstream,
-                        route.host.clone(),
-                        telemetry.access_log.is_some(),
-                    ));
+                    .service(Forward::new(upstream, route.host.clone(), telemetry));
                 let host_rewrite = match &route.host {
                     HostPolicy::Rewrite(h) => Some(HeaderValue::from_str(h).expect("validated host")),
                     _ => None,
@@ -97,6 +95,7 @@ impl Gateway {
             routes,
             unmatched: meters.route(UNMATCHED),
             access_log: telemetry.access_log.clone(),
+            tracing: telemetry.tracing.clone(),
             upstreams,
         }
     }
@@ -122,14 +121,22 @@ impl Gateway {
                 error: Some(class),
                 endpoint: None,
                 took,
+                trace: None,
             };
             self.log(UNMATCHED, asked, &outcome, &request_id);
             return with_request_id(error_response(class), request_id);
         };
         let timer = route.meter.start();
+        let trace = self
+            .tracing
+            .as_ref()
+            .map(|t| t.server_span(&parts, &route.config.name, client.addr.ip()));
         let version = parts.version;
         let forwarded = match route.prepare(&mut parts, client, &request_id) {
             Ok(()) => {
+                if let Some(cx) = &trace {
+                    parts.extensions.insert(cx.clone()); // Forward hangs its client span under it
+                }
                 let mut body = route.limit_body(body);
                 body.meter_route(&route.meter, Direction::In);
                 route.service.clone().oneshot(Request::from_parts(parts, body)).await
@@ -149,6 +156,17 @@ impl Gateway {
         };
         let status = resp.status().as_u16();
         let took = timer.record(status, error);
+        if let Some(cx) = &trace {
+            Tracing::end(
+                cx,
+                Ending {
+                    status,
+                    error,
+                    endpoint: endpoint.as_deref(),
+                },
+            );
+        }
+        let trace = trace.as_ref().map(Tracing::trace_id);
         self.log(
             &route.config.name,
             asked,
@@ -157,6 +175,7 @@ impl Gateway {
                 error,
                 endpoint,
                 took,
+                trace,
             },
             &request_id,
         );
@@ -186,7 +205,7 @@ impl Gateway {
             attempts: u32::from(outcome.endpoint.is_some()),
             error: outcome.error,
             request_id: request_id.to_str().unwrap_or_default(),
-            trace_id: None,
+            trace_id: outcome.trace.as_deref(),
         });
     }
 }
@@ -197,6 +216,8 @@ struct Outcome {
     error: Option<ErrorClass>,
     endpoint: Option<Arc<str>>,
     took: std::time::Duration,
+    /// The trace id, when tracing is on.
+    trace: Option<String>,
 }
 
 impl RouteEntry {

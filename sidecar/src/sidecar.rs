@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigErrors, load_file};
 use crate::events::Events;
 use crate::gateway::Gateway;
 use crate::server;
+use crate::telemetry::tracing::Tracing;
 use crate::telemetry::{AccessLogger, Registry, Telemetry};
 
 /// State every worker and the admin API share.
@@ -50,7 +51,15 @@ impl Shared {
             None => None,
         };
         let meters = Registry::new(config.runtime.worker_threads, config.telemetry.metrics);
-        let telemetry = Telemetry { meters, access_log };
+        let tracing = match &config.telemetry.tracing {
+            Some(cfg) => Some(Arc::new(Tracing::start(cfg).map_err(std::io::Error::other)?)),
+            None => None,
+        };
+        let telemetry = Telemetry {
+            meters,
+            access_log,
+            tracing,
+        };
         let gateway = Gateway::build(Arc::new(config), None, &telemetry);
         Ok(Arc::new(Shared {
             path: path.to_owned(),
@@ -93,6 +102,8 @@ impl Shared {
             Some("[telemetry.access_log]")
         } else if new.telemetry.metrics != old.telemetry.metrics {
             Some("telemetry.metrics")
+        } else if new.telemetry.tracing != old.telemetry.tracing {
+            Some("[telemetry.tracing]")
         } else {
             None
         };
@@ -238,6 +249,9 @@ impl Running {
         let _ = self.shutdown.send(true);
         for t in self.threads {
             let _ = t.join();
+        }
+        if let Some(tracing) = &self.shared.telemetry.tracing {
+            tracing.shutdown();
         }
         tracing::info!("stopped");
     }

@@ -12,7 +12,7 @@ pub mod process;
 pub mod upstream;
 
 pub use process::{Proc, rss_kib};
-pub use upstream::{MockUpstream, RawUpstream};
+pub use upstream::{Collector, MockUpstream, RawUpstream};
 
 /// Poll `cond` every 20 ms until it is true; panic with `msg` after `timeout` (default 10 s).
 #[macro_export]

@@ -255,3 +255,62 @@ impl Drop for RawUpstream {
         self.task.abort();
     }
 }
+
+/// An HTTP server that answers every request 200 with an empty body and keeps the bodies of
+/// what it received (an OTLP/HTTP collector stand-in: an empty protobuf is a valid answer).
+pub struct Collector {
+    pub addr: SocketAddr,
+    received: Arc<std::sync::Mutex<Vec<(String, Bytes)>>>,
+    task: JoinHandle<()>,
+}
+
+impl Collector {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind collector");
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let store = store.clone();
+                        async move {
+                            let path = req.uri().path().to_owned();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            store.lock().unwrap().push((path, body));
+                            let mut r = Response::new(full(Bytes::new()));
+                            r.headers_mut()
+                                .insert("content-type", HeaderValue::from_static("application/x-protobuf"));
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Collector { addr, received, task }
+    }
+
+    /// `(path, body)` of every request so far.
+    pub fn received(&self) -> Vec<(String, Bytes)> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -70,6 +70,16 @@ pub struct Telemetry {
     pub latency_buckets: Vec<Duration>,
     /// One JSON line per request; off when absent.
     pub access_log: Option<AccessLog>,
+    /// OpenTelemetry traces; off when absent (trace headers then pass through untouched).
+    pub tracing: Option<Tracing>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tracing {
+    pub otlp_endpoint: String,
+    /// Parent-based: a request with a sampled parent is sampled; others with this ratio.
+    pub sample: f64,
+    pub service_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

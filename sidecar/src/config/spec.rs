@@ -31,6 +31,17 @@ pub struct TelemetrySpec {
     #[serde(default)]
     pub latency_buckets: Vec<Spanned<HumanDuration>>,
     pub access_log: Option<AccessLogSpec>,
+    pub tracing: Option<TracingSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingSpec {
+    /// OTLP/HTTP traces endpoint, e.g. `http://127.0.0.1:4318/v1/traces`.
+    pub otlp_endpoint: Spanned<String>,
+    /// Share of requests sampled when no sampled parent comes with them.
+    pub sample: Option<Spanned<f64>>,
+    pub service_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -168,28 +168,51 @@ fn telemetry(c: &mut Checker, spec: &FileSpec) -> Telemetry {
                 "write \"stdout\" or a file path",
             );
         }
-        let sample = match &log.sample {
-            Some(s) if !(0.0..=1.0).contains(s.get_ref()) => {
-                c.err(
-                    "telemetry.access_log.sample",
-                    s.span(),
-                    format!("sample {} is outside 0..=1", s.get_ref()),
-                    "a share of requests: 0.01 logs 1% of successes (failures are always logged)",
-                );
-                1.0
-            }
-            Some(s) => *s.get_ref(),
-            None => 1.0,
-        };
+        let sample = ratio(c, "telemetry.access_log.sample", log.sample.as_ref(), 1.0);
         AccessLog {
             path: path.to_owned(),
             sample,
+        }
+    });
+    let tracing = spec.telemetry.tracing.as_ref().map(|t| {
+        let endpoint = t.otlp_endpoint.get_ref();
+        let http = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+        if !http || endpoint.parse::<http::Uri>().is_err() {
+            c.err(
+                "telemetry.tracing.otlp_endpoint",
+                t.otlp_endpoint.span(),
+                format!("invalid OTLP endpoint {endpoint:?}"),
+                "write the collector's OTLP/HTTP traces URL, such as \"http://127.0.0.1:4318/v1/traces\"",
+            );
+        }
+        Tracing {
+            otlp_endpoint: endpoint.clone(),
+            sample: ratio(c, "telemetry.tracing.sample", t.sample.as_ref(), 0.01),
+            service_name: t.service_name.clone().unwrap_or_else(|| "ballast-sidecar".into()),
         }
     });
     Telemetry {
         metrics: spec.telemetry.metrics.unwrap_or(true),
         latency_buckets,
         access_log,
+        tracing,
+    }
+}
+
+/// A share between 0 and 1.
+fn ratio(c: &mut Checker, path: &str, value: Option<&Spanned<f64>>, default: f64) -> f64 {
+    match value {
+        Some(s) if !(0.0..=1.0).contains(s.get_ref()) => {
+            c.err(
+                path,
+                s.span(),
+                format!("{} is outside 0..=1", s.get_ref()),
+                "write a share such as 0.01 for 1%",
+            );
+            default
+        }
+        Some(s) => *s.get_ref(),
+        None => default,
     }
 }
 

@@ -23,7 +23,10 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::{Body, BoxError, Direction, UpstreamBody, is_length_limit};
 use crate::config::{HostPolicy, Protocol};
+use crate::telemetry::Telemetry;
+use crate::telemetry::tracing::{Ending, Tracing};
 use crate::upstream::{SendError, Upstream};
+use opentelemetry::Context as TraceContext;
 
 /// A request that could not be proxied, and why.
 #[derive(Debug, thiserror::Error)]
@@ -84,14 +87,16 @@ pub struct Forward {
     host: Arc<HostPolicy>,
     /// Tag responses with [`AnsweredBy`] (only when someone reads it: it costs an allocation).
     tag_endpoint: bool,
+    tracing: Option<Arc<Tracing>>,
 }
 
 impl Forward {
-    pub fn new(upstream: Arc<Upstream>, host: HostPolicy, tag_endpoint: bool) -> Self {
+    pub fn new(upstream: Arc<Upstream>, host: HostPolicy, telemetry: &Telemetry) -> Self {
         Forward {
             upstream,
             host: Arc::new(host),
-            tag_endpoint,
+            tag_endpoint: telemetry.access_log.is_some(),
+            tracing: telemetry.tracing.clone(),
         }
     }
 }
@@ -108,19 +113,13 @@ impl tower::Service<Request<Body>> for Forward {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let upstream = self.upstream.clone();
-        let host = self.host.clone();
-        let tag = self.tag_endpoint;
-        Box::pin(async move { forward(upstream, &host, req, tag).await })
+        let this = self.clone();
+        Box::pin(async move { forward(&this, req).await })
     }
 }
 
-async fn forward(
-    upstream: Arc<Upstream>,
-    host: &HostPolicy,
-    mut req: Request<Body>,
-    tag_endpoint: bool,
-) -> Result<Response<Body>, ProxyError> {
+async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body>, ProxyError> {
+    let (upstream, host) = (&this.upstream, &*this.host);
     let Some((i, in_flight)) = upstream.pick() else {
         return Err(ProxyError::new(
             ErrorClass::NoHealthyEndpoint,
@@ -148,6 +147,11 @@ async fn forward(
         req.headers_mut().insert(header::HOST, v);
     }
     let downstream_upgrade = req.extensions_mut().remove::<OnUpgrade>();
+    // The route's server span, if traced: this attempt gets a client span under it.
+    let attempt = match (&this.tracing, req.extensions_mut().remove::<TraceContext>()) {
+        (Some(t), Some(parent)) => Some(t.client_span(&parent, &mut req, &endpoint.address)),
+        _ => None,
+    };
     let (cluster_meter, endpoint_meter) = (&upstream.meter, &endpoint.meter);
     req.body_mut()
         .meter_upstream(cluster_meter, endpoint_meter, Direction::In);
@@ -161,6 +165,14 @@ async fn forward(
             let took = t0.elapsed();
             timers.0.record_took(class.status(), Some(class), took);
             timers.1.record_took(class.status(), Some(class), took);
+            if let Some(cx) = &attempt {
+                let ending = Ending {
+                    status: class.status(),
+                    error: Some(class),
+                    endpoint: Some(&endpoint.address),
+                };
+                Tracing::end(cx, ending);
+            }
             let mut err = ProxyError::new(class, error_chain(&e));
             err.endpoint = Some(endpoint.address.clone());
             return Err(err);
@@ -170,7 +182,17 @@ async fn forward(
     let took = t0.elapsed();
     timers.0.record_took(status, None, took);
     timers.1.record_took(status, None, took);
-    if tag_endpoint {
+    if let Some(cx) = &attempt {
+        Tracing::end(
+            cx,
+            Ending {
+                status,
+                error: None,
+                endpoint: Some(&endpoint.address),
+            },
+        );
+    }
+    if this.tag_endpoint {
         resp.extensions_mut().insert(AnsweredBy(endpoint.address.clone()));
     }
 

@@ -8,10 +8,12 @@
 //!   Prometheus expects.
 //! - [`prometheus`]: the `/metrics` text exposition.
 //! - [`access_log`]: one JSON line per request, sampled, failures always.
+//! - [`tracing`]: OpenTelemetry spans, W3C trace context, OTLP export.
 
 pub mod access_log;
 mod meter;
 pub mod prometheus;
+pub mod tracing;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +28,7 @@ pub use meter::{Meter, Timer};
 pub struct Telemetry {
     pub meters: Registry,
     pub access_log: Option<Arc<AccessLogger>>,
+    pub tracing: Option<Arc<tracing::Tracing>>,
 }
 
 /// The pseudo-route that counts requests no route matched.

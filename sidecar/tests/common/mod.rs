@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-pub use ballast_testkit::{MockUpstream, Proc, RawUpstream, assert_eventually, rss_kib};
+pub use ballast_testkit::{Collector, MockUpstream, Proc, RawUpstream, assert_eventually, rss_kib};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ballast-sidecar");
 
