@@ -22,7 +22,7 @@ use crate::proxy::headers::{self, Client, X_REQUEST_ID};
 use crate::proxy::{AnsweredBy, Forward, ProxyError, error_response};
 use crate::router::RequestView;
 use crate::telemetry::access_log::Entry;
-use crate::telemetry::tracing::{Ending, Tracing};
+use crate::telemetry::tracing::{Ending, ServerSpan, Tracing};
 use crate::telemetry::{AccessLogger, Meter, Telemetry, UNMATCHED};
 use crate::upstream::Upstream;
 
@@ -130,11 +130,11 @@ impl Gateway {
         let trace = self
             .tracing
             .as_ref()
-            .map(|t| t.server_span(&parts, &route.config.name, client.addr.ip()));
+            .map(|t| t.server_span(&mut parts, &route.config.name, client.addr.ip()));
         let version = parts.version;
         let forwarded = match route.prepare(&mut parts, client, &request_id) {
             Ok(()) => {
-                if let Some(cx) = &trace {
+                if let Some(ServerSpan::Sampled(cx)) = &trace {
                     parts.extensions.insert(cx.clone()); // Forward hangs its client span under it
                 }
                 let mut body = route.limit_body(body);
@@ -156,7 +156,7 @@ impl Gateway {
         };
         let status = resp.status().as_u16();
         let took = timer.record(status, error);
-        if let Some(cx) = &trace {
+        if let Some(ServerSpan::Sampled(cx)) = &trace {
             Tracing::end(
                 cx,
                 Ending {
@@ -166,7 +166,6 @@ impl Gateway {
                 },
             );
         }
-        let trace = trace.as_ref().map(Tracing::trace_id);
         self.log(
             &route.config.name,
             asked,
@@ -205,7 +204,7 @@ impl Gateway {
             attempts: u32::from(outcome.endpoint.is_some()),
             error: outcome.error,
             request_id: request_id.to_str().unwrap_or_default(),
-            trace_id: outcome.trace.as_deref(),
+            trace_id: outcome.trace.as_ref().map(ServerSpan::trace_id),
         });
     }
 }
@@ -216,8 +215,8 @@ struct Outcome {
     error: Option<ErrorClass>,
     endpoint: Option<Arc<str>>,
     took: std::time::Duration,
-    /// The trace id, when tracing is on.
-    trace: Option<String>,
+    /// The server span, when tracing is on.
+    trace: Option<ServerSpan>,
 }
 
 impl RouteEntry {

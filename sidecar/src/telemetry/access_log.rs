@@ -34,7 +34,7 @@ pub struct Entry<'a> {
     pub attempts: u32,
     pub error: Option<ErrorClass>,
     pub request_id: &'a str,
-    pub trace_id: Option<&'a str>,
+    pub trace_id: Option<String>,
 }
 
 impl AccessLogger {
