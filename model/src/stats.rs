@@ -134,6 +134,73 @@ pub struct Traffic {
     #[serde(flatten)]
     pub counters: Counters,
     pub latency: Latency,
+    /// Traced requests worth a look (routes only, when tracing is on).
+    #[serde(default, skip_serializing_if = "Exemplars::is_empty")]
+    pub exemplars: Exemplars,
+}
+
+/// Trace ids of requests worth a look: the slowest of the current minute and the latest
+/// failures. Only sampled (exported) traces qualify, so every id can be looked up.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exemplars {
+    #[serde(default)]
+    pub slowest: Option<Exemplar>,
+    /// Newest last, at most [`Exemplars::FAILED`].
+    #[serde(default)]
+    pub failed: Vec<Exemplar>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exemplar {
+    pub trace_id: String,
+    /// When the request finished (Unix milliseconds).
+    pub at_ms: u64,
+    pub latency_us: u64,
+    pub status: u16,
+    #[serde(default)]
+    pub error: Option<ErrorClass>,
+}
+
+impl Exemplars {
+    /// Failures kept.
+    pub const FAILED: usize = 8;
+
+    pub fn is_empty(&self) -> bool {
+        self.slowest.is_none() && self.failed.is_empty()
+    }
+
+    /// Take in one traced request: it may be the minute's slowest, and is kept if it failed.
+    pub fn offer(&mut self, e: Exemplar) {
+        if e.error.is_some() || e.status >= 500 {
+            self.failed.push(e.clone());
+            if self.failed.len() > Self::FAILED {
+                self.failed.remove(0);
+            }
+        }
+        let same_minute = |a: &Exemplar| a.at_ms / 60_000 == e.at_ms / 60_000;
+        if self
+            .slowest
+            .as_ref()
+            .is_none_or(|s| !same_minute(s) || s.latency_us < e.latency_us)
+        {
+            self.slowest = Some(e);
+        }
+    }
+
+    /// Combine with another set (another worker's): the later minute's slowest, the newest
+    /// failures.
+    pub fn merge(&mut self, other: &Exemplars) {
+        let mut failed: Vec<Exemplar> = self.failed.drain(..).chain(other.failed.iter().cloned()).collect();
+        failed.sort_by_key(|e| e.at_ms);
+        let skip = failed.len().saturating_sub(Self::FAILED);
+        self.failed = failed.into_iter().skip(skip).collect();
+        if let Some(theirs) = &other.slowest {
+            let key = |e: &Exemplar| (e.at_ms / 60_000, e.latency_us);
+            if self.slowest.as_ref().is_none_or(|mine| key(mine) < key(theirs)) {
+                self.slowest = Some(theirs.clone());
+            }
+        }
+    }
 }
 
 impl Traffic {
@@ -145,6 +212,7 @@ impl Traffic {
         Some(Traffic {
             counters,
             latency: Latency(latency),
+            exemplars: self.exemplars.clone(),
         })
     }
 }
@@ -271,6 +339,7 @@ mod tests {
                 in_flight: 1,
             },
             latency,
+            exemplars: Exemplars::default(),
         }
     }
 
@@ -349,5 +418,45 @@ mod tests {
         assert!(!w.reset);
         assert_eq!(w.routes["new"].counters.requests, 7);
         assert_eq!(w.routes["api"].counters.requests, 2);
+    }
+}
+
+#[cfg(test)]
+mod exemplar_tests {
+    use super::*;
+
+    fn ex(at_ms: u64, latency_us: u64, status: u16) -> Exemplar {
+        Exemplar {
+            trace_id: format!("t{at_ms}"),
+            at_ms,
+            latency_us,
+            status,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_slowest_of_the_minute_and_the_latest_failures() {
+        let mut e = Exemplars::default();
+        e.offer(ex(1_000, 500, 200));
+        e.offer(ex(2_000, 900, 200));
+        e.offer(ex(3_000, 100, 503));
+        assert_eq!(e.slowest.as_ref().unwrap().trace_id, "t2000");
+        e.offer(ex(61_000, 10, 200));
+        assert_eq!(
+            e.slowest.as_ref().unwrap().trace_id,
+            "t61000",
+            "a new minute starts over"
+        );
+        for i in 0..10 {
+            e.offer(ex(70_000 + i, 1, 500));
+        }
+        assert_eq!(e.failed.len(), Exemplars::FAILED);
+        assert_eq!(e.failed.last().unwrap().trace_id, "t70009");
+
+        let mut other = Exemplars::default();
+        other.offer(ex(62_000, 5_000, 200));
+        e.merge(&other);
+        assert_eq!(e.slowest.unwrap().trace_id, "t62000");
     }
 }

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ballast_model::ErrorClass;
+use ballast_model::event::unix_ms;
+use ballast_model::stats::Exemplar;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
@@ -156,7 +158,7 @@ impl Gateway {
         };
         let status = resp.status().as_u16();
         let took = timer.record(status, error);
-        if let Some(ServerSpan::Sampled(cx)) = &trace {
+        if let Some(span @ ServerSpan::Sampled(cx)) = &trace {
             Tracing::end(
                 cx,
                 Ending {
@@ -165,6 +167,13 @@ impl Gateway {
                     endpoint: endpoint.as_deref(),
                 },
             );
+            route.meter.offer_exemplar(Exemplar {
+                trace_id: span.trace_id(),
+                at_ms: unix_ms(),
+                latency_us: took.as_micros() as u64,
+                status,
+                error,
+            });
         }
         self.log(
             &route.config.name,

@@ -95,9 +95,36 @@ async fn trace_context_propagates_and_spans_are_exported_over_otlp() {
         "{tp}"
     );
 
-    assert_eventually!(spans(&collector).0.len() >= 2, "two spans exported");
+    // Exemplars: traced requests worth a look, by trace id, on /stats.
+    const FAILED_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let failed = http
+        .get(sc.url("/status/503"))
+        .header("traceparent", format!("00-{FAILED_TRACE}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 503);
+    let stats: ballast_model::StatsSnapshot = http
+        .get(sc.admin_url("/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let exemplars = &stats.routes["api"].exemplars;
+    assert!(
+        [TRACE_ID, FAILED_TRACE].contains(&exemplars.slowest.as_ref().unwrap().trace_id.as_str()),
+        "{exemplars:?}"
+    );
+    assert_eq!(exemplars.failed.len(), 1, "only the traced failure: {exemplars:?}");
+    assert_eq!(exemplars.failed[0].trace_id, FAILED_TRACE);
+    assert_eq!(exemplars.failed[0].status, 503);
+
+    assert_eventually!(spans(&collector).0.len() >= 4, "four spans exported");
     let (spans, services) = spans(&collector);
-    assert_eq!(spans.len(), 2, "only the sampled request's spans: {spans:#?}");
+    assert_eq!(spans.len(), 4, "only the sampled requests' spans: {spans:#?}");
+    let spans: Vec<Span> = spans.into_iter().filter(|s| hex(&s.trace_id) == TRACE_ID).collect();
     assert!(services.iter().all(|s| s == "ballast-sidecar"), "{services:?}");
     let server = spans
         .iter()

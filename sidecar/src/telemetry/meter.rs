@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use ballast_model::ErrorClass;
-use ballast_model::stats::{Counters, Latency, Traffic, new_latency_histogram};
+use ballast_model::stats::{Counters, Exemplar, Exemplars, Latency, Traffic, new_latency_histogram};
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
@@ -32,6 +32,7 @@ struct Tally {
     by_status_class: [u64; 5],
     by_error: [u64; ErrorClass::ALL.len()],
     latency: Histogram<u64>,
+    exemplars: Exemplars,
 }
 
 /// A request being timed; counts as in flight until recorded or dropped.
@@ -77,6 +78,7 @@ impl Meter {
                 by_status_class: [0; 5],
                 by_error: [0; ErrorClass::ALL.len()],
                 latency: new_latency_histogram(),
+                exemplars: Exemplars::default(),
             }),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -128,6 +130,18 @@ impl Meter {
         t.latency.saturating_record(latency.as_micros().max(1) as u64);
     }
 
+    /// Keep a traced request's id if it is worth a look (see [`Exemplars::offer`]).
+    pub fn offer_exemplar(&self, exemplar: Exemplar) {
+        if self.enabled {
+            self.shard()
+                .tally
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .exemplars
+                .offer(exemplar);
+        }
+    }
+
     /// Body bytes received from the client (`in`) or sent to it (`out`).
     pub fn add_bytes(&self, bytes_in: u64, bytes_out: u64) {
         if !self.enabled {
@@ -151,6 +165,7 @@ impl Meter {
         let mut latency = new_latency_histogram();
         let mut by_status_class = [0u64; 5];
         let mut by_error = [0u64; ErrorClass::ALL.len()];
+        let mut exemplars = Exemplars::default();
         for s in self.shards.iter() {
             counters.bytes_in += s.bytes_in.load(Relaxed);
             counters.bytes_out += s.bytes_out.load(Relaxed);
@@ -163,6 +178,7 @@ impl Meter {
                 *sum += n;
             }
             latency.add(&t.latency).expect("same bounds");
+            exemplars.merge(&t.exemplars);
         }
         counters.by_status_class = by_status_class
             .iter()
@@ -178,6 +194,7 @@ impl Meter {
         Traffic {
             counters,
             latency: Latency(latency),
+            exemplars,
         }
     }
 }
