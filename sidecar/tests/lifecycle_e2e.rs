@@ -21,14 +21,7 @@ async fn admin_health_readiness_and_effective_config() {
     let http = client();
     assert_eq!(http.get(sc.admin_url("/healthz")).send().await.unwrap().status(), 200);
     assert_eq!(http.get(sc.admin_url("/readyz")).send().await.unwrap().status(), 200);
-    let cfg: serde_json::Value = http
-        .get(sc.admin_url("/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg: serde_json::Value = admin_json(&sc, "/config").await;
     assert_eq!(cfg["routes"][0]["name"], "main");
     assert_eq!(cfg["routes"][0]["timeout"], "15s", "defaults are shown");
     assert_eq!(cfg["clusters"]["u"]["endpoints"][0]["address"], up.addr.to_string());
@@ -206,14 +199,7 @@ async fn hot_reload_applies_good_configs_and_rejects_bad_ones_without_failing_re
         ok + failed
     );
     assert_eq!(upstream_of(&http.get(sc.url("/")).send().await.unwrap()), "a");
-    let cfg: serde_json::Value = http
-        .get(sc.admin_url("/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg: serde_json::Value = admin_json(&sc, "/config").await;
     assert_eq!(cfg["routes"][0]["cluster"], "a", "the running config is unchanged");
 
     // Changing listeners needs a restart: refused, not half-applied.

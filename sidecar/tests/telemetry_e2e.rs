@@ -7,14 +7,7 @@ use ballast_model::stats::StatsSnapshot;
 use common::*;
 
 async fn stats(sc: &Proc) -> StatsSnapshot {
-    client()
-        .get(sc.admin_url("/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    admin_json(sc, "/stats").await
 }
 
 const ROUTES: &str = r#"

@@ -104,14 +104,7 @@ async fn trace_context_propagates_and_spans_are_exported_over_otlp() {
         .await
         .unwrap();
     assert_eq!(failed.status(), 503);
-    let stats: ballast_model::StatsSnapshot = http
-        .get(sc.admin_url("/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: ballast_model::StatsSnapshot = admin_json(&sc, "/stats").await;
     let exemplars = &stats.routes["api"].exemplars;
     assert!(
         [TRACE_ID, FAILED_TRACE].contains(&exemplars.slowest.as_ref().unwrap().trace_id.as_str()),

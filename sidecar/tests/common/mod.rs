@@ -33,6 +33,18 @@ pub async fn echo(resp: reqwest::Response) -> serde_json::Value {
     resp.json::<serde_json::Value>().await.unwrap()
 }
 
+/// GET an admin API path and parse its JSON.
+pub async fn admin_json<T: serde::de::DeserializeOwned>(sc: &Proc, path: &str) -> T {
+    client()
+        .get(sc.admin_url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Send `n` GETs to `url` one after another, reading each body to the end.
 pub async fn get_n(http: &reqwest::Client, url: &str, n: usize) {
     for _ in 0..n {
