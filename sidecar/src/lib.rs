@@ -1,5 +1,6 @@
-//! ballast-sidecar: a per-service gateway that proxies HTTP to a cluster of endpoints and, in
-//! later layers, adds resilience, telemetry and fault injection.
+//! ballast-sidecar: a per-service gateway that proxies HTTP to a cluster of endpoints and
+//! reports what it sees (metrics, traces, access log, events); resilience policies and fault
+//! injection come as further layers.
 //!
 //! # Layout
 //! - [`config`]: the TOML file: parse, validate (every error with file:line:column), defaults.
@@ -12,15 +13,17 @@
 //! - [`server`]: accepting connections (HTTP/1.1 and h2c) on a worker.
 //! - [`activity`]: header-read and idle timeouts per connection.
 //! - [`admin`]: the admin API (`/healthz`, `/readyz`, `/config`, `/events`, `/stats`, `/metrics`).
-//! - [`telemetry`]: per-worker meters for routes, clusters and endpoints; Prometheus output.
+//! - [`telemetry`]: per-worker meters for routes, clusters and endpoints; Prometheus output;
+//!   OpenTelemetry traces; the access log.
 //! - [`events`]: the timeline of what happened (reloads now), replayed and streamed.
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
 //! - [`worker`]: which worker thread is running.
 //!
 //! # Request path
-//! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), cleaned of
-//! hop-by-hop headers and tagged with forwarding headers ([`gateway`]), then passes the route's
-//! tower stack (outermost first: error mapping, route timeout, forward). [`proxy::Forward`]
+//! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), timed by
+//! the route's meter and, with tracing on, given a server span; cleaned of hop-by-hop headers
+//! and tagged with forwarding headers ([`gateway`]), it then passes the route's tower stack
+//! (outermost first: error mapping, route timeout, forward). [`proxy::Forward`]
 //! picks an endpoint and sends the request on a pooled connection; the response body streams
 //! back untouched, and the connection returns to its pool when that body ends. Any failure
 //! becomes a response with a `ballast-error` header.
@@ -29,7 +32,8 @@
 //! `worker_threads` workers, each a single-threaded tokio runtime with its own listening
 //! socket per listener (SO_REUSEPORT) and its own upstream pools, like nginx's workers: no
 //! work stealing, no cross-thread locks on the request path. The admin API has a thread of its
-//! own; the main thread waits for signals. A config is shared as an `ArcSwap<Gateway>`.
+//! own, the access log and the trace exporter theirs; the main thread waits for signals. A
+//! config is shared as an `ArcSwap<Gateway>`.
 
 pub mod activity;
 pub mod admin;
