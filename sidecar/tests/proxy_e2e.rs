@@ -533,3 +533,26 @@ async fn upstream_connections_are_pooled_and_closed_ones_replaced() {
     drop(resp);
     assert_eq!(http.get(sc.url("/status/200")).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_a_4xx_and_the_sidecar_keeps_serving() {
+    let up = MockUpstream::start("u").await;
+    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], "[[routes]]\ncluster = \"u\"\n"));
+    let addr = sc.listener(0);
+    let answers = tokio::task::spawn_blocking(move || {
+        [
+            &b"NOT HTTP AT ALL\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n",
+        ]
+        .map(|req| raw(addr, req, "\r\n\r\n"))
+    })
+    .await
+    .unwrap();
+    for answer in &answers {
+        let status: u16 = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert!((400..500).contains(&status), "expected a 4xx, got {answer:?}");
+    }
+    assert_eq!(up.requests(), 0, "nothing malformed reached the upstream");
+    assert_eq!(client().get(sc.url("/fine")).send().await.unwrap().status(), 200);
+}
