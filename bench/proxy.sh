@@ -13,27 +13,12 @@ ANCHORS=${ANCHORS:-../shared/bench/proxy-anchors.sh}
 cargo build --release -p ballast-sidecar >&2
 BIN=$PWD/target/release/ballast-sidecar
 W=$(mktemp -d /tmp/ballast-bench.XXXX)
+. bench/lib.sh
 trap 'rm -rf "$W"' EXIT
 ulimit -n 65536 2>/dev/null || true
 
-config() { # workers listen admin upstream
-  cat <<C
-[runtime]
-worker_threads = $1
-[admin]
-listen = "$3"
-[[listeners]]
-listen = "$2"
-[[routes]]
-cluster = "up"
-[clusters.up]
-endpoints = [{ address = "$4" }]
-pool = { max_idle_per_endpoint = 128 }
-C
-}
-
 for workers in ${WORKER_SET:-1 2}; do
-  config "$workers" 127.0.0.1:18083 127.0.0.1:18901 127.0.0.1:18080 >"$W/sidecar-$workers.toml"
+  sidecar_config "$workers" 127.0.0.1:18083 127.0.0.1:18901 >"$W/sidecar-$workers.toml"
   echo "== WORKERS=$workers (nginx worker_processes, haproxy nbthread, ballast worker_threads)"
   WORKERS=$workers CANDIDATE_CMD="BALLAST_LOG=warn $BIN --config $W/sidecar-$workers.toml" bash "$ANCHORS"
 done
