@@ -162,6 +162,7 @@ fn access_log_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
 async fn access_log_samples_successes_and_always_logs_failures() {
     let up = MockUpstream::start("u").await;
     let dir = std::env::temp_dir().join(format!("ballast-access-{}-{}", std::process::id(), line!()));
+    let _ = std::fs::remove_dir_all(&dir); // a leftover of a crashed run with the same pid
     std::fs::create_dir_all(&dir).unwrap();
     let (sampled, all) = (dir.join("sampled.jsonl"), dir.join("all.jsonl"));
     let with_log = |path: &std::path::Path, sample: f64| {
@@ -248,7 +249,7 @@ async fn a_real_prometheus_scrapes_the_exact_request_count() {
         ),
     )
     .unwrap();
-    let web = dead_addr(); // a free port for Prometheus's own API
+    let web = free_addr(); // for Prometheus's own API
     let mut prom = std::process::Command::new("prometheus")
         .arg(format!("--config.file={}", cfg.display()))
         .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))

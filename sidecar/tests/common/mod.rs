@@ -66,10 +66,25 @@ pub fn error_class(resp: &reqwest::Response) -> String {
         .unwrap_or_default()
 }
 
-/// A port on which nothing listens (bound once, then released).
+/// A port on which nothing listens: connects are refused. The port stays bound (without
+/// listening) for the rest of the test process, so no other socket can take it meanwhile.
 pub fn dead_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    std::mem::forget(socket);
+    addr
+}
+
+/// A port free right now, for a program that binds it itself (released at once, so another
+/// socket could take it first; use only where the program cannot take port 0).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// A listener whose accept queue is full and never drained: connects to it hang (the kernel
