@@ -30,6 +30,17 @@ pub enum EventKind {
     },
     /// A new config was refused; the previous one keeps serving.
     ConfigRejected { trigger: String, reason: String },
+    /// A fault was put in place (from the config file or the admin API).
+    FaultAdded {
+        id: String,
+        spec: crate::fault::FaultSpec,
+        /// None for faults from the config file.
+        expires_at_ms: Option<u64>,
+    },
+    /// A fault's TTL ran out.
+    FaultExpired { id: String },
+    /// A fault was removed before its TTL (admin API, or a config change).
+    FaultRemoved { id: String },
 }
 
 impl Event {

@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`error_class`]: the `ballast-error` classification of failed requests.
 //! - [`event`]: the timeline: what happened when (config reloads, later faults, alerts, ...).
+//! - [`fault`]: faults and TCP toxics as written, checked, and as they run.
 //! - [`stats`]: the sidecar's cumulative counters and HDR latency histograms, and windows
 //!   between two snapshots.
 //! - `client` (feature `client`): fetch snapshots from a sidecar and compute windows.
@@ -15,10 +16,12 @@
 pub mod client;
 pub mod error_class;
 pub mod event;
+pub mod fault;
 pub mod stats;
 pub mod units;
 
 pub use error_class::ErrorClass;
 pub use event::{Event, EventKind};
+pub use fault::{ActiveFault, FaultSpec};
 pub use stats::{StatsSnapshot, StatsWindow};
 pub use units::{ByteSize, HumanDuration};

@@ -240,6 +240,9 @@ pub struct StatsSnapshot {
     pub taken_at_ms: u64,
     pub routes: BTreeMap<String, Traffic>,
     pub clusters: BTreeMap<String, ClusterStats>,
+    /// Faults and toxics in place when the snapshot was taken.
+    #[serde(default)]
+    pub faults: Vec<crate::fault::ActiveFault>,
 }
 
 /// The traffic between two snapshots.
@@ -347,6 +350,7 @@ mod tests {
         StatsSnapshot {
             started_at_ms: 1_000,
             taken_at_ms: at,
+            faults: Vec::new(),
             routes: BTreeMap::from([("api".to_owned(), route.clone())]),
             clusters: BTreeMap::from([(
                 "shop".to_owned(),

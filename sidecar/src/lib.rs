@@ -40,6 +40,7 @@ pub mod admin;
 pub mod body;
 pub mod config;
 pub mod events;
+pub mod faults;
 pub mod gateway;
 pub mod proxy;
 pub mod router;

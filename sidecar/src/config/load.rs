@@ -6,7 +6,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::Config;
 use super::error::{ConfigError, ConfigErrors, did_you_mean};
-use super::spec::{AdminSpec, ClusterSpec, ListenerSpec, RouteSpec, RuntimeSpec, TelemetrySpec};
+use super::spec::{
+    AdminSpec, ClusterSpec, FaultLimitsSpec, ListenerSpec, RouteSpec, RuntimeSpec, TcpListenerSpec, TelemetrySpec,
+};
 use super::validate::validate;
 
 /// Every section of the file, as written.
@@ -21,9 +23,37 @@ pub struct FileSpec {
     /// `None` where the item failed to deserialize: validation skips it instead of inventing
     /// follow-up errors (a route naming a cluster that had a typo is not "unknown").
     pub clusters: Vec<(Spanned<String>, Option<ClusterSpec>)>,
+    pub tcp_listeners: Vec<Option<TcpListenerSpec>>,
+    pub fault_limits: FaultLimitsSpec,
+    pub faults: Vec<Option<FaultItem>>,
 }
 
-const SECTIONS: [&str; 6] = ["runtime", "admin", "telemetry", "listeners", "routes", "clusters"];
+/// One `[[faults]]` item, with where each of its keys is, so field errors point at the field.
+#[derive(Debug)]
+pub struct FaultItem {
+    pub spec: ballast_model::FaultSpec,
+    pub span: std::ops::Range<usize>,
+    pub keys: std::collections::HashMap<String, std::ops::Range<usize>>,
+}
+
+impl FaultItem {
+    /// The span of a field if it was written, else of the whole item.
+    pub fn span_of(&self, field: &str) -> std::ops::Range<usize> {
+        self.keys.get(field).cloned().unwrap_or_else(|| self.span.clone())
+    }
+}
+
+const SECTIONS: [&str; 9] = [
+    "runtime",
+    "admin",
+    "telemetry",
+    "listeners",
+    "routes",
+    "clusters",
+    "tcp_listeners",
+    "fault_limits",
+    "faults",
+];
 
 /// Parse and validate config text; `file` names it in error messages.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
@@ -74,6 +104,26 @@ fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> Option<FileSpec> {
                     spec.clusters
                         .push((Spanned::new(name.span(), name.get_ref().to_string()), cluster));
                 }
+            }
+            "tcp_listeners" => {
+                let items = array(value, "tcp_listeners", errors).into_iter().enumerate();
+                spec.tcp_listeners = items
+                    .map(|(i, v)| item(v, &format!("tcp_listeners[{i}]"), errors))
+                    .collect();
+            }
+            "fault_limits" => spec.fault_limits = item(value, "fault_limits", errors).unwrap_or_default(),
+            "faults" => {
+                let items = array(value, "faults", errors).into_iter().enumerate();
+                spec.faults = items
+                    .map(|(i, v)| {
+                        let span = v.span();
+                        let keys = match v.get_ref() {
+                            DeValue::Table(t) => t.iter().map(|(k, v)| (k.get_ref().to_string(), v.span())).collect(),
+                            _ => Default::default(),
+                        };
+                        item(v, &format!("faults[{i}]"), errors).map(|spec| FaultItem { spec, span, keys })
+                    })
+                    .collect();
             }
             other => {
                 let mut err = ConfigError::new(other, Some(key.span()), format!("unknown section {other:?}"));

@@ -41,6 +41,57 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub routes: Vec<Route>,
     pub clusters: BTreeMap<String, Cluster>,
+    /// Plain TCP proxies (e.g. in front of Redis or PostgreSQL) that take toxics.
+    pub tcp_listeners: Vec<TcpListener>,
+    pub fault_limits: FaultLimits,
+    /// Faults in place from start, without a TTL: `[[faults]]`, each listener's `toxics`, and
+    /// a `down` toxic for each listener with `enabled = false`.
+    pub faults: Vec<ballast_model::FaultSpec>,
+}
+
+impl Config {
+    /// Check a fault's route, endpoints and TCP listener against this config.
+    pub fn fault_names(&self, fault: &ballast_model::FaultSpec) -> Vec<ballast_model::fault::FieldError> {
+        validate::fault_names(fault, &self.routes, &self.clusters, &self.tcp_listeners)
+    }
+}
+
+/// Limits on faults (safety: a forgotten fault must not stay, an untrusted one must not pile up).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultLimits {
+    /// Requests under a fault at one time; above it faults are skipped and counted as overflow.
+    pub max_active: Option<usize>,
+    /// TTL of a fault added through the admin API without one.
+    #[serde(with = "humantime_serde")]
+    pub default_ttl: Duration,
+    /// The longest TTL the admin API accepts.
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+    /// The longest delay a request header may ask for (routes with `header_faults = true`).
+    #[serde(with = "humantime_serde")]
+    pub max_header_delay: Duration,
+}
+
+impl Default for FaultLimits {
+    fn default() -> Self {
+        FaultLimits {
+            max_active: None,
+            default_ttl: Duration::from_secs(300),
+            max_ttl: Duration::from_secs(3600),
+            max_header_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A TCP listener: every connection is relayed to `upstream`, through the toxics in place.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TcpListener {
+    pub name: String,
+    pub listen: SocketAddr,
+    /// `host:port`.
+    pub upstream: String,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,6 +176,8 @@ pub struct Route {
     #[serde(serialize_with = "ser::header_names")]
     pub response_headers_remove: Vec<HeaderName>,
     pub max_request_body: Option<u64>,
+    /// Let clients ask for faults with `x-ballast-fault-*` headers (never for untrusted clients).
+    pub header_faults: bool,
 }
 
 /// What the upstream sees as `Host`.

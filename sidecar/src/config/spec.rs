@@ -84,6 +84,8 @@ pub struct RouteSpec {
     #[serde(default)]
     pub response_headers_remove: Vec<Spanned<String>>,
     pub max_request_body: Option<Spanned<ByteSize>>,
+    #[serde(default)]
+    pub header_faults: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,4 +155,32 @@ pub enum Protocol {
     #[default]
     Http1,
     Http2,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultLimitsSpec {
+    pub max_active: Option<Spanned<usize>>,
+    pub default_ttl: Option<Spanned<HumanDuration>>,
+    pub max_ttl: Option<Spanned<HumanDuration>>,
+    pub max_header_delay: Option<Spanned<HumanDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpListenerSpec {
+    pub name: Spanned<String>,
+    pub listen: Spanned<String>,
+    pub upstream: Spanned<String>,
+    /// `false` refuses connections (Toxiproxy's "down") until a reload says otherwise.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub connect_timeout: Option<Spanned<HumanDuration>>,
+    /// Toxics in place from start (`listener` is implied).
+    #[serde(default)]
+    pub toxics: Vec<Spanned<ballast_model::FaultSpec>>,
+}
+
+fn yes() -> bool {
+    true
 }

@@ -141,6 +141,10 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
         );
     }
 
+    let fault_limits = fault_limits(&mut c, &spec);
+    let tcp_listeners = tcp_listeners(&mut c, &spec, &listeners, &admin);
+    let faults = faults(&mut c, &spec, &routes, &clusters, &tcp_listeners);
+
     (c.errors.len() == before).then(|| Config {
         runtime,
         admin,
@@ -148,7 +152,224 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
         listeners,
         routes,
         clusters,
+        tcp_listeners,
+        fault_limits,
+        faults,
     })
+}
+
+fn fault_limits(c: &mut Checker, spec: &FileSpec) -> FaultLimits {
+    let s = &spec.fault_limits;
+    let d = FaultLimits::default();
+    let max_active = match &s.max_active {
+        Some(m) if *m.get_ref() == 0 => {
+            c.err(
+                "fault_limits.max_active",
+                m.span(),
+                "max_active is 0: no fault could ever apply",
+                "use at least 1, or remove it for no limit",
+            );
+            None
+        }
+        m => m.as_ref().map(|m| *m.get_ref()),
+    };
+    let limits = FaultLimits {
+        max_active,
+        default_ttl: c.positive("fault_limits.default_ttl", s.default_ttl.as_ref(), d.default_ttl),
+        max_ttl: c.positive("fault_limits.max_ttl", s.max_ttl.as_ref(), d.max_ttl),
+        max_header_delay: c.positive(
+            "fault_limits.max_header_delay",
+            s.max_header_delay.as_ref(),
+            d.max_header_delay,
+        ),
+    };
+    if let Some(t) = &s.default_ttl
+        && limits.default_ttl > limits.max_ttl
+    {
+        c.err(
+            "fault_limits.default_ttl",
+            t.span(),
+            "default_ttl is above max_ttl",
+            "make default_ttl at most max_ttl",
+        );
+    }
+    limits
+}
+
+fn tcp_listeners(c: &mut Checker, spec: &FileSpec, http: &[Listener], admin: &Admin) -> Vec<TcpListener> {
+    let mut names = HashSet::new();
+    let mut taken: HashSet<SocketAddr> = http.iter().map(|l| l.listen).chain([admin.listen]).collect();
+    let mut out = Vec::new();
+    for (i, l) in spec.tcp_listeners.iter().enumerate() {
+        let Some(l) = l else { continue };
+        let p = |f: &str| format!("tcp_listeners[{i}].{f}");
+        let name = l.name.get_ref();
+        if name.is_empty() || !names.insert(name.clone()) {
+            c.err(
+                p("name"),
+                l.name.span(),
+                format!("duplicate or empty TCP listener name {name:?}"),
+                "give each TCP listener a unique name, e.g. \"redis\"",
+            );
+        }
+        let listen = socket_addr(c, &p("listen"), &l.listen);
+        if let Some(addr) = listen
+            && addr.port() != 0
+            && !taken.insert(addr)
+        {
+            c.err(
+                p("listen"),
+                l.listen.span(),
+                format!(
+                    "address {:?} is already used by another listener or the admin API",
+                    l.listen.get_ref()
+                ),
+                "give the TCP listener a port of its own",
+            );
+        }
+        let upstream = l.upstream.get_ref();
+        if upstream
+            .parse::<http::uri::Authority>()
+            .map_or(true, |a| a.port_u16().is_none())
+        {
+            c.err(
+                p("upstream"),
+                l.upstream.span(),
+                format!("invalid upstream address {upstream:?}"),
+                "write host:port, such as \"127.0.0.1:6379\"",
+            );
+        }
+        let connect_timeout = c.positive(
+            &p("connect_timeout"),
+            l.connect_timeout.as_ref(),
+            DEFAULT_CONNECT_TIMEOUT,
+        );
+        if let Some(listen) = listen {
+            out.push(TcpListener {
+                name: name.clone(),
+                listen,
+                upstream: upstream.clone(),
+                connect_timeout,
+            });
+        }
+    }
+    out
+}
+
+/// Faults in place from start: `[[faults]]`, each TCP listener's `toxics`, and `down` for a TCP
+/// listener with `enabled = false`. Each is checked on its own and against the names in this file.
+fn faults(
+    c: &mut Checker,
+    spec: &FileSpec,
+    routes: &[Route],
+    clusters: &BTreeMap<String, Cluster>,
+    tcp: &[TcpListener],
+) -> Vec<ballast_model::FaultSpec> {
+    let mut out = Vec::new();
+    let mut check =
+        |c: &mut Checker, path: &str, fault: ballast_model::FaultSpec, span: &dyn Fn(&str) -> Range<usize>| {
+            let mut problems = fault.validate().err().unwrap_or_default();
+            problems.extend(fault_names(&fault, routes, clusters, tcp));
+            if problems.is_empty() {
+                out.push(fault);
+            }
+            for e in problems {
+                c.err(format!("{path}.{}", e.field), span(&e.field), e.message, e.fix);
+            }
+        };
+    for (i, item) in spec.faults.iter().enumerate() {
+        let Some(item) = item else { continue };
+        check(c, &format!("faults[{i}]"), item.spec.clone(), &|f| item.span_of(f));
+    }
+    for (i, l) in spec.tcp_listeners.iter().enumerate() {
+        let Some(l) = l else { continue };
+        for (j, toxic) in l.toxics.iter().enumerate() {
+            let path = format!("tcp_listeners[{i}].toxics[{j}]");
+            if let Some(other) = &toxic.get_ref().listener
+                && other != l.name.get_ref()
+            {
+                c.err(
+                    format!("{path}.listener"),
+                    toxic.span(),
+                    format!("a toxic of {:?} names listener {other:?}", l.name.get_ref()),
+                    "remove `listener`: a listener's toxics apply to it",
+                );
+                continue;
+            }
+            let mut fault = toxic.get_ref().clone();
+            fault.listener = Some(l.name.get_ref().clone());
+            check(c, &path, fault, &|_| toxic.span());
+        }
+        if !l.enabled {
+            let down = ballast_model::FaultSpec {
+                kind: ballast_model::fault::FaultKind::Down,
+                listener: Some(l.name.get_ref().clone()),
+                ..Default::default()
+            };
+            check(c, &format!("tcp_listeners[{i}]"), down, &|_| l.name.span());
+        }
+    }
+    out
+}
+
+/// A fault's names checked against a config: its route, endpoints and TCP listener must exist.
+pub fn fault_names(
+    fault: &ballast_model::FaultSpec,
+    routes: &[Route],
+    clusters: &BTreeMap<String, Cluster>,
+    tcp: &[TcpListener],
+) -> Vec<ballast_model::fault::FieldError> {
+    use ballast_model::fault::FieldError;
+    let mut errors = Vec::new();
+    let unknown = |field: &str, what: &str, name: &str, known: Vec<&str>| {
+        let fix = match did_you_mean(name, known.iter().copied()) {
+            Some(s) => format!("did you mean {s:?}?"),
+            None if known.is_empty() => format!("this config has no {what}s"),
+            None => format!("known {what}s: {}", known.join(", ")),
+        };
+        FieldError {
+            field: field.into(),
+            message: format!("unknown {what} {name:?}"),
+            fix,
+        }
+    };
+    let route = fault
+        .route
+        .as_ref()
+        .map(|name| (name, routes.iter().find(|r| &r.name == name)));
+    if let Some((name, None)) = route {
+        errors.push(unknown(
+            "route",
+            "route",
+            name,
+            routes.iter().map(|r| r.name.as_str()).collect(),
+        ));
+    }
+    // Endpoints of the route's cluster, or of any cluster when no route is named.
+    let scope: Vec<&Cluster> = match route {
+        Some((_, Some(r))) => clusters.get(&r.cluster).into_iter().collect(),
+        _ => clusters.values().collect(),
+    };
+    let endpoints: Vec<&str> = scope
+        .into_iter()
+        .flat_map(|c| c.endpoints.iter().map(|e| e.address.as_str()))
+        .collect();
+    for e in &fault.endpoints {
+        if !endpoints.contains(&e.as_str()) {
+            errors.push(unknown("endpoints", "endpoint", e, endpoints.clone()));
+        }
+    }
+    if let Some(name) = &fault.listener
+        && !tcp.iter().any(|l| &l.name == name)
+    {
+        errors.push(unknown(
+            "listener",
+            "TCP listener",
+            name,
+            tcp.iter().map(|l| l.name.as_str()).collect(),
+        ));
+    }
+    errors
 }
 
 fn telemetry(c: &mut Checker, spec: &FileSpec) -> Telemetry {
@@ -559,6 +780,7 @@ fn route_spec(c: &mut Checker, i: usize, spec: &RouteSpec, clusters: &[&str]) ->
         response_headers_add: c.header_pairs(&p("response_headers_add"), &spec.response_headers_add),
         response_headers_remove: c.header_names(&p("response_headers_remove"), &spec.response_headers_remove),
         max_request_body,
+        header_faults: spec.header_faults,
     };
     (c.errors.len() == before).then_some(route)
 }

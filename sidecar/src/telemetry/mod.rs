@@ -97,6 +97,7 @@ impl Registry {
         StatsSnapshot {
             started_at_ms: self.started_at_ms,
             taken_at_ms: unix_ms(),
+            faults: Vec::new(), // the fault table fills these in
             routes: routes.iter().map(|(name, m)| (name.clone(), m.traffic())).collect(),
             clusters: clusters
                 .iter()
