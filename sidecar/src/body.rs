@@ -15,6 +15,8 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 
+use crate::faults::ActiveGuard;
+use crate::faults::shape::{Shape, Shaped};
 use crate::telemetry::Meter;
 use crate::upstream::{Checkin, InFlight};
 
@@ -35,6 +37,8 @@ enum Inner {
     Upstream(UpstreamBody),
     /// Anything else streamed by the sidecar itself (the admin API's event stream).
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
+    /// A body under a bandwidth or truncate fault.
+    Shaped(Box<Shaped>),
 }
 
 /// Which way a body travels, for byte counts: in from the client, or out to it.
@@ -88,6 +92,11 @@ impl Body {
 
     pub fn boxed(b: UnsyncBoxBody<Bytes, BoxError>) -> Self {
         Body::new(Inner::Boxed(b))
+    }
+
+    /// This body under a bandwidth or truncate fault (its byte counts stay with it).
+    pub fn shaped(self, shape: Shape, guard: Option<ActiveGuard>) -> Self {
+        Body::new(Inner::Shaped(Box::new(Shaped::new(self, shape, guard))))
     }
 
     fn tap(&mut self, direction: Direction) -> &mut Tap {
@@ -153,6 +162,7 @@ impl HttpBody for Body {
             Inner::Upstream(u) => Pin::new(&mut u.body).poll_frame(cx).map_err(Into::into),
             Inner::Limited(b) => Pin::new(b).poll_frame(cx),
             Inner::Boxed(b) => Pin::new(b).poll_frame(cx),
+            Inner::Shaped(b) => Pin::new(&mut **b).poll_frame(cx),
         };
         if let (Some(tap), Poll::Ready(Some(Ok(frame)))) = (&mut this.tap, &polled)
             && let Some(data) = frame.data_ref()
@@ -169,6 +179,7 @@ impl HttpBody for Body {
             Inner::Upstream(u) => u.body.is_end_stream(),
             Inner::Limited(b) => b.is_end_stream(),
             Inner::Boxed(b) => b.is_end_stream(),
+            Inner::Shaped(b) => b.is_end_stream(),
         }
     }
 
@@ -179,6 +190,7 @@ impl HttpBody for Body {
             Inner::Upstream(u) => u.body.size_hint(),
             Inner::Limited(b) => b.size_hint(),
             Inner::Boxed(b) => b.size_hint(),
+            Inner::Shaped(b) => b.size_hint(),
         }
     }
 }

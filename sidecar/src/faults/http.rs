@@ -1,1 +1,391 @@
+//! HTTP faults on the request path: which faults apply to a request, and the [`Plan`] they add
+//! up to.
+//!
+//! Every matching fault draws its percentage on its own; those drawn combine: their delays add
+//! up, the first answer (abort, reset, hang, empty reply) wins, and body shapes combine to the
+//! harsher one. Inbound faults are drawn once per request, upstream faults once per attempt on
+//! an endpoint, so a retried request meets an upstream fault again with the same odds, as it
+//! would meet a flaky endpoint.
+//!
+//! A request's tenant is the `x-ballast-tenant` header (the auth layer will set it from the
+//! verified key or token once there is one).
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use ballast_model::fault::{Action, Delay, HttpEffect, HttpTarget};
+use http::{HeaderMap, HeaderName, Method};
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::shape::Shape;
+use super::{ActiveGuard, FaultTable, Installed};
+use crate::config::FaultLimits;
+
+pub const TENANT_HEADER: HeaderName = HeaderName::from_static("x-ballast-tenant");
+pub const DELAY_HEADER: HeaderName = HeaderName::from_static("x-ballast-fault-delay-ms");
+pub const DELAY_PERCENT_HEADER: HeaderName = HeaderName::from_static("x-ballast-fault-delay-percentage");
+pub const ABORT_HEADER: HeaderName = HeaderName::from_static("x-ballast-fault-abort");
+pub const ABORT_PERCENT_HEADER: HeaderName = HeaderName::from_static("x-ballast-fault-abort-percentage");
+/// Tells the client which fault answered (the id, or `header` for a header-controlled one).
+pub const FAULT_HEADER: HeaderName = HeaderName::from_static("ballast-fault");
+
+/// What a request is matched on.
+pub struct RequestFacts<'a> {
+    pub route: &'a str,
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+}
+
+/// How the faults drawn for a request end it, if they do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    Abort {
+        fault: Arc<str>,
+        status: u16,
+        body: Option<String>,
+        headers: Vec<(String, String)>,
+    },
+    Reset,
+    Hang,
+    EmptyReply,
+}
+
+/// What the faults drawn for one request (or one attempt) do: wait, then answer or shape.
+#[derive(Default)]
+pub struct Plan {
+    pub delay: Duration,
+    pub answer: Option<Answer>,
+    pub shape: Shape,
+    /// Holds a `max_active` slot while the request is under the faults.
+    pub guard: Option<ActiveGuard>,
+}
+
+impl Plan {
+    fn is_empty(&self) -> bool {
+        self.delay.is_zero() && self.answer.is_none() && self.shape.is_none()
+    }
+
+    fn add(&mut self, fault: &Arc<str>, effect: &HttpEffect, rng: &mut impl Rng) {
+        match effect {
+            HttpEffect::Delay(d) => self.delay += sample(d, rng),
+            HttpEffect::Abort { status, body, headers } => {
+                self.answer.get_or_insert_with(|| Answer::Abort {
+                    fault: fault.clone(),
+                    status: *status,
+                    body: body.clone(),
+                    headers: headers.clone(),
+                });
+            }
+            HttpEffect::Reset => _ = self.answer.get_or_insert(Answer::Reset),
+            HttpEffect::Hang => _ = self.answer.get_or_insert(Answer::Hang),
+            HttpEffect::EmptyReply => _ = self.answer.get_or_insert(Answer::EmptyReply),
+            HttpEffect::Bandwidth { bytes_per_second } => {
+                self.shape = self.shape.and(Shape {
+                    rate: Some(*bytes_per_second),
+                    truncate: None,
+                })
+            }
+            HttpEffect::Truncate { after } => {
+                self.shape = self.shape.and(Shape {
+                    rate: None,
+                    truncate: Some(*after),
+                })
+            }
+        }
+    }
+}
+
+/// Whether a fault's match selects this request (the endpoint is checked per attempt).
+pub fn matches(target: &HttpTarget, req: &RequestFacts) -> bool {
+    target.route.as_deref().is_none_or(|r| r == req.route)
+        && (target.methods.is_empty() || target.methods.iter().any(|m| m == req.method.as_str()))
+        && target.path_prefix.as_deref().is_none_or(|p| req.path.starts_with(p))
+        && target
+            .headers
+            .iter()
+            .all(|(name, value)| req.headers.get(name.as_str()).is_some_and(|v| v.as_bytes() == value.as_bytes()))
+        && target
+            .tenant
+            .as_deref()
+            .is_none_or(|t| req.headers.get(TENANT_HEADER).is_some_and(|v| v.as_bytes() == t.as_bytes()))
+}
+
+/// The faults among `faults` that select this request (live ones only). Counts `matched`.
+pub fn select(faults: &[Arc<Installed>], req: &RequestFacts) -> Vec<Arc<Installed>> {
+    let now = Instant::now();
+    faults
+        .iter()
+        .filter(|f| f.live(now))
+        .filter(|f| matches!(&f.action, Action::Http { target, .. } if matches(target, req)))
+        .inspect(|f| _ = f.counters.matched.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        .cloned()
+        .collect()
+}
+
+/// Draw each selected fault's percentage (for upstream faults, only those for `endpoint`) and
+/// combine the drawn ones into a plan; `None` when nothing applies or `max_active` is reached.
+pub fn draw(table: &Arc<FaultTable>, selected: &[Arc<Installed>], endpoint: Option<&str>) -> Option<Plan> {
+    let mut rng = rand::rng();
+    let mut drawn = Vec::new();
+    for f in selected {
+        let Action::Http { target, effect } = &f.action else { continue };
+        if let Some(ep) = endpoint
+            && !target.endpoints.is_empty()
+            && !target.endpoints.iter().any(|e| e == ep)
+        {
+            continue;
+        }
+        if roll(&mut rng, target.percent) {
+            drawn.push((f, effect));
+        }
+    }
+    if drawn.is_empty() {
+        return None;
+    }
+    let guard = table.activate()?;
+    let mut plan = Plan {
+        guard: Some(guard),
+        ..Plan::default()
+    };
+    for (f, effect) in drawn {
+        f.counters.injected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        plan.add(&f.id, effect, &mut rng);
+    }
+    Some(plan)
+}
+
+/// A request header that asks for a fault could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{header}: {problem}")]
+pub struct BadFaultHeader {
+    pub header: HeaderName,
+    pub problem: String,
+}
+
+/// Faults asked for by request headers (routes with `header_faults = true`), capped by the
+/// limits; `Ok(None)` when none is asked for or drawn.
+pub fn from_headers(
+    table: &Arc<FaultTable>,
+    headers: &HeaderMap,
+    limits: &FaultLimits,
+) -> Result<Option<Plan>, BadFaultHeader> {
+    let number = |name: &HeaderName| -> Result<Option<f64>, BadFaultHeader> {
+        let Some(v) = headers.get(name) else { return Ok(None) };
+        let parsed = v.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok());
+        match parsed {
+            Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
+            _ => Err(BadFaultHeader {
+                header: name.clone(),
+                problem: format!("{v:?} is not a non-negative number"),
+            }),
+        }
+    };
+    let percent = |name: &HeaderName| -> Result<f64, BadFaultHeader> {
+        match number(name)? {
+            Some(p) if p > 100.0 => Err(BadFaultHeader {
+                header: name.clone(),
+                problem: format!("{p} is above 100"),
+            }),
+            p => Ok(p.unwrap_or(100.0)),
+        }
+    };
+    let delay = number(&DELAY_HEADER)?;
+    let abort = match number(&ABORT_HEADER)? {
+        Some(s) if (200.0..=599.0).contains(&s) && s.fract() == 0.0 => Some(s as u16),
+        Some(s) => {
+            return Err(BadFaultHeader {
+                header: ABORT_HEADER,
+                problem: format!("{s} is not an HTTP status in 200-599"),
+            });
+        }
+        None => None,
+    };
+    let (delay_percent, abort_percent) = (percent(&DELAY_PERCENT_HEADER)?, percent(&ABORT_PERCENT_HEADER)?);
+    let mut rng = rand::rng();
+    let delay = delay
+        .filter(|_| roll(&mut rng, delay_percent))
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0).min(limits.max_header_delay));
+    let abort = abort.filter(|_| roll(&mut rng, abort_percent));
+    if delay.is_none() && abort.is_none() {
+        return Ok(None);
+    }
+    let Some(guard) = table.activate() else { return Ok(None) };
+    let counters = &table.counters;
+    if delay.is_some() {
+        counters.header_delays.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    if abort.is_some() {
+        counters.header_aborts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let plan = Plan {
+        delay: delay.unwrap_or_default(),
+        answer: abort.map(|status| Answer::Abort {
+            fault: "header".into(),
+            status,
+            body: None,
+            headers: Vec::new(),
+        }),
+        shape: Shape::default(),
+        guard: Some(guard),
+    };
+    Ok((!plan.is_empty()).then_some(plan))
+}
+
+/// Merge a second plan into the first (inbound faults from the table and from headers).
+pub fn merge(a: Option<Plan>, b: Option<Plan>) -> Option<Plan> {
+    match (a, b) {
+        (Some(mut a), Some(b)) => {
+            a.delay += b.delay;
+            a.answer = a.answer.or(b.answer);
+            a.shape = a.shape.and(b.shape);
+            Some(a)
+        }
+        (a, b) => a.or(b),
+    }
+}
+
+fn roll(rng: &mut impl Rng, percent: f64) -> bool {
+    percent >= 100.0 || (percent > 0.0 && rng.random::<f64>() * 100.0 < percent)
+}
+
+/// One delay drawn from its distribution.
+pub fn sample(delay: &Delay, rng: &mut impl Rng) -> Duration {
+    match *delay {
+        Delay::Uniform { base, jitter } if jitter.is_zero() => base,
+        Delay::Uniform { base, jitter } => {
+            let spread = rng.random_range(-jitter.as_secs_f64()..=jitter.as_secs_f64());
+            Duration::from_secs_f64((base.as_secs_f64() + spread).max(0.0))
+        }
+        Delay::LogNormal { p50, p99 } => {
+            // ln(delay) ~ N(mu, sigma): the median is e^mu, the 99th percentile e^(mu + z99·sigma).
+            const Z99: f64 = 2.326_347_874;
+            let mu = p50.as_secs_f64().ln();
+            let sigma = (p99.as_secs_f64() / p50.as_secs_f64()).ln() / Z99;
+            let dist = rand_distr::LogNormal::new(mu, sigma).expect("sigma is finite and non-negative");
+            let secs: f64 = rng.sample(dist);
+            Duration::from_secs_f64(secs.min(ballast_model::fault::MAX_FAULT_DURATION.as_secs_f64()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Events;
+    use ballast_model::FaultSpec;
+    use ballast_model::fault::Origin;
+
+    fn table_with(specs: &[&str]) -> Arc<FaultTable> {
+        let table = Arc::new(FaultTable::new(FaultLimits::default(), []));
+        for text in specs {
+            let spec: FaultSpec = toml::from_str(text).unwrap();
+            let fault = spec.validate().unwrap();
+            table.add(spec, fault, Origin::Api, &Events::default()).unwrap();
+        }
+        table
+    }
+
+    fn facts<'a>(route: &'a str, method: &'a Method, path: &'a str, headers: &'a HeaderMap) -> RequestFacts<'a> {
+        RequestFacts {
+            route,
+            method,
+            path,
+            headers,
+        }
+    }
+
+    #[test]
+    fn matching_uses_route_method_path_headers_and_tenant() {
+        let table = table_with(&[
+            "kind = \"abort\"\nstatus = 503\nroute = \"api\"\nmethods = [\"post\"]\npath_prefix = \"/v1\"\nheaders = { x-canary = \"1\" }\ntenant = \"acme\"",
+        ]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-canary", "1".parse().unwrap());
+        headers.insert(TENANT_HEADER, "acme".parse().unwrap());
+        let http = table.http();
+        assert_eq!(select(&http.inbound, &facts("api", &Method::POST, "/v1/pay", &headers)).len(), 1);
+        assert!(select(&http.inbound, &facts("web", &Method::POST, "/v1/pay", &headers)).is_empty());
+        assert!(select(&http.inbound, &facts("api", &Method::GET, "/v1/pay", &headers)).is_empty());
+        assert!(select(&http.inbound, &facts("api", &Method::POST, "/v2", &headers)).is_empty());
+        headers.insert(TENANT_HEADER, "other".parse().unwrap());
+        assert!(select(&http.inbound, &facts("api", &Method::POST, "/v1/pay", &headers)).is_empty());
+        assert_eq!(http.inbound[0].counters.matched.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn drawn_faults_combine_into_one_plan() {
+        let table = table_with(&[
+            "kind = \"delay\"\ndelay = 100",
+            "kind = \"delay\"\ndelay = 50",
+            "kind = \"abort\"\nstatus = 502",
+            "kind = \"abort\"\nstatus = 503",
+            "kind = \"bandwidth\"\nrate = 10",
+            "kind = \"truncate\"\nafter = 5",
+            "kind = \"reset\"\npercent = 0",
+        ]);
+        let http = table.http();
+        let h = HeaderMap::new();
+        let selected = select(&http.inbound, &facts("r", &Method::GET, "/", &h));
+        let plan = draw(&table, &selected, None).unwrap();
+        assert_eq!(plan.delay, Duration::from_millis(150));
+        assert!(matches!(plan.answer, Some(Answer::Abort { status: 502, .. })));
+        assert_eq!(plan.shape, Shape { rate: Some(10_000), truncate: Some(5) });
+        assert_eq!(table.active(), 1);
+        drop(plan);
+        assert_eq!(table.active(), 0);
+        let reset = &http.inbound[6].counters;
+        assert_eq!(reset.matched.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(reset.injected.load(std::sync::atomic::Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn upstream_faults_draw_only_for_their_endpoints() {
+        let table = table_with(&["kind = \"abort\"\nstatus = 503\nposition = \"upstream\"\nendpoints = [\"10.0.0.1:80\"]"]);
+        let http = table.http();
+        let h = HeaderMap::new();
+        let selected = select(&http.upstream, &facts("r", &Method::GET, "/", &h));
+        assert!(draw(&table, &selected, Some("10.0.0.2:80")).is_none());
+        assert!(draw(&table, &selected, Some("10.0.0.1:80")).is_some());
+    }
+
+    #[test]
+    fn header_faults_are_capped_and_checked() {
+        let table = table_with(&[]);
+        let limits = FaultLimits::default();
+        let mut h = HeaderMap::new();
+        h.insert(DELAY_HEADER, "60000".parse().unwrap());
+        h.insert(ABORT_HEADER, "429".parse().unwrap());
+        let plan = from_headers(&table, &h, &limits).unwrap().unwrap();
+        assert_eq!(plan.delay, limits.max_header_delay);
+        assert!(matches!(plan.answer, Some(Answer::Abort { status: 429, .. })));
+        h.insert(ABORT_PERCENT_HEADER, "0".parse().unwrap());
+        h.insert(DELAY_PERCENT_HEADER, "0".parse().unwrap());
+        assert!(from_headers(&table, &h, &limits).unwrap().is_none());
+        h.insert(ABORT_HEADER, "99".parse().unwrap());
+        assert!(matches!(from_headers(&table, &h, &limits), Err(e) if e.header == ABORT_HEADER));
+        h.insert(ABORT_HEADER, "503".parse().unwrap());
+        h.insert(DELAY_PERCENT_HEADER, "150".parse().unwrap());
+        assert!(from_headers(&table, &h, &limits).is_err());
+    }
+
+    #[test]
+    fn log_normal_delays_have_the_asked_median_and_p99() {
+        let mut rng = rand::rng();
+        let d = Delay::LogNormal {
+            p50: Duration::from_millis(20),
+            p99: Duration::from_millis(200),
+        };
+        let mut xs: Vec<f64> = (0..100_000).map(|_| sample(&d, &mut rng).as_secs_f64()).collect();
+        xs.sort_by(f64::total_cmp);
+        let (p50, p99) = (xs[50_000], xs[99_000]);
+        assert!((0.019..0.021).contains(&p50), "p50 {p50}");
+        assert!((0.18..0.22).contains(&p99), "p99 {p99}");
+        let u = Delay::Uniform {
+            base: Duration::from_millis(100),
+            jitter: Duration::from_millis(10),
+        };
+        assert!((0..1000).map(|_| sample(&u, &mut rng)).all(|d| (90..=110).contains(&d.as_millis())));
+    }
+}
