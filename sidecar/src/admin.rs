@@ -8,7 +8,10 @@
 //! | `POST /config` | re-read the file and swap it in; 400 with every error if it is invalid |
 //! | `GET /events` | Server-Sent Events: recent events, then live ones (`data: <json>`) |
 //! | `GET /stats` | a `StatsSnapshot` as JSON: cumulative counters and HDR latency histograms |
-//! | `GET /metrics` | the same in Prometheus's text format |
+//! | `GET /metrics` | the same in Prometheus's text format, plus the fault counters |
+//! | `GET /faults` | the faults in place, with their counters (matched, injected) |
+//! | `POST /faults` | put a fault in place (a JSON `FaultSpec`); 201 with it, or 400 `application/problem+json` naming every bad field |
+//! | `DELETE /faults/{id}` | remove one fault; `DELETE /faults` removes every fault added through the API |
 //!
 //! With `admin.token` set, every call needs `Authorization: Bearer <token>` (401 otherwise).
 
@@ -32,7 +35,12 @@ use hyper::body::Frame;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
+use ballast_model::FaultSpec;
+use ballast_model::fault::{FieldError, Origin};
+
 use crate::body::{Body, BoxError};
+use crate::config::Config;
+use crate::faults::Refused;
 use crate::sidecar::{ReloadError, Shared};
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
@@ -48,14 +56,14 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, req)) }
+                async move { Ok::<_, Infallible>(handle(&shared, req).await) }
             });
             let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }
 
-fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let config = shared.config();
     if let Some(token) = &config.admin.token
         && !authorized(req.headers().get(header::AUTHORIZATION), token)
@@ -70,17 +78,17 @@ fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/readyz") if shared.is_ready() => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         (&Method::GET, "/events") => events(shared),
-        (&Method::GET, "/stats") => json(
-            StatusCode::OK,
-            &serde_json::to_value(shared.telemetry.meters.snapshot()).expect("stats serialize"),
-        ),
+        (&Method::GET, "/stats") => {
+            let mut snapshot = shared.telemetry.meters.snapshot();
+            snapshot.faults = shared.faults.list();
+            json(StatusCode::OK, &serde_json::to_value(snapshot).expect("stats serialize"))
+        }
         (&Method::GET, "/metrics") => {
             let buckets =
                 crate::telemetry::prometheus::buckets(config.telemetry.latency_buckets.iter().map(|d| d.as_secs_f64()));
-            let mut resp = text(
-                StatusCode::OK,
-                &crate::telemetry::prometheus::render(&shared.telemetry.meters.snapshot(), &buckets),
-            );
+            let mut body = crate::telemetry::prometheus::render(&shared.telemetry.meters.snapshot(), &buckets);
+            shared.faults.render_metrics(&mut body);
+            let mut resp = text(StatusCode::OK, &body);
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -99,12 +107,119 @@ fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             Err(e @ ReloadError::Invalid(_)) => text(StatusCode::BAD_REQUEST, &e.to_string()),
             Err(e @ ReloadError::NeedsRestart { .. }) => text(StatusCode::CONFLICT, &format!("{e}\n")),
         },
-        (_, "/healthz" | "/readyz" | "/config") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        (&Method::GET, "/faults") => json(
+            StatusCode::OK,
+            &serde_json::to_value(shared.faults.list()).expect("faults serialize"),
+        ),
+        (&Method::POST, "/faults") => add_fault(shared, &config, req).await,
+        (&Method::DELETE, "/faults") => {
+            let removed = shared.faults.clear(&shared.events);
+            json(StatusCode::OK, &serde_json::json!({ "removed": removed }))
+        }
+        (&Method::DELETE, path) if path.starts_with("/faults/") => {
+            let id = &path["/faults/".len()..];
+            if shared.faults.remove(id, &shared.events) {
+                json(StatusCode::OK, &serde_json::json!({ "removed": [id] }))
+            } else {
+                problem(
+                    StatusCode::NOT_FOUND,
+                    "no such fault",
+                    &format!("no fault with id {id:?} is in place (it may have expired)"),
+                    &[],
+                )
+            }
+        }
+        (_, "/healthz" | "/readyz" | "/config" | "/faults") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
         _ => text(
             StatusCode::NOT_FOUND,
-            "unknown admin path; try /healthz, /readyz or /config\n",
+            "unknown admin path; try /healthz, /readyz, /config, /stats, /metrics, /events or /faults\n",
         ),
     }
+}
+
+/// The largest fault spec accepted on `POST /faults`.
+const MAX_FAULT_BODY: usize = 64 * 1024;
+
+/// `POST /faults`: check a spec (JSON) on its own, against the config's names and against the
+/// TTL cap, then put it in place. Every problem comes back at once as `application/problem+json`.
+async fn add_fault(shared: &Shared, config: &Config, req: Request<Incoming>) -> Response<Body> {
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_FAULT_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return problem(StatusCode::BAD_REQUEST, "unreadable request body", &e.to_string(), &[]),
+    };
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let spec: FaultSpec = match serde_path_to_error::deserialize(de) {
+        Ok(spec) => spec,
+        Err(e) => {
+            let field = e.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            let message = e.into_inner().to_string();
+            let hint = crate::config::serde_error(&field, None, &message).hint.unwrap_or_default();
+            let error = FieldError {
+                field,
+                message,
+                fix: hint,
+            };
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "invalid fault",
+                "the fault spec is not valid JSON of the expected shape",
+                &[error],
+            );
+        }
+    };
+    let mut errors = match spec.validate() {
+        Ok(fault) => match crate::faults::check_ttl(&config.fault_limits, fault.ttl) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![e],
+        },
+        Err(errors) => errors,
+    };
+    errors.extend(config.fault_names(&spec));
+    if !errors.is_empty() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid fault",
+            "the fault was not put in place; fix the fields listed",
+            &errors,
+        );
+    }
+    let fault = spec.validate().expect("checked above");
+    match shared.faults.add(spec, fault, Origin::Api, &shared.events) {
+        Ok(active) => json(StatusCode::CREATED, &serde_json::to_value(active).expect("fault serializes")),
+        Err(e @ Refused::DuplicateId(_)) => problem(
+            StatusCode::CONFLICT,
+            "duplicate fault id",
+            &e.to_string(),
+            &[FieldError {
+                field: "id".into(),
+                message: e.to_string(),
+                fix: "choose another id, or leave it out for one to be chosen".into(),
+            }],
+        ),
+        Err(e @ Refused::Invalid(_)) => problem(StatusCode::BAD_REQUEST, "invalid fault", &e.to_string(), &[]),
+    }
+}
+
+/// An RFC 9457 problem document, with the field errors as an extension member.
+fn problem(status: StatusCode, title: &str, detail: &str, errors: &[FieldError]) -> Response<Body> {
+    let mut doc = serde_json::json!({
+        "type": "about:blank",
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if !errors.is_empty() {
+        doc["errors"] = serde_json::to_value(errors).expect("errors serialize");
+    }
+    let mut resp = json(status, &doc);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    resp
 }
 
 /// Every heartbeat comment on an idle event stream keeps intermediaries from closing it.

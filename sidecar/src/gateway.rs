@@ -21,7 +21,9 @@ use tower::{ServiceBuilder, ServiceExt};
 use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
 use crate::proxy::headers::{self, Client, X_REQUEST_ID};
-use crate::proxy::{AnsweredBy, Forward, ProxyError, error_response};
+use crate::faults::http::{Answer, Plan, RequestFacts, UpstreamFaults};
+use crate::faults::{self, FaultTable};
+use crate::proxy::{AnsweredBy, Forward, Hangup, HungUp, ProxyError, abort_response, error_response};
 use crate::router::RequestView;
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::tracing::{Ending, ServerSpan, Tracing};
@@ -48,12 +50,13 @@ pub struct Gateway {
     access_log: Option<Arc<AccessLogger>>,
     tracing: Option<Arc<Tracing>>,
     upstreams: HashMap<String, Arc<Upstream>>,
+    faults: Arc<FaultTable>,
 }
 
 impl Gateway {
     /// Build a gateway. Clusters whose settings did not change keep their upstream (pools,
     /// balancer position) from `previous`, so a reload does not drop warm connections.
-    pub fn build(config: Arc<Config>, previous: Option<&Gateway>, telemetry: &Telemetry) -> Self {
+    pub fn build(config: Arc<Config>, previous: Option<&Gateway>, telemetry: &Telemetry, faults: &Arc<FaultTable>) -> Self {
         let meters = &telemetry.meters;
         let workers = config.runtime.worker_threads;
         let upstreams: HashMap<String, Arc<Upstream>> = config
@@ -79,7 +82,7 @@ impl Gateway {
                     .map_err(ProxyError::from_boxed)
                     // The route timeout covers the whole upstream exchange until the response head.
                     .timeout(route.timeout)
-                    .service(Forward::new(upstream, route.host.clone(), telemetry));
+                    .service(Forward::new(upstream, route.host.clone(), telemetry, faults.clone()));
                 let host_rewrite = match &route.host {
                     HostPolicy::Rewrite(h) => Some(HeaderValue::from_str(h).expect("validated host")),
                     _ => None,
@@ -99,11 +102,13 @@ impl Gateway {
             access_log: telemetry.access_log.clone(),
             tracing: telemetry.tracing.clone(),
             upstreams,
+            faults: faults.clone(),
         }
     }
 
-    /// Serve one downstream request. Never fails: every problem is a response.
-    pub async fn handle(&self, req: Request<Incoming>, client: &Client) -> Response<Body> {
+    /// Serve one downstream request. Every problem is a response; the only error is a fault
+    /// that ends the request without one (the server then resets or closes the connection).
+    pub async fn handle(&self, req: Request<Incoming>, client: &Client) -> Result<Response<Body>, HungUp> {
         let request_id = headers::request_id(req.headers());
         let (mut parts, body) = req.into_parts();
         // The request as the client sent it, kept only for the access log.
@@ -126,7 +131,7 @@ impl Gateway {
                 trace: None,
             };
             self.log(UNMATCHED, asked, &outcome, &request_id);
-            return with_request_id(error_response(class), request_id);
+            return Ok(with_request_id(error_response(class), request_id));
         };
         let timer = route.meter.start();
         let trace = self
@@ -134,17 +139,19 @@ impl Gateway {
             .as_ref()
             .map(|t| t.server_span(&mut parts, &route.config.name, client.addr.ip()));
         let version = parts.version;
-        let forwarded = match route.prepare(&mut parts, client, &request_id) {
-            Ok(()) => {
-                if let Some(ServerSpan::Sampled(cx)) = &trace {
-                    parts.extensions.insert(cx.clone()); // Forward hangs its client span under it
-                }
-                let mut body = route.limit_body(body);
-                body.meter_route(&route.meter, Direction::In);
-                route.service.clone().oneshot(Request::from_parts(parts, body)).await
-            }
+        // Inbound faults come first, like Envoy's fault filter: the client sees them as they are.
+        let mut plan = None;
+        let forwarded = match self.inbound_faults(&mut parts, route) {
             Err(e) => Err(e),
+            Ok(p) => {
+                plan = p;
+                match self.under_faults(plan.as_mut(), route).await {
+                    Some(answer) => answer,
+                    None => self.forward(route, parts, body, client, &request_id, trace.as_ref()).await,
+                }
+            }
         };
+        let mut hangup = None;
         let (mut resp, error, endpoint) = match forwarded {
             Ok(resp) => {
                 let endpoint = resp.extensions().get::<AnsweredBy>().map(|a| a.0.clone());
@@ -153,6 +160,7 @@ impl Gateway {
             Err(e) => {
                 tracing::debug!(route = %route.config.name, error = %e, "request failed");
                 let (class, endpoint) = (e.class, e.endpoint.clone());
+                hangup = e.hangup;
                 (e.into_response(), Some(class), endpoint)
             }
         };
@@ -187,11 +195,101 @@ impl Gateway {
             },
             &request_id,
         );
+        if let Some(hangup) = hangup {
+            return Err(HungUp(hangup));
+        }
         // Answer in the client's HTTP version, whatever the upstream spoke.
         *resp.version_mut() = version;
         route.finish(&mut resp);
         resp.body_mut().meter_route(&route.meter, Direction::Out);
-        with_request_id(resp, request_id)
+        if let Some(plan) = plan.filter(|p| !p.shape.is_none()) {
+            let body = std::mem::replace(resp.body_mut(), Body::full(""));
+            *resp.body_mut() = body.shaped(plan.shape, plan.guard);
+        }
+        Ok(with_request_id(resp, request_id))
+    }
+
+    /// The request on its way to the route's stack.
+    async fn forward(
+        &self,
+        route: &RouteEntry,
+        mut parts: http::request::Parts,
+        body: Incoming,
+        client: &Client,
+        request_id: &HeaderValue,
+        trace: Option<&ServerSpan>,
+    ) -> Result<Response<Body>, ProxyError> {
+        route.prepare(&mut parts, client, request_id)?;
+        if let Some(ServerSpan::Sampled(cx)) = trace {
+            parts.extensions.insert(cx.clone()); // Forward hangs its client span under it
+        }
+        let mut body = route.limit_body(body);
+        body.meter_route(&route.meter, Direction::In);
+        route.service.clone().oneshot(Request::from_parts(parts, body)).await
+    }
+
+    /// Draw the inbound faults for a request (from the table and, where the route allows, from
+    /// its headers) and select the upstream faults for `Forward` to draw per attempt.
+    fn inbound_faults(&self, parts: &mut http::request::Parts, route: &RouteEntry) -> Result<Option<Plan>, ProxyError> {
+        let header_plan = if route.config.header_faults {
+            let plan = faults::http::from_headers(&self.faults, &parts.headers, self.faults.limits())
+                .map_err(|e| ProxyError::new(ErrorClass::BadRequest, e.to_string()))?;
+            for name in faults::http::CONTROL_HEADERS {
+                parts.headers.remove(name);
+            }
+            plan
+        } else {
+            None
+        };
+        let installed = self.faults.http();
+        if installed.is_empty() {
+            return Ok(header_plan);
+        }
+        let facts = RequestFacts {
+            route: &route.config.name,
+            method: &parts.method,
+            path: parts.uri.path(),
+            headers: &parts.headers,
+        };
+        let upstream = faults::http::select(&installed.upstream, &facts);
+        let inbound = faults::http::select(&installed.inbound, &facts);
+        let plan = faults::http::draw(&self.faults, &inbound, None);
+        if !upstream.is_empty() {
+            parts.extensions.insert(UpstreamFaults(upstream));
+        }
+        Ok(faults::http::merge(plan, header_plan))
+    }
+
+    /// Wait out an inbound delay; then, if a fault answers for the upstream, that answer.
+    async fn under_faults(
+        &self,
+        plan: Option<&mut Plan>,
+        route: &RouteEntry,
+    ) -> Option<Result<Response<Body>, ProxyError>> {
+        let plan = plan?;
+        if !plan.delay.is_zero() {
+            tokio::time::sleep(plan.delay).await;
+        }
+        let hangup = |class: ErrorClass, hangup: Hangup| {
+            let mut e = ProxyError::new(class, "ended without a response by an injected fault");
+            e.hangup = Some(hangup);
+            Err(e)
+        };
+        Some(match plan.answer.take()? {
+            Answer::Abort {
+                fault,
+                status,
+                body,
+                headers,
+            } => Ok(abort_response(&fault, status, body.as_deref(), &headers)),
+            Answer::Reset => hangup(ErrorClass::Reset, Hangup::Reset),
+            Answer::EmptyReply => hangup(ErrorClass::Reset, Hangup::Close),
+            // Held as long as the route would wait for an upstream, then closed unanswered.
+            Answer::Hang => {
+                tokio::time::sleep(route.config.timeout).await;
+                hangup(ErrorClass::Timeout, Hangup::Close)
+            }
+        })
     }
 
     /// Write the access log line, if there is a log and this request is sampled (failures always).

@@ -4,8 +4,8 @@
 //! listener (SO_REUSEPORT: the kernel spreads connections over workers), like nginx's workers.
 //! A connection speaks HTTP/1.1 or h2c (prior knowledge), detected from its first bytes.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use http::Request;
@@ -19,6 +19,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use crate::activity::{Activity, Expiry, Tracked};
 use crate::config::Listener;
 use crate::proxy::headers::Client;
+use crate::proxy::{Hangup, HungUp};
 use crate::sidecar::Shared;
 
 /// Bind one listening socket for `addr`, shareable with other workers' sockets.
@@ -109,6 +110,7 @@ struct Connection {
 impl Connection {
     async fn run(mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let activity = Activity::new();
+        let fd = stream.as_raw_fd();
         let io = TokioIo::new(Tracked::new(stream, activity.clone()));
         let shared = self.shared.clone();
         let tracker = activity.clone();
@@ -117,10 +119,20 @@ impl Connection {
             let guard = tracker.request_started();
             let gateway = shared.gateway();
             let client = client.clone();
+            let http1 = req.version() < http::Version::HTTP_2;
             async move {
                 let resp = gateway.handle(req, &client).await;
                 drop(guard);
-                Ok::<_, Infallible>(resp)
+                // An HTTP/1 connection that must end in a reset closes with SO_LINGER 0 (an
+                // HTTP/2 stream is reset by hyper when the service fails, the connection lives on).
+                if let Err(HungUp(Hangup::Reset)) = &resp
+                    && http1
+                {
+                    // SAFETY: the socket is open: hyper owns it until this service call returns.
+                    let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                    let _ = socket2::SockRef::from(&socket).set_linger(Some(std::time::Duration::ZERO));
+                }
+                resp
             }
         });
         let conn = self.builder.serve_connection_with_upgrades(io, svc).into_owned();

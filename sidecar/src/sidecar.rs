@@ -15,6 +15,7 @@ use ballast_model::EventKind;
 use crate::admin;
 use crate::config::{Config, ConfigErrors, load_file};
 use crate::events::Events;
+use crate::faults::FaultTable;
 use crate::gateway::Gateway;
 use crate::server;
 use crate::telemetry::tracing::Tracing;
@@ -24,7 +25,9 @@ use crate::telemetry::{AccessLogger, Registry, Telemetry};
 pub struct Shared {
     path: PathBuf,
     /// The timeline served on `/events`.
-    pub events: Events,
+    pub events: Arc<Events>,
+    /// Faults and toxics in place; outlives config reloads.
+    pub faults: Arc<FaultTable>,
     /// Every meter; outlives config reloads.
     pub telemetry: Telemetry,
     gateway: ArcSwap<Gateway>,
@@ -60,10 +63,15 @@ impl Shared {
             access_log,
             tracing,
         };
-        let gateway = Gateway::build(Arc::new(config), None, &telemetry);
+        let tcp_names = config.tcp_listeners.iter().map(|l| l.name.as_str());
+        let faults = Arc::new(FaultTable::new(config.fault_limits.clone(), tcp_names));
+        let events = Arc::new(Events::default());
+        faults.replace_config_faults(checked(&config.faults), &events);
+        let gateway = Gateway::build(Arc::new(config), None, &telemetry, &faults);
         Ok(Arc::new(Shared {
             path: path.to_owned(),
-            events: Events::default(),
+            events,
+            faults,
             telemetry,
             gateway: ArcSwap::from_pointee(gateway),
             ready: AtomicBool::new(false),
@@ -104,13 +112,20 @@ impl Shared {
             Some("telemetry.metrics")
         } else if new.telemetry.tracing != old.telemetry.tracing {
             Some("[telemetry.tracing]")
+        } else if new.tcp_listeners != old.tcp_listeners {
+            Some("[[tcp_listeners]] (other than their toxics)")
+        } else if new.fault_limits != old.fault_limits {
+            Some("[fault_limits]")
         } else {
             None
         };
         if let Some(what) = what {
             return Err(ReloadError::NeedsRestart { file, what });
         }
-        let gateway = Gateway::build(Arc::new(new), Some(&current), &self.telemetry);
+        if new.faults != old.faults {
+            self.faults.replace_config_faults(checked(&new.faults), &self.events);
+        }
+        let gateway = Gateway::build(Arc::new(new), Some(&current), &self.telemetry, &self.faults);
         let config = gateway.config.clone();
         self.gateway.store(Arc::new(gateway));
         Ok(config)
@@ -140,6 +155,14 @@ impl Shared {
         self.events.publish(kind);
         result
     }
+}
+
+/// Faults from a validated config, ready for the fault table.
+fn checked(specs: &[ballast_model::FaultSpec]) -> Vec<(ballast_model::FaultSpec, ballast_model::fault::Fault)> {
+    specs
+        .iter()
+        .map(|s| (s.clone(), s.validate().expect("config faults were validated")))
+        .collect()
 }
 
 /// Addresses actually bound (port 0 in the config becomes a real port).
@@ -221,6 +244,8 @@ pub fn start(path: &Path, config: Config) -> anyhow::Result<Running> {
             .name("ballast-admin".into())
             .spawn(move || {
                 current_thread_runtime().block_on(async move {
+                    // Faults expire on time, whatever the workers are doing.
+                    tokio::spawn(admin_shared.faults.clone().reap(admin_shared.events.clone()));
                     let listener = tokio::net::TcpListener::from_std(admin_listener).expect("admin socket registers");
                     tokio::select! {
                         _ = admin::serve(listener, admin_shared) => {}

@@ -200,7 +200,7 @@ fn table<'i>(value: Spanned<DeValue<'i>>, path: &str, errors: &mut Vec<ConfigErr
 }
 
 /// serde's messages name the problem; add the fix where we can tell it.
-fn serde_error(path: &str, span: Option<std::ops::Range<usize>>, message: &str) -> ConfigError {
+pub fn serde_error(path: &str, span: Option<std::ops::Range<usize>>, message: &str) -> ConfigError {
     let message = message.trim().to_owned();
     // Our own value parsers say how to write the value after "; ".
     if let Some((what, fix)) = message.split_once("; write it like ") {

@@ -22,7 +22,7 @@ use regex::Regex;
 use serde::Serialize;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use load::parse;
+pub use load::{parse, serde_error};
 pub use spec::{Balance, Protocol};
 
 /// Read and validate a config file.

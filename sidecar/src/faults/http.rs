@@ -27,8 +27,14 @@ pub const DELAY_HEADER: HeaderName = HeaderName::from_static("x-ballast-fault-de
 pub const DELAY_PERCENT_HEADER: HeaderName = HeaderName::from_static("x-ballast-fault-delay-percentage");
 pub const ABORT_HEADER: HeaderName = HeaderName::from_static("x-ballast-fault-abort");
 pub const ABORT_PERCENT_HEADER: HeaderName = HeaderName::from_static("x-ballast-fault-abort-percentage");
+/// The request headers that ask for faults; removed before the request goes upstream.
+pub const CONTROL_HEADERS: [HeaderName; 4] = [DELAY_HEADER, DELAY_PERCENT_HEADER, ABORT_HEADER, ABORT_PERCENT_HEADER];
 /// Tells the client which fault answered (the id, or `header` for a header-controlled one).
 pub const FAULT_HEADER: HeaderName = HeaderName::from_static("ballast-fault");
+
+/// The upstream faults whose match selected a request, for `Forward` to draw per attempt.
+#[derive(Clone)]
+pub struct UpstreamFaults(pub Vec<Arc<Installed>>);
 
 /// What a request is matched on.
 pub struct RequestFacts<'a> {

@@ -319,6 +319,73 @@ impl FaultTable {
     }
 }
 
+impl FaultTable {
+    /// The fault families of `/metrics`, in Prometheus's text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let c = &self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let faults = self.list();
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in samples {
+                let _ = writeln!(out, "{name}{labels} {v}");
+            }
+        };
+        let one = |v: u64| [(String::new(), v)];
+        family("ballast_faults_in_place", "gauge", "Faults and toxics in place.", &one(faults.len() as u64));
+        family("ballast_faults_added_total", "counter", "Faults put in place.", &one(load(&c.added)));
+        family("ballast_faults_removed_total", "counter", "Faults removed before their TTL.", &one(load(&c.removed)));
+        family("ballast_faults_expired_total", "counter", "Faults whose TTL ran out.", &one(load(&c.expired)));
+        family(
+            "ballast_faults_active_requests",
+            "gauge",
+            "Requests under a fault right now (capped by fault_limits.max_active).",
+            &one(self.active() as u64),
+        );
+        family(
+            "ballast_faults_overflow_total",
+            "counter",
+            "Faults not applied because fault_limits.max_active requests were under one.",
+            &one(load(&c.overflow)),
+        );
+        family(
+            "ballast_faults_header_injected_total",
+            "counter",
+            "Faults applied from x-ballast-fault-* request headers.",
+            &[
+                ("{kind=\"delay\"}".to_owned(), load(&c.header_delays)),
+                ("{kind=\"abort\"}".to_owned(), load(&c.header_aborts)),
+            ],
+        );
+        let per_fault = |pick: fn(&ActiveFault) -> u64| -> Vec<(String, u64)> {
+            faults
+                .iter()
+                .map(|f| {
+                    let labels = format!(
+                        "{{fault=\"{}\",kind=\"{}\"}}",
+                        crate::telemetry::prometheus::escape(&f.id),
+                        f.spec.kind
+                    );
+                    (labels, pick(f))
+                })
+                .collect()
+        };
+        family(
+            "ballast_fault_matched_total",
+            "counter",
+            "Requests (connections, for toxics) a fault in place selected.",
+            &per_fault(|f| f.matched),
+        );
+        family(
+            "ballast_fault_injected_total",
+            "counter",
+            "Requests (connections, for toxics) a fault in place was applied to.",
+            &per_fault(|f| f.injected),
+        );
+    }
+}
+
 /// Holds one of the `max_active` slots while a faulted request is under its fault.
 pub struct ActiveGuard(Arc<FaultTable>);
 

@@ -23,6 +23,8 @@ use hyper_util::rt::TokioIo;
 
 use crate::body::{Body, BoxError, Direction, UpstreamBody, is_length_limit};
 use crate::config::{HostPolicy, Protocol};
+use crate::faults::FaultTable;
+use crate::faults::http::{Answer, FAULT_HEADER, Plan, UpstreamFaults, draw};
 use crate::telemetry::Telemetry;
 use crate::telemetry::tracing::{Ending, Tracing};
 use crate::upstream::{SendError, Upstream};
@@ -36,7 +38,23 @@ pub struct ProxyError {
     pub detail: String,
     /// The endpoint the request was sent to, if it got that far.
     pub endpoint: Option<Arc<str>>,
+    /// Set when the client gets no response at all (an injected reset, hang or empty reply).
+    pub hangup: Option<Hangup>,
 }
+
+/// How a client connection ends when it gets no response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hangup {
+    /// A TCP reset (an HTTP/2 stream reset).
+    Reset,
+    /// A plain close (an HTTP/2 stream reset).
+    Close,
+}
+
+/// The error the HTTP server gets for a request answered by hanging up.
+#[derive(Debug, thiserror::Error)]
+#[error("request ended without a response by an injected fault")]
+pub struct HungUp(pub Hangup);
 
 impl ProxyError {
     pub fn new(class: ErrorClass, detail: impl Into<String>) -> Self {
@@ -44,6 +62,7 @@ impl ProxyError {
             class,
             detail: detail.into(),
             endpoint: None,
+            hangup: None,
         }
     }
 
@@ -62,6 +81,24 @@ impl ProxyError {
     pub fn into_response(self) -> Response<Body> {
         error_response(self.class)
     }
+}
+
+/// The response of an `abort` fault: its status, body and headers, and which fault it was.
+pub fn abort_response(fault: &str, status: u16, body: Option<&str>, headers: &[(String, String)]) -> Response<Body> {
+    let body = body.map_or_else(|| format!("fault {fault} aborted the request\n"), str::to_owned);
+    let mut resp = Response::new(Body::full(body));
+    *resp.status_mut() = StatusCode::from_u16(status).expect("validated status");
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (header::HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            h.insert(n, v);
+        }
+    }
+    if let Ok(id) = HeaderValue::try_from(fault) {
+        h.insert(FAULT_HEADER, id);
+    }
+    resp
 }
 
 pub fn error_response(class: ErrorClass) -> Response<Body> {
@@ -88,15 +125,17 @@ pub struct Forward {
     /// Tag responses with [`AnsweredBy`] (only when someone reads it: it costs an allocation).
     tag_endpoint: bool,
     tracing: Option<Arc<Tracing>>,
+    faults: Arc<FaultTable>,
 }
 
 impl Forward {
-    pub fn new(upstream: Arc<Upstream>, host: HostPolicy, telemetry: &Telemetry) -> Self {
+    pub fn new(upstream: Arc<Upstream>, host: HostPolicy, telemetry: &Telemetry, faults: Arc<FaultTable>) -> Self {
         Forward {
             upstream,
             host: Arc::new(host),
             tag_endpoint: telemetry.access_log.is_some(),
             tracing: telemetry.tracing.clone(),
+            faults,
         }
     }
 }
@@ -155,43 +194,62 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
     let (cluster_meter, endpoint_meter) = (&upstream.meter, &endpoint.meter);
     req.body_mut()
         .meter_upstream(cluster_meter, endpoint_meter, Direction::In);
+    // Upstream faults selected for this request, drawn for this attempt on this endpoint.
+    let mut plan: Option<Plan> = req
+        .extensions_mut()
+        .remove::<UpstreamFaults>()
+        .and_then(|selected| draw(&this.faults, &selected.0, Some(&endpoint.address)));
     let t0 = tokio::time::Instant::now();
     let timers = (cluster_meter.start_at(t0), endpoint_meter.start_at(t0));
+    // What the attempt came to, for the meters and the client span.
+    let ended = |status: u16, error: Option<ErrorClass>| {
+        let took = t0.elapsed();
+        timers.0.record_took(status, error, took);
+        timers.1.record_took(status, error, took);
+        if let Some(cx) = &attempt {
+            let endpoint = Some(&*endpoint.address);
+            Tracing::end(cx, Ending { status, error, endpoint });
+        }
+    };
+    let failed = |class: ErrorClass, detail: String| {
+        let mut err = ProxyError::new(class, detail);
+        err.endpoint = Some(endpoint.address.clone());
+        err
+    };
+
+    // The endpoint under a fault: slow, answering for itself, or gone.
+    if let Some(plan) = &mut plan {
+        if !plan.delay.is_zero() {
+            tokio::time::sleep(plan.delay).await;
+        }
+        match plan.answer.take() {
+            None => {}
+            Some(Answer::Abort { fault, status, body, headers }) => {
+                ended(status, None);
+                let mut resp = abort_response(&fault, status, body.as_deref(), &headers);
+                if this.tag_endpoint {
+                    resp.extensions_mut().insert(AnsweredBy(endpoint.address.clone()));
+                }
+                return Ok(resp);
+            }
+            Some(Answer::Reset | Answer::EmptyReply) => {
+                ended(ErrorClass::Reset.status(), Some(ErrorClass::Reset));
+                return Err(failed(ErrorClass::Reset, "connection ended by an injected fault".into()));
+            }
+            // Until the route timeout ends the attempt.
+            Some(Answer::Hang) => std::future::pending::<()>().await,
+        }
+    }
 
     let (mut resp, checkin) = match upstream.send(i, req).await {
         Ok(sent) => sent,
         Err(e) => {
             let class = classify(&e);
-            let took = t0.elapsed();
-            timers.0.record_took(class.status(), Some(class), took);
-            timers.1.record_took(class.status(), Some(class), took);
-            if let Some(cx) = &attempt {
-                let ending = Ending {
-                    status: class.status(),
-                    error: Some(class),
-                    endpoint: Some(&endpoint.address),
-                };
-                Tracing::end(cx, ending);
-            }
-            let mut err = ProxyError::new(class, error_chain(&e));
-            err.endpoint = Some(endpoint.address.clone());
-            return Err(err);
+            ended(class.status(), Some(class));
+            return Err(failed(class, error_chain(&e)));
         }
     };
-    let status = resp.status().as_u16();
-    let took = t0.elapsed();
-    timers.0.record_took(status, None, took);
-    timers.1.record_took(status, None, took);
-    if let Some(cx) = &attempt {
-        Tracing::end(
-            cx,
-            Ending {
-                status,
-                error: None,
-                endpoint: Some(&endpoint.address),
-            },
-        );
-    }
+    ended(resp.status().as_u16(), None);
     if this.tag_endpoint {
         resp.extensions_mut().insert(AnsweredBy(endpoint.address.clone()));
     }
@@ -205,7 +263,10 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
     Ok(resp.map(|b| {
         let mut body = Body::upstream(UpstreamBody::new(b, in_flight, checkin));
         body.meter_upstream(cluster_meter, endpoint_meter, Direction::Out);
-        body
+        match plan {
+            Some(plan) if !plan.shape.is_none() => body.shaped(plan.shape, plan.guard),
+            _ => body,
+        }
     }))
 }
 

@@ -163,7 +163,7 @@ fn write_family(out: &mut String, f: &Family<'_>, buckets: &[f64]) {
 }
 
 /// Label values escape backslash, double quote and newline.
-fn escape(v: &str) -> String {
+pub fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
