@@ -81,7 +81,10 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/stats") => {
             let mut snapshot = shared.telemetry.meters.snapshot();
             snapshot.faults = shared.faults.list();
-            json(StatusCode::OK, &serde_json::to_value(snapshot).expect("stats serialize"))
+            json(
+                StatusCode::OK,
+                &serde_json::to_value(snapshot).expect("stats serialize"),
+            )
         }
         (&Method::GET, "/metrics") => {
             let buckets =
@@ -145,7 +148,10 @@ const MAX_FAULT_BODY: usize = 64 * 1024;
 /// `POST /faults`: check a spec (JSON) on its own, against the config's names and against the
 /// TTL cap, then put it in place. Every problem comes back at once as `application/problem+json`.
 async fn add_fault(shared: &Shared, config: &Config, req: Request<Incoming>) -> Response<Body> {
-    let body = match http_body_util::Limited::new(req.into_body(), MAX_FAULT_BODY).collect().await {
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_FAULT_BODY)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) => return problem(StatusCode::BAD_REQUEST, "unreadable request body", &e.to_string(), &[]),
     };
@@ -156,7 +162,9 @@ async fn add_fault(shared: &Shared, config: &Config, req: Request<Incoming>) -> 
             let field = e.path().to_string();
             let field = if field == "." { String::new() } else { field };
             let message = e.into_inner().to_string();
-            let hint = crate::config::serde_error(&field, None, &message).hint.unwrap_or_default();
+            let hint = crate::config::serde_error(&field, None, &message)
+                .hint
+                .unwrap_or_default();
             let error = FieldError {
                 field,
                 message,
@@ -188,7 +196,10 @@ async fn add_fault(shared: &Shared, config: &Config, req: Request<Incoming>) -> 
     }
     let fault = spec.validate().expect("checked above");
     match shared.faults.add(spec, fault, Origin::Api, &shared.events) {
-        Ok(active) => json(StatusCode::CREATED, &serde_json::to_value(active).expect("fault serializes")),
+        Ok(active) => json(
+            StatusCode::CREATED,
+            &serde_json::to_value(active).expect("fault serializes"),
+        ),
         Err(e @ Refused::DuplicateId(_)) => problem(
             StatusCode::CONFLICT,
             "duplicate fault id",

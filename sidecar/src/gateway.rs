@@ -20,9 +20,9 @@ use tower::{ServiceBuilder, ServiceExt};
 
 use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
-use crate::proxy::headers::{self, Client, X_REQUEST_ID};
 use crate::faults::http::{Answer, Plan, RequestFacts, UpstreamFaults};
 use crate::faults::{self, FaultTable};
+use crate::proxy::headers::{self, Client, X_REQUEST_ID};
 use crate::proxy::{AnsweredBy, Forward, Hangup, HungUp, ProxyError, abort_response, error_response};
 use crate::router::RequestView;
 use crate::telemetry::access_log::Entry;
@@ -56,7 +56,12 @@ pub struct Gateway {
 impl Gateway {
     /// Build a gateway. Clusters whose settings did not change keep their upstream (pools,
     /// balancer position) from `previous`, so a reload does not drop warm connections.
-    pub fn build(config: Arc<Config>, previous: Option<&Gateway>, telemetry: &Telemetry, faults: &Arc<FaultTable>) -> Self {
+    pub fn build(
+        config: Arc<Config>,
+        previous: Option<&Gateway>,
+        telemetry: &Telemetry,
+        faults: &Arc<FaultTable>,
+    ) -> Self {
         let meters = &telemetry.meters;
         let workers = config.runtime.worker_threads;
         let upstreams: HashMap<String, Arc<Upstream>> = config
@@ -147,7 +152,10 @@ impl Gateway {
                 plan = p;
                 match self.under_faults(plan.as_mut(), route).await {
                     Some(answer) => answer,
-                    None => self.forward(route, parts, body, client, &request_id, trace.as_ref()).await,
+                    None => {
+                        self.forward(route, parts, body, client, &request_id, trace.as_ref())
+                            .await
+                    }
                 }
             }
         };

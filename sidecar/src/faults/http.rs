@@ -108,14 +108,16 @@ pub fn matches(target: &HttpTarget, req: &RequestFacts) -> bool {
     target.route.as_deref().is_none_or(|r| r == req.route)
         && (target.methods.is_empty() || target.methods.iter().any(|m| m == req.method.as_str()))
         && target.path_prefix.as_deref().is_none_or(|p| req.path.starts_with(p))
-        && target
-            .headers
-            .iter()
-            .all(|(name, value)| req.headers.get(name.as_str()).is_some_and(|v| v.as_bytes() == value.as_bytes()))
-        && target
-            .tenant
-            .as_deref()
-            .is_none_or(|t| req.headers.get(TENANT_HEADER).is_some_and(|v| v.as_bytes() == t.as_bytes()))
+        && target.headers.iter().all(|(name, value)| {
+            req.headers
+                .get(name.as_str())
+                .is_some_and(|v| v.as_bytes() == value.as_bytes())
+        })
+        && target.tenant.as_deref().is_none_or(|t| {
+            req.headers
+                .get(TENANT_HEADER)
+                .is_some_and(|v| v.as_bytes() == t.as_bytes())
+        })
 }
 
 /// The faults among `faults` that select this request (live ones only). Counts `matched`.
@@ -136,7 +138,9 @@ pub fn draw(table: &Arc<FaultTable>, selected: &[Arc<Installed>], endpoint: Opti
     let mut rng = rand::rng();
     let mut drawn = Vec::new();
     for f in selected {
-        let Action::Http { target, effect } = &f.action else { continue };
+        let Action::Http { target, effect } = &f.action else {
+            continue;
+        };
         if let Some(ep) = endpoint
             && !target.endpoints.is_empty()
             && !target.endpoints.iter().any(|e| e == ep)
@@ -220,10 +224,14 @@ pub fn from_headers(
     let Some(guard) = table.activate() else { return Ok(None) };
     let counters = &table.counters;
     if delay.is_some() {
-        counters.header_delays.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counters
+            .header_delays
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     if abort.is_some() {
-        counters.header_aborts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        counters
+            .header_aborts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let plan = Plan {
         delay: delay.unwrap_or_default(),
@@ -311,13 +319,22 @@ mod tests {
         headers.insert("x-canary", "1".parse().unwrap());
         headers.insert(TENANT_HEADER, "acme".parse().unwrap());
         let http = table.http();
-        assert_eq!(select(&http.inbound, &facts("api", &Method::POST, "/v1/pay", &headers)).len(), 1);
+        assert_eq!(
+            select(&http.inbound, &facts("api", &Method::POST, "/v1/pay", &headers)).len(),
+            1
+        );
         assert!(select(&http.inbound, &facts("web", &Method::POST, "/v1/pay", &headers)).is_empty());
         assert!(select(&http.inbound, &facts("api", &Method::GET, "/v1/pay", &headers)).is_empty());
         assert!(select(&http.inbound, &facts("api", &Method::POST, "/v2", &headers)).is_empty());
         headers.insert(TENANT_HEADER, "other".parse().unwrap());
         assert!(select(&http.inbound, &facts("api", &Method::POST, "/v1/pay", &headers)).is_empty());
-        assert_eq!(http.inbound[0].counters.matched.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(
+            http.inbound[0]
+                .counters
+                .matched
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
     }
 
     #[test]
@@ -337,7 +354,13 @@ mod tests {
         let plan = draw(&table, &selected, None).unwrap();
         assert_eq!(plan.delay, Duration::from_millis(150));
         assert!(matches!(plan.answer, Some(Answer::Abort { status: 502, .. })));
-        assert_eq!(plan.shape, Shape { rate: Some(10_000), truncate: Some(5) });
+        assert_eq!(
+            plan.shape,
+            Shape {
+                rate: Some(10_000),
+                truncate: Some(5)
+            }
+        );
         assert_eq!(table.active(), 1);
         drop(plan);
         assert_eq!(table.active(), 0);
@@ -348,7 +371,8 @@ mod tests {
 
     #[test]
     fn upstream_faults_draw_only_for_their_endpoints() {
-        let table = table_with(&["kind = \"abort\"\nstatus = 503\nposition = \"upstream\"\nendpoints = [\"10.0.0.1:80\"]"]);
+        let table =
+            table_with(&["kind = \"abort\"\nstatus = 503\nposition = \"upstream\"\nendpoints = [\"10.0.0.1:80\"]"]);
         let http = table.http();
         let h = HeaderMap::new();
         let selected = select(&http.upstream, &facts("r", &Method::GET, "/", &h));
@@ -392,6 +416,10 @@ mod tests {
             base: Duration::from_millis(100),
             jitter: Duration::from_millis(10),
         };
-        assert!((0..1000).map(|_| sample(&u, &mut rng)).all(|d| (90..=110).contains(&d.as_millis())));
+        assert!(
+            (0..1000)
+                .map(|_| sample(&u, &mut rng))
+                .all(|d| (90..=110).contains(&d.as_millis()))
+        );
     }
 }

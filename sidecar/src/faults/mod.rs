@@ -333,10 +333,30 @@ impl FaultTable {
             }
         };
         let one = |v: u64| [(String::new(), v)];
-        family("ballast_faults_in_place", "gauge", "Faults and toxics in place.", &one(faults.len() as u64));
-        family("ballast_faults_added_total", "counter", "Faults put in place.", &one(load(&c.added)));
-        family("ballast_faults_removed_total", "counter", "Faults removed before their TTL.", &one(load(&c.removed)));
-        family("ballast_faults_expired_total", "counter", "Faults whose TTL ran out.", &one(load(&c.expired)));
+        family(
+            "ballast_faults_in_place",
+            "gauge",
+            "Faults and toxics in place.",
+            &one(faults.len() as u64),
+        );
+        family(
+            "ballast_faults_added_total",
+            "counter",
+            "Faults put in place.",
+            &one(load(&c.added)),
+        );
+        family(
+            "ballast_faults_removed_total",
+            "counter",
+            "Faults removed before their TTL.",
+            &one(load(&c.removed)),
+        );
+        family(
+            "ballast_faults_expired_total",
+            "counter",
+            "Faults whose TTL ran out.",
+            &one(load(&c.expired)),
+        );
         family(
             "ballast_faults_active_requests",
             "gauge",

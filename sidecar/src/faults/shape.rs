@@ -42,6 +42,9 @@ impl Shape {
     }
 }
 
+/// The pause between the last byte let through and the cut.
+const FLUSH_GRACE: Duration = Duration::from_millis(20);
+
 /// The body was cut on purpose by a `truncate` fault.
 #[derive(Debug, thiserror::Error)]
 #[error("response body truncated by a fault")]
@@ -55,6 +58,8 @@ pub struct Shaped {
     sent: u64,
     start: Option<Instant>,
     sleep: Option<Pin<Box<Sleep>>>,
+    /// Whether the pause before a cut has been taken.
+    flushed: bool,
     /// Keeps the request counted as under a fault until the body is done.
     _guard: Option<ActiveGuard>,
 }
@@ -68,6 +73,7 @@ impl Shaped {
             sent: 0,
             start: None,
             sleep: None,
+            flushed: false,
             _guard: guard,
         }
     }
@@ -90,6 +96,13 @@ impl HttpBody for Shaped {
                 this.sleep = None;
             }
             if this.shape.truncate.is_some_and(|cut| this.sent >= cut) {
+                // Give the server a moment to flush what was let through (it flushes while the
+                // body is pending), or the client would see no response at all.
+                if !this.flushed {
+                    this.flushed = true;
+                    this.sleep = Some(Box::pin(tokio::time::sleep(FLUSH_GRACE)));
+                    continue;
+                }
                 return Poll::Ready(Some(Err(Truncated.into())));
             }
             if !this.pending.is_empty() {
@@ -140,7 +153,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn bandwidth_paces_the_body_to_the_rate() {
         let body = Body::full(vec![7u8; 10_000]);
-        let shaped = Shaped::new(body, Shape { rate: Some(2_000), truncate: None }, None);
+        let shaped = Shaped::new(
+            body,
+            Shape {
+                rate: Some(2_000),
+                truncate: None,
+            },
+            None,
+        );
         let t0 = Instant::now();
         let bytes = shaped.collect().await.unwrap().to_bytes();
         assert_eq!(bytes.len(), 10_000);
@@ -152,7 +172,14 @@ mod tests {
     #[tokio::test]
     async fn truncate_cuts_the_body_with_an_error() {
         let body = Body::full(vec![7u8; 1000]);
-        let mut shaped = Shaped::new(body, Shape { rate: None, truncate: Some(300) }, None);
+        let mut shaped = Shaped::new(
+            body,
+            Shape {
+                rate: None,
+                truncate: Some(300),
+            },
+            None,
+        );
         let mut got = 0;
         let err = loop {
             match shaped.frame().await {
@@ -167,9 +194,21 @@ mod tests {
 
     #[test]
     fn shapes_combine_to_the_harsher() {
-        let a = Shape { rate: Some(100), truncate: None };
-        let b = Shape { rate: Some(50), truncate: Some(9) };
-        assert_eq!(a.and(b), Shape { rate: Some(50), truncate: Some(9) });
+        let a = Shape {
+            rate: Some(100),
+            truncate: None,
+        };
+        let b = Shape {
+            rate: Some(50),
+            truncate: Some(9),
+        };
+        assert_eq!(
+            a.and(b),
+            Shape {
+                rate: Some(50),
+                truncate: Some(9)
+            }
+        );
         assert!(Shape::default().is_none());
     }
 }

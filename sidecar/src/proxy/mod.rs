@@ -89,7 +89,10 @@ pub fn abort_response(fault: &str, status: u16, body: Option<&str>, headers: &[(
     let mut resp = Response::new(Body::full(body));
     *resp.status_mut() = StatusCode::from_u16(status).expect("validated status");
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     for (name, value) in headers {
         if let (Ok(n), Ok(v)) = (header::HeaderName::try_from(name), HeaderValue::try_from(value)) {
             h.insert(n, v);
@@ -208,7 +211,14 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
         timers.1.record_took(status, error, took);
         if let Some(cx) = &attempt {
             let endpoint = Some(&*endpoint.address);
-            Tracing::end(cx, Ending { status, error, endpoint });
+            Tracing::end(
+                cx,
+                Ending {
+                    status,
+                    error,
+                    endpoint,
+                },
+            );
         }
     };
     let failed = |class: ErrorClass, detail: String| {
@@ -224,7 +234,12 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
         }
         match plan.answer.take() {
             None => {}
-            Some(Answer::Abort { fault, status, body, headers }) => {
+            Some(Answer::Abort {
+                fault,
+                status,
+                body,
+                headers,
+            }) => {
                 ended(status, None);
                 let mut resp = abort_response(&fault, status, body.as_deref(), &headers);
                 if this.tag_endpoint {
@@ -234,7 +249,10 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
             }
             Some(Answer::Reset | Answer::EmptyReply) => {
                 ended(ErrorClass::Reset.status(), Some(ErrorClass::Reset));
-                return Err(failed(ErrorClass::Reset, "connection ended by an injected fault".into()));
+                return Err(failed(
+                    ErrorClass::Reset,
+                    "connection ended by an injected fault".into(),
+                ));
             }
             // Until the route timeout ends the attempt.
             Some(Answer::Hang) => std::future::pending::<()>().await,
