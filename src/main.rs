@@ -4,11 +4,13 @@
 //! - `main.rs`: argument parsing (clap) and exit codes.
 //! - [`demo`]: `ballast demo`, the built-in default job (demo upstream + sidecar + traffic).
 //! - [`demo_upstream`]: `ballast demo-upstream`, a service with tunable latency and errors.
+//! - [`fault`]: `ballast fault add|list|clear`, faults on a running sidecar.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 78 config error.
 
 mod demo;
 mod demo_upstream;
+mod fault;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +42,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Inject, list and clear faults on a running sidecar (through its admin API).
+    Fault(fault::FaultArgs),
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
     DemoUpstream {
         /// Address to listen on.
@@ -56,6 +60,15 @@ fn main() -> ExitCode {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = match cli.command {
         Command::Validate { files } => return validate(&files),
+        Command::Fault(args) => match rt.block_on(fault::run(args)) {
+            Ok(()) => return ExitCode::SUCCESS,
+            // A refused fault is bad input: usage error.
+            Err(e) if e.is::<fault::Refused>() => {
+                eprintln!("ballast: {e}");
+                return ExitCode::from(2);
+            }
+            Err(e) => Err(e),
+        },
         Command::Demo { requests } => {
             init_logging("warn");
             rt.block_on(demo::run(requests))

@@ -480,7 +480,7 @@ impl FaultSpec {
             v.err(
                 "listener",
                 format!("`{kind}` is an HTTP fault; TCP listeners take toxics"),
-                "remove `listener`, or use a toxic: latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data, down",
+                "use a toxic (latency, bandwidth, slow_close, timeout, reset_peer, slicer, limit_data, down); HTTP faults take no `listener`",
             );
         }
         if !tcp && !kind.is_http() {
