@@ -125,9 +125,15 @@ pub async fn serve(
                 watching = changed.is_ok();
             }
             _ = sleep_until(wake.unwrap_or(never)), if wake.is_some() => {}
-            _ = shutdown.wait_for(|s| *s) => break,
+            _ = stopping(&mut shutdown) => break,
         }
     }
+}
+
+/// Until shutdown flips to true (or its sender is gone). Returns nothing, so no `watch::Ref`
+/// (not `Send`) is kept in the caller's future.
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 /// The listening socket, accepting or down.
@@ -244,7 +250,7 @@ async fn connection(
                     down_done = true;
                     o
                 }
-                _ = shutdown.wait_for(|s| *s) => Outcome::Close,
+                _ = stopping(&mut shutdown) => Outcome::Close,
             };
             // A direction done with a half-close leaves the other one going.
             match ended {
@@ -260,4 +266,104 @@ async fn connection(
         }
     }
     tracing::trace!(listener = %cfg.name, %peer, ?outcome, "TCP connection ended");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FaultLimits;
+    use crate::events::Events;
+    use crate::faults::FaultTable;
+    use ballast_model::FaultSpec;
+    use ballast_model::fault::Origin;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Connect until `done` says the result is the awaited one (polling, bounded at 10 s).
+    async fn connect_until(addr: SocketAddr, done: impl Fn(&io::Result<TcpStream>) -> bool) -> io::Result<TcpStream> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = TcpStream::connect(addr).await;
+            if done(&r) {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "connect to {addr} kept giving {r:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// An upstream that echoes what it gets.
+    async fn echo() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn down_refuses_connections_and_up_listens_again_on_the_same_socket() {
+        // A listener bound to an explicit port, as from a config (a port-0 one loses its port
+        // on shutdown; the Redis tests cover that path). `holder` keeps the port bound without
+        // SO_REUSEADDR, so binding a new socket there would fail: only `listen` on the same
+        // socket can bring the listener back.
+        let holder = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        holder.set_reuse_port(true).unwrap();
+        holder.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        let addr = holder.local_addr().unwrap().as_socket().unwrap();
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_reuse_port(true).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        socket.bind(&addr.into()).unwrap();
+        socket.listen(16).unwrap();
+        let listener = TcpListener::from_std(socket.into()).unwrap();
+
+        let table = FaultTable::new(FaultLimits::default(), ["t"]);
+        let events = Events::default();
+        let cfg = crate::config::TcpListener {
+            name: "t".into(),
+            listen: addr,
+            upstream: echo().await.to_string(),
+            connect_timeout: Duration::from_secs(1),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let served = tokio::spawn(serve(listener, cfg, table.toxics("t").unwrap(), stopped));
+
+        let mut before = TcpStream::connect(addr).await.unwrap();
+        before.write_all(b"hi").await.unwrap();
+        let mut buf = [0u8; 2];
+        before.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hi");
+
+        let spec: FaultSpec = toml::from_str("kind = \"down\"\nlistener = \"t\"").unwrap();
+        let fault = spec.validate().unwrap();
+        let id = table.add(spec, fault, Origin::Api, &events).unwrap().id;
+        connect_until(
+            addr,
+            |r| matches!(r, Err(e) if e.kind() == io::ErrorKind::ConnectionRefused),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(before.read(&mut buf).await.unwrap(), 0, "open connections are closed");
+
+        assert!(table.remove(&id, &events));
+        let mut after = connect_until(addr, |r| r.is_ok()).await.unwrap();
+        after.write_all(b"ok").await.unwrap();
+        after.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ok");
+
+        stop.send(true).unwrap();
+        served.await.unwrap();
+        assert_eq!(
+            after.read(&mut buf).await.unwrap(),
+            0,
+            "shutdown closes open connections"
+        );
+        drop(holder);
+    }
 }
