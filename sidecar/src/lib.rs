@@ -16,6 +16,7 @@
 //! - [`telemetry`]: per-worker meters for routes, clusters and endpoints; Prometheus output;
 //!   OpenTelemetry traces; the access log.
 //! - [`events`]: the timeline of what happened (reloads now), replayed and streamed.
+//! - [`tcp`]: TCP listeners relaying to an upstream through toxics (Toxiproxy's), `down` included.
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
 //! - [`worker`]: which worker thread is running.
 //!
@@ -46,6 +47,7 @@ pub mod proxy;
 pub mod router;
 pub mod server;
 pub mod sidecar;
+pub mod tcp;
 pub mod telemetry;
 pub mod upstream;
 pub mod worker;
