@@ -28,6 +28,8 @@ pub struct FaultArgs {
 #[derive(Subcommand)]
 enum FaultCommand {
     /// Put a fault in place (it expires after its TTL: 5 minutes unless --ttl says otherwise).
+    // Negative numbers are values, so the sidecar can say what is wrong with them.
+    #[command(allow_negative_numbers = true)]
     Add(Box<AddArgs>),
     /// List the faults in place with their counters.
     List {

@@ -121,3 +121,101 @@ fn demo_upstream_behaviour_changes_at_run_time() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eventually!(child.try_wait().unwrap().is_some(), "demo upstream exits on SIGTERM");
 }
+
+/// Run `ballast fault ...` against an admin API; exit code and output.
+fn fault_cli(admin: std::net::SocketAddr, args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .arg("fault")
+        .args(args)
+        .args(["--admin", &format!("http://{admin}")])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_add_list_and_clear_drive_a_running_sidecar() {
+    let up = ballast_testkit::MockUpstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sidecar.toml");
+    let text = format!(
+        r#"
+[runtime]
+worker_threads = 1
+[admin]
+listen = "127.0.0.1:0"
+[[listeners]]
+listen = "127.0.0.1:0"
+[[routes]]
+name = "api"
+cluster = "u"
+[clusters.u]
+endpoints = [{{ address = "{}" }}]
+[[tcp_listeners]]
+name = "raw"
+listen = "127.0.0.1:0"
+upstream = "{}"
+"#,
+        up.addr, up.addr
+    );
+    std::fs::write(&path, &text).unwrap();
+    let config = ballast_sidecar::config::parse(&text, "sidecar.toml").unwrap();
+    let running = ballast_sidecar::sidecar::start(&path, config).unwrap();
+    let bound = running.bound.clone();
+    let get = |addr: std::net::SocketAddr| async move {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        http.get(format!("http://{addr}/echo"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    };
+
+    let (code, out) = fault_cli(
+        bound.admin,
+        &["add", "abort", "--status", "503", "--route", "api", "--ttl", "2m"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("f1  abort  ") && out.contains("expires in 120s"),
+        "{out}"
+    );
+    assert_eq!(get(bound.listeners[0]).await.unwrap(), 503);
+    assert_eq!(
+        get(bound.tcp_listeners[0]).await.unwrap(),
+        200,
+        "HTTP passes the TCP relay"
+    );
+
+    let (code, out) = fault_cli(bound.admin, &["add", "down", "--listener", "raw"]);
+    assert_eq!(code, 0, "{out}");
+    let refused = std::net::TcpStream::connect(bound.tcp_listeners[0]).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    let (code, out) = fault_cli(bound.admin, &["list"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(
+        out.contains("route=api") && out.contains("matched=1 injected=1"),
+        "{out}"
+    );
+
+    let (code, out) = fault_cli(bound.admin, &["add", "delay", "--delay", "-5", "--percent", "101"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("delay: must not be negative, got -5"), "{out}");
+    assert!(out.contains("percent: 101 is outside 0-100"), "{out}");
+
+    let (code, out) = fault_cli(bound.admin, &["clear", "f1"]);
+    assert_eq!((code, out.trim()), (0, "removed 1 fault(s): f1"));
+    assert_eq!(get(bound.listeners[0]).await.unwrap(), 200);
+    let (code, out) = fault_cli(bound.admin, &["clear"]);
+    assert_eq!((code, out.trim()), (0, "removed 1 fault(s): f2"));
+    assert_eq!(get(bound.tcp_listeners[0]).await.unwrap(), 200, "the relay is back");
+    let (_, out) = fault_cli(bound.admin, &["list"]);
+    assert_eq!(out.trim(), "no faults in place");
+    running.stop();
+}

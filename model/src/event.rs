@@ -33,7 +33,7 @@ pub enum EventKind {
     /// A fault was put in place (from the config file or the admin API).
     FaultAdded {
         id: String,
-        spec: crate::fault::FaultSpec,
+        spec: Box<crate::fault::FaultSpec>,
         /// None for faults from the config file.
         expires_at_ms: Option<u64>,
     },

@@ -170,6 +170,7 @@ fn checked(specs: &[ballast_model::FaultSpec]) -> Vec<(ballast_model::FaultSpec,
 pub struct Bound {
     pub admin: SocketAddr,
     pub listeners: Vec<SocketAddr>,
+    pub tcp_listeners: Vec<SocketAddr>,
 }
 
 /// A started sidecar: sockets bound, workers and admin API serving.
@@ -187,6 +188,7 @@ pub fn start(path: &Path, config: Config) -> anyhow::Result<Running> {
     let workers = config.runtime.worker_threads;
     let drain = config.runtime.drain_timeout;
     let listeners = config.listeners.clone();
+    let tcp_listeners = config.tcp_listeners.clone();
     let admin_addr = config.admin.listen;
     let shared = Shared::new(path, config)?;
 
@@ -202,12 +204,25 @@ pub fn start(path: &Path, config: Config) -> anyhow::Result<Running> {
             s.push(server::bind(addr).map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?);
         }
     }
+    let mut tcp_sockets = Vec::new();
+    for l in &tcp_listeners {
+        let cannot =
+            |e: std::io::Error| anyhow::anyhow!("cannot listen on {} (TCP listener {}): {e}", l.listen, l.name);
+        let mut socket = server::bind(l.listen).map_err(cannot)?;
+        // A `down` toxic stops and resumes listening on the socket; that keeps its port only
+        // when the port was bound explicitly, so port 0 is resolved and bound again here.
+        if l.listen.port() == 0 {
+            socket = server::bind(socket.local_addr()?).map_err(cannot)?;
+        }
+        tcp_sockets.push(socket);
+    }
     let admin_listener = std::net::TcpListener::bind(admin_addr)
         .map_err(|e| anyhow::anyhow!("cannot listen on admin address {admin_addr}: {e}"))?;
     admin_listener.set_nonblocking(true)?;
     let bound = Bound {
         admin: admin_listener.local_addr()?,
         listeners: bound,
+        tcp_listeners: tcp_sockets.iter().map(|s| s.local_addr()).collect::<Result<_, _>>()?,
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -237,6 +252,12 @@ pub fn start(path: &Path, config: Config) -> anyhow::Result<Running> {
                     current_thread_runtime().block_on(worker(serving, shared, shutdown, drain));
                 })?,
         );
+    }
+    if !tcp_sockets.is_empty() {
+        let (tcp_shared, stop) = (shared.clone(), shutdown_rx.clone());
+        threads.push(std::thread::Builder::new().name("ballast-tcp".into()).spawn(move || {
+            current_thread_runtime().block_on(tcp_relays(tcp_sockets, tcp_listeners, tcp_shared, stop))
+        })?);
     }
     let (admin_shared, mut admin_stop) = (shared.clone(), shutdown_rx);
     threads.push(
@@ -328,6 +349,24 @@ async fn worker(serving: Vec<Serving>, shared: Arc<Shared>, shutdown: watch::Rec
         _ = all => {}
         _ = deadline => tracing::warn!(?drain, "drain timeout reached; closing the connections still open"),
     }
+}
+
+/// The TCP listeners, all on one thread of their own: fault-injection relays, not the hot path.
+async fn tcp_relays(
+    sockets: Vec<std::net::TcpListener>,
+    listeners: Vec<crate::config::TcpListener>,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let serves = sockets.into_iter().zip(listeners).map(|(socket, cfg)| {
+        let listener = tokio::net::TcpListener::from_std(socket).expect("socket registers with this runtime");
+        let toxics = shared
+            .faults
+            .toxics(&cfg.name)
+            .expect("the fault table knows every TCP listener");
+        crate::tcp::serve(listener, cfg, toxics, shutdown.clone())
+    });
+    futures_util::future::join_all(serves).await;
 }
 
 struct Signals {

@@ -77,6 +77,10 @@ impl Proc {
         self.ready["listeners"][i].as_str().unwrap().parse().unwrap()
     }
 
+    pub fn tcp_listener(&self, i: usize) -> SocketAddr {
+        self.ready["tcp_listeners"][i].as_str().unwrap().parse().unwrap()
+    }
+
     /// `http://<first listener><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.listener(0))

@@ -197,7 +197,7 @@ impl FaultTable {
         self.counters.added.fetch_add(1, Ordering::Relaxed);
         events.publish(EventKind::FaultAdded {
             id: installed.id.to_string(),
-            spec: installed.spec.clone(),
+            spec: Box::new(installed.spec.clone()),
             expires_at_ms: installed.expires.map(|(_, ms)| ms),
         });
         self.changed.notify_one();
