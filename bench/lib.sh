@@ -61,3 +61,38 @@ callgrind_per_request() {
   ir=$(for f in "$W"/cg."$name".*.1*; do callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}'; done | awk '{s+=$1} END {print s}')
   echo "$name $n $ir"
 }
+
+# compare_sidecars BIN A B: the sidecar with config $W/A.toml beside the same with $W/B.toml
+# (each config listens on 127.0.0.1:$PORT_A / $PORT_B), in the same run: instructions per
+# request (callgrind, steady) and requests/s (wrk, ROUNDS rounds rotated over the two, medians).
+compare_sidecars() {
+  local bin=$1 a=$2 b=$3
+  {
+    callgrind_per_request "$a" "$PORT_A" "$bin" --config "$W/$a.toml"
+    callgrind_per_request "$b" "$PORT_B" "$bin" --config "$W/$b.toml"
+  } >"$W/instructions"
+  BALLAST_LOG=warn "$bin" --config "$W/$a.toml" >/dev/null 2>&1 &
+  pids+=($!)
+  BALLAST_LOG=warn "$bin" --config "$W/$b.toml" >/dev/null 2>&1 &
+  pids+=($!)
+  wait_for "http://127.0.0.1:$PORT_A/"
+  wait_for "http://127.0.0.1:$PORT_B/"
+  : >"$W/rps"
+  for _ in $(seq "${ROUNDS:-5}"); do
+    for target in "$a:$PORT_A" "$b:$PORT_B"; do
+      rps=$(wrk -t1 -c"${CONNS:-32}" -d"${RUN:-5s}" "http://127.0.0.1:${target#*:}/" | awk '/Requests\/sec/ {print $2}')
+      echo "${target%%:*} $rps" >>"$W/rps"
+    done
+  done
+  python3 - "$W/instructions" "$W/rps" "$a" "$b" <<'PY'
+import collections, statistics, sys
+a, b = sys.argv[3], sys.argv[4]
+ins = {n: int(ir) / int(req) for n, req, ir in (l.split() for l in open(sys.argv[1]))}
+rps = collections.defaultdict(list)
+for line in open(sys.argv[2]):
+    k, v = line.split(); rps[k].append(float(v))
+ra, rb = statistics.median(rps[a]), statistics.median(rps[b])
+print(f"instructions/request  {a}={ins[a]:.0f}  {b}={ins[b]:.0f}  {b}/{a}={ins[b] / ins[a]:.3f}")
+print(f"requests/s (median)   {a}={ra:.0f}  {b}={rb:.0f}  {b}/{a}={rb / ra:.3f}  runs {a}={[round(x) for x in rps[a]]} {b}={[round(x) for x in rps[b]]}")
+PY
+}

@@ -9,7 +9,6 @@
 # Needs valgrind, nginx, wrk, curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-5}; RUN=${RUN:-5s}; CONNS=${CONNS:-32}
 cargo build --release -p ballast-sidecar >&2
 BIN=$PWD/target/release/ballast-sidecar
 W=$(mktemp -d /tmp/ballast-telemetry.XXXX)
@@ -37,31 +36,4 @@ http.server.ThreadingHTTPServer(("127.0.0.1", 18318), H).serve_forever()
 PY
 pids+=($!)
 
-{
-  callgrind_per_request off 18083 "$BIN" --config "$W/off.toml"
-  callgrind_per_request on 18084 "$BIN" --config "$W/on.toml"
-} >"$W/instructions"
-
-for side in off on; do
-  BALLAST_LOG=warn "$BIN" --config "$W/$side.toml" >/dev/null 2>&1 &
-  pids+=($!)
-done
-wait_for http://127.0.0.1:18083/
-wait_for http://127.0.0.1:18084/
-for _ in $(seq "$ROUNDS"); do
-  for target in off:18083 on:18084; do
-    rps=$(wrk -t1 -c"$CONNS" -d"$RUN" "http://127.0.0.1:${target#*:}/" | awk '/Requests\/sec/ {print $2}')
-    echo "${target%%:*} $rps" >>"$W/rps"
-  done
-done
-
-python3 - "$W/instructions" "$W/rps" <<'PY'
-import collections, statistics, sys
-ins = {n: int(ir) / int(req) for n, req, ir in (l.split() for l in open(sys.argv[1]))}
-rps = collections.defaultdict(list)
-for line in open(sys.argv[2]):
-    k, v = line.split(); rps[k].append(float(v))
-off, on = statistics.median(rps["off"]), statistics.median(rps["on"])
-print(f"instructions/request  off={ins['off']:.0f}  on={ins['on']:.0f}  on/off={ins['on'] / ins['off']:.3f}")
-print(f"requests/s (median)   off={off:.0f}  on={on:.0f}  on/off={on / off:.3f}  runs off={[round(x) for x in rps['off']]} on={[round(x) for x in rps['on']]}")
-PY
+PORT_A=18083 PORT_B=18084 compare_sidecars "$BIN" off on

@@ -145,18 +145,17 @@ impl Gateway {
             .map(|t| t.server_span(&mut parts, &route.config.name, client.addr.ip()));
         let version = parts.version;
         // Inbound faults come first, like Envoy's fault filter: the client sees them as they are.
-        let mut plan = None;
-        let forwarded = match self.inbound_faults(&mut parts, route) {
-            Err(e) => Err(e),
-            Ok(p) => {
-                plan = p;
-                match self.under_faults(plan.as_mut(), route).await {
+        let (forwarded, plan) = match self.inbound_faults(&mut parts, route) {
+            Err(e) => (Err(e), None),
+            Ok(mut plan) => {
+                let forwarded = match self.under_faults(plan.as_mut(), route).await {
                     Some(answer) => answer,
                     None => {
                         self.forward(route, parts, body, client, &request_id, trace.as_ref())
                             .await
                     }
-                }
+                };
+                (forwarded, plan)
             }
         };
         let mut hangup = None;

@@ -1,6 +1,7 @@
 //! ballast-sidecar: a per-service gateway that proxies HTTP to a cluster of endpoints and
-//! reports what it sees (metrics, traces, access log, events); resilience policies and fault
-//! injection come as further layers.
+//! reports what it sees (metrics, traces, access log, events), and injects faults on command
+//! (HTTP faults on routes, Toxiproxy's toxics on TCP listeners); resilience policies come as
+//! further layers.
 //!
 //! # Layout
 //! - [`config`]: the TOML file: parse, validate (every error with file:line:column), defaults.
@@ -12,10 +13,13 @@
 //! - [`body`]: the body type streamed through in both directions.
 //! - [`server`]: accepting connections (HTTP/1.1 and h2c) on a worker.
 //! - [`activity`]: header-read and idle timeouts per connection.
-//! - [`admin`]: the admin API (`/healthz`, `/readyz`, `/config`, `/events`, `/stats`, `/metrics`).
+//! - [`admin`]: the admin API (`/healthz`, `/readyz`, `/config`, `/events`, `/stats`, `/metrics`,
+//!   `/faults`).
 //! - [`telemetry`]: per-worker meters for routes, clusters and endpoints; Prometheus output;
 //!   OpenTelemetry traces; the access log.
-//! - [`events`]: the timeline of what happened (reloads now), replayed and streamed.
+//! - [`events`]: the timeline of what happened (reloads, faults), replayed and streamed.
+//! - [`faults`]: the faults in place (TTLs, counters, events), HTTP fault matching and effects,
+//!   shaped bodies.
 //! - [`tcp`]: TCP listeners relaying to an upstream through toxics (Toxiproxy's), `down` included.
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
 //! - [`worker`]: which worker thread is running.
@@ -24,7 +28,9 @@
 //! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), timed by
 //! the route's meter and, with tracing on, given a server span; cleaned of hop-by-hop headers
 //! and tagged with forwarding headers ([`gateway`]), it then passes the route's tower stack
-//! (outermost first: error mapping, route timeout, forward). [`proxy::Forward`]
+//! (outermost first: error mapping, route timeout, forward). Inbound faults act before the
+//! stack (delay, answer or hang up, shape the response); upstream faults are selected then and
+//! drawn per attempt in [`proxy::Forward`], which
 //! picks an endpoint and sends the request on a pooled connection; the response body streams
 //! back untouched, and the connection returns to its pool when that body ends. Any failure
 //! becomes a response with a `ballast-error` header.
@@ -33,7 +39,8 @@
 //! `worker_threads` workers, each a single-threaded tokio runtime with its own listening
 //! socket per listener (SO_REUSEPORT) and its own upstream pools, like nginx's workers: no
 //! work stealing, no cross-thread locks on the request path. The admin API has a thread of its
-//! own, the access log and the trace exporter theirs; the main thread waits for signals. A
+//! own (it also expires faults on time), the TCP listeners one, the access log and the trace
+//! exporter theirs; the main thread waits for signals. A
 //! config is shared as an `ArcSwap<Gateway>`.
 
 pub mod activity;

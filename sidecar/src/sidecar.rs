@@ -255,9 +255,13 @@ pub fn start(path: &Path, config: Config) -> anyhow::Result<Running> {
     }
     if !tcp_sockets.is_empty() {
         let (tcp_shared, stop) = (shared.clone(), shutdown_rx.clone());
+        let (started_tx, started) = std::sync::mpsc::channel();
         threads.push(std::thread::Builder::new().name("ballast-tcp".into()).spawn(move || {
-            current_thread_runtime().block_on(tcp_relays(tcp_sockets, tcp_listeners, tcp_shared, stop))
+            let relays = tcp_relays(tcp_sockets, tcp_listeners, tcp_shared, stop, started_tx);
+            current_thread_runtime().block_on(relays)
         })?);
+        // A listener that starts `down` must refuse connections before the sidecar says ready.
+        started.recv()?;
     }
     let (admin_shared, mut admin_stop) = (shared.clone(), shutdown_rx);
     threads.push(
@@ -357,6 +361,7 @@ async fn tcp_relays(
     listeners: Vec<crate::config::TcpListener>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    started: std::sync::mpsc::Sender<()>,
 ) {
     let serves = sockets.into_iter().zip(listeners).map(|(socket, cfg)| {
         let listener = tokio::net::TcpListener::from_std(socket).expect("socket registers with this runtime");
@@ -366,7 +371,15 @@ async fn tcp_relays(
             .expect("the fault table knows every TCP listener");
         crate::tcp::serve(listener, cfg, toxics, shutdown.clone())
     });
-    futures_util::future::join_all(serves).await;
+    let mut all = std::pin::pin!(futures_util::future::join_all(serves));
+    // `serve` applies the toxics in place (a `down` among them) on its first poll.
+    std::future::poll_fn(|cx| {
+        let _ = all.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let _ = started.send(());
+    all.await;
 }
 
 struct Signals {

@@ -476,3 +476,37 @@ async fn faults_from_the_config_apply_from_start_and_follow_reloads() {
     sc.signal(libc::SIGTERM);
     assert!(sc.wait_timeout(Duration::from_secs(10)).is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_listener_with_enabled_false_refuses_until_its_down_fault_is_removed() {
+    let up = MockUpstream::start("u").await;
+    let tcp = format!(
+        "{ROUTES}\n[[tcp_listeners]]\nname = \"raw\"\nlisten = \"127.0.0.1:0\"\nupstream = \"{}\"\nenabled = false\n",
+        up.addr
+    );
+    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], &tcp));
+    let relay = sc.tcp_listener(0);
+    let refused = std::net::TcpStream::connect(relay).map(|_| ()).map_err(|e| e.kind());
+    assert_eq!(
+        refused,
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "{}\n{}",
+        sc.ready,
+        sc.stderr()
+    );
+    let faults: Vec<ActiveFault> = admin_json(&sc, "/faults").await;
+    assert_eq!(faults.len(), 1);
+    assert_eq!(faults[0].spec.kind, ballast_model::fault::FaultKind::Down);
+    let resp = client()
+        .delete(sc.admin_url(&format!("/faults/{}", faults[0].id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // HTTP passes the relay once it is up again.
+    let via_relay = format!("http://{relay}/echo");
+    assert_eventually!(
+        client().get(&via_relay).send().await.is_ok_and(|r| r.status() == 200),
+        "the relay should accept again"
+    );
+}

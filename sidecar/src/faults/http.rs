@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_model::fault::{Action, Delay, HttpEffect, HttpTarget};
-use http::{HeaderMap, HeaderName, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use rand::Rng;
 use tokio::time::Instant;
 
@@ -103,30 +103,63 @@ impl Plan {
     }
 }
 
-/// Whether a fault's match selects this request (the endpoint is checked per attempt).
-pub fn matches(target: &HttpTarget, req: &RequestFacts) -> bool {
-    target.route.as_deref().is_none_or(|r| r == req.route)
-        && (target.methods.is_empty() || target.methods.iter().any(|m| m == req.method.as_str()))
-        && target.path_prefix.as_deref().is_none_or(|p| req.path.starts_with(p))
-        && target.headers.iter().all(|(name, value)| {
-            req.headers
-                .get(name.as_str())
-                .is_some_and(|v| v.as_bytes() == value.as_bytes())
+/// A fault's match in request terms, made once when the fault is added: header names and
+/// values parsed, methods as `Method`s, so matching a request allocates and parses nothing.
+pub struct Matcher {
+    route: Option<String>,
+    methods: Vec<Method>,
+    path_prefix: Option<String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    tenant: Option<HeaderValue>,
+}
+
+impl Matcher {
+    /// `None` if a name or value cannot appear in a request (validation rules those out).
+    pub fn new(target: &HttpTarget) -> Option<Matcher> {
+        Some(Matcher {
+            route: target.route.clone(),
+            methods: target
+                .methods
+                .iter()
+                .map(|m| Method::from_bytes(m.as_bytes()).ok())
+                .collect::<Option<_>>()?,
+            path_prefix: target.path_prefix.clone(),
+            headers: target
+                .headers
+                .iter()
+                .map(|(n, v)| Some((HeaderName::try_from(n).ok()?, HeaderValue::try_from(v).ok()?)))
+                .collect::<Option<_>>()?,
+            tenant: match &target.tenant {
+                Some(t) => Some(HeaderValue::try_from(t).ok()?),
+                None => None,
+            },
         })
-        && target.tenant.as_deref().is_none_or(|t| {
-            req.headers
-                .get(TENANT_HEADER)
-                .is_some_and(|v| v.as_bytes() == t.as_bytes())
-        })
+    }
+
+    /// Whether this request is selected (the endpoint is checked per attempt). Cheapest first.
+    pub fn matches(&self, req: &RequestFacts) -> bool {
+        self.route.as_deref().is_none_or(|r| r == req.route)
+            && (self.methods.is_empty() || self.methods.contains(req.method))
+            && self.path_prefix.as_deref().is_none_or(|p| req.path.starts_with(p))
+            && self
+                .headers
+                .iter()
+                .all(|(name, value)| req.headers.get(name) == Some(value))
+            && self
+                .tenant
+                .as_ref()
+                .is_none_or(|t| req.headers.get(TENANT_HEADER) == Some(t))
+    }
 }
 
 /// The faults among `faults` that select this request (live ones only). Counts `matched`.
 pub fn select(faults: &[Arc<Installed>], req: &RequestFacts) -> Vec<Arc<Installed>> {
-    let now = Instant::now();
+    // The clock is read only if a fault with a TTL matches.
+    let mut now = None;
     faults
         .iter()
-        .filter(|f| f.live(now))
-        .filter(|f| matches!(&f.action, Action::Http { target, .. } if matches(target, req)))
+        .filter(|f| f.matcher.as_ref().is_some_and(|m| m.matches(req)))
+        .filter(|f| f.expires.is_none() || f.live(*now.get_or_insert_with(Instant::now)))
         .inspect(|f| _ = f.counters.matched.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
         .cloned()
         .collect()

@@ -46,6 +46,8 @@ pub struct Installed {
     /// When it stops applying (tokio's clock, so tests can pause time), and the same in Unix ms.
     pub expires: Option<(Instant, u64)>,
     pub counters: Counters,
+    /// For HTTP faults: the match, ready for requests.
+    pub matcher: Option<http::Matcher>,
 }
 
 impl Installed {
@@ -182,7 +184,12 @@ impl FaultTable {
             Origin::Api => Some(fault.ttl.unwrap_or(self.limits.default_ttl)),
         };
         let expires = ttl.map(|ttl| (Instant::now() + ttl, now_ms + ttl.as_millis() as u64));
+        let matcher = match &fault.action {
+            Action::Http { target, .. } => http::Matcher::new(target),
+            Action::Tcp { .. } => None,
+        };
         let installed = Arc::new(Installed {
+            matcher,
             id,
             origin,
             spec,

@@ -58,7 +58,9 @@ const BACKLOG: i32 = 1024;
 const RELISTEN_RETRY: Duration = Duration::from_secs(1);
 
 /// Serve one TCP listener until `shutdown` flips to true: relay each accepted connection to
-/// `cfg.upstream` through the toxics in place (read from `toxics` as they change).
+/// `cfg.upstream` through the toxics in place (read from `toxics` as they change). The toxics
+/// in place at the start (a `down` among them) take effect within the first poll, so the
+/// caller can tell when a listener that starts down refuses connections.
 pub async fn serve(
     listener: TcpListener,
     cfg: crate::config::TcpListener,
