@@ -24,6 +24,13 @@ cluster = "u"
 header_faults = true
 "#;
 
+/// A mock upstream and a sidecar in front of it with `ROUTES`.
+async fn start() -> (MockUpstream, Proc) {
+    let up = MockUpstream::start("u").await;
+    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], ROUTES));
+    (up, sc)
+}
+
 async fn add(sc: &Proc, spec: Value) -> ActiveFault {
     let resp = client().post(sc.admin_url("/faults")).json(&spec).send().await.unwrap();
     let status = resp.status();
@@ -66,8 +73,7 @@ async fn status_of(http: &reqwest::Client, url: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ten_percent_abort_lands_within_the_binomial_interval() {
-    let up = MockUpstream::start("u").await;
-    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], ROUTES));
+    let (up, sc) = start().await;
     let fault = add(
         &sc,
         json!({"kind": "abort", "status": 503, "percent": 10, "route": "api"}),
@@ -136,8 +142,7 @@ async fn latencies(http: &reqwest::Client, url: &str, n: usize) -> (f64, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delay_adds_its_latency_inbound_and_upstream() {
-    let up = MockUpstream::start("u").await;
-    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], ROUTES));
+    let (_up, sc) = start().await;
     let http = client();
     let url = sc.url("/api/echo");
     let (base50, base99) = latencies(&http, &url, 120).await;
@@ -224,8 +229,7 @@ async fn upstream_aborts_count_at_the_endpoint_inbound_aborts_do_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_with_a_short_ttl_expires_by_itself_with_an_event() {
-    let up = MockUpstream::start("u").await;
-    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], ROUTES));
+    let (_up, sc) = start().await;
     let http = client();
     let f = add(
         &sc,
@@ -271,8 +275,7 @@ async fn a_fault_with_a_short_ttl_expires_by_itself_with_an_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_empty_reply_and_hang_end_the_request_without_a_response() {
-    let up = MockUpstream::start("u").await;
-    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], ROUTES));
+    let (up, sc) = start().await;
     let curl = |path: &str| {
         let out = std::process::Command::new("curl")
             .args(["-sS", "-o", "/dev/null", "--max-time", "5", &sc.url(path)])
@@ -320,8 +323,7 @@ async fn reset_empty_reply_and_hang_end_the_request_without_a_response() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bandwidth_and_truncate_shape_the_response_body() {
-    let up = MockUpstream::start("u").await;
-    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], ROUTES));
+    let (_up, sc) = start().await;
     let http = client();
     let f = add(&sc, json!({"kind": "truncate", "after": "1KiB", "route": "api"})).await;
     let resp = http.get(sc.url("/api/bytes/100000")).send().await.unwrap();
@@ -357,8 +359,7 @@ async fn bandwidth_and_truncate_shape_the_response_body() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_faults_work_only_on_routes_that_allow_them() {
-    let up = MockUpstream::start("u").await;
-    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], ROUTES));
+    let (_up, sc) = start().await;
     let http = client();
     let resp = http
         .get(sc.url("/echo"))
@@ -400,8 +401,7 @@ async fn header_faults_work_only_on_routes_that_allow_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_faults_are_refused_with_the_field_and_the_fix() {
-    let up = MockUpstream::start("u").await;
-    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], ROUTES));
+    let (_up, sc) = start().await;
     let cases = [
         (
             json!({"kind": "abort", "status": 503, "percent": 150}),

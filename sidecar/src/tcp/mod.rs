@@ -28,7 +28,7 @@
 //! registered afresh after: the shutdown leaves a sticky "read closed" readiness in tokio that
 //! would make `accept` spin. One exception: a socket bound to port 0 loses its port on
 //! shutdown (the kernel releases automatically chosen ports), so when `listen` comes back on
-//! another port the listener is bound again, with SO_REUSEADDR, to the address it had; the
+//! another port the listener is bound again to the address it had; the
 //! port is unbound while that first `down` lasts.
 //!
 //! # Shutdown
@@ -190,16 +190,7 @@ fn resume(held: Option<std::net::TcpListener>, addr: SocketAddr) -> io::Result<T
         }
         // Bound to port 0: the kernel released the port on shutdown and listen chose another.
     }
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    TcpListener::from_std(crate::server::bind(addr)?)
 }
 
 /// One connection: connect upstream, run both directions, and end it as they say.
