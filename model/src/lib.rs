@@ -7,6 +7,7 @@
 //! - [`error_class`]: the `ballast-error` classification of failed requests.
 //! - [`event`]: the timeline: what happened when (config reloads, later faults, alerts, ...).
 //! - [`fault`]: faults and TCP toxics as written, checked, and as they run.
+//! - [`slo`]: service level objectives as written (`[[slo]]`), and their checks.
 //! - [`stats`]: the sidecar's cumulative counters and HDR latency histograms, and windows
 //!   between two snapshots.
 //! - `client` (feature `client`): fetch snapshots from a sidecar and compute windows.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod error_class;
 pub mod event;
 pub mod fault;
+pub mod slo;
 pub mod stats;
 pub mod units;
 

@@ -87,8 +87,7 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             )
         }
         (&Method::GET, "/metrics") => {
-            let buckets =
-                crate::telemetry::prometheus::buckets(config.telemetry.latency_buckets.iter().map(|d| d.as_secs_f64()));
+            let buckets = crate::telemetry::prometheus::buckets(config.extra_latency_buckets().map(|d| d.as_secs_f64()));
             let mut body = crate::telemetry::prometheus::render(&shared.telemetry.meters.snapshot(), &buckets);
             shared.faults.render_metrics(&mut body);
             let mut resp = text(StatusCode::OK, &body);

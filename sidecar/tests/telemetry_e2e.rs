@@ -18,6 +18,13 @@ latency_buckets = ["150ms", "300ms"]
 name = "slow"
 match = { path_prefix = "/slow" }
 cluster = "u"
+
+# A latency SLO's threshold becomes an exact bucket boundary in /metrics.
+[[slo]]
+name = "slow-latency"
+objective = 0.99
+window = "28d"
+sli = { latency = { route = "slow", threshold = "250ms" } }
 [[routes]]
 name = "dead"
 match = { path_prefix = "/dead" }
@@ -116,6 +123,7 @@ async fn metrics_are_prometheus_text_with_the_configured_buckets_and_survive_rel
     for line in [
         "ballast_route_requests_total{route=\"api\",status_class=\"2xx\"} 2",
         "ballast_route_request_duration_seconds_bucket{route=\"slow\",le=\"0.15\"} 1",
+        "ballast_route_request_duration_seconds_bucket{route=\"slow\",le=\"0.25\"} 2",
         "ballast_route_request_duration_seconds_bucket{route=\"slow\",le=\"0.3\"} 2",
         "ballast_route_request_duration_seconds_bucket{route=\"slow\",le=\"+Inf\"} 3",
         "ballast_cluster_requests_total{cluster=\"u\",status_class=\"2xx\"} 5",

@@ -25,25 +25,29 @@ pub struct FileSpec {
     pub clusters: Vec<(Spanned<String>, Option<ClusterSpec>)>,
     pub tcp_listeners: Vec<Option<TcpListenerSpec>>,
     pub fault_limits: FaultLimitsSpec,
-    pub faults: Vec<Option<FaultItem>>,
+    pub faults: Vec<Option<Located<ballast_model::FaultSpec>>>,
+    pub slos: Vec<Option<Located<ballast_model::slo::SloSpec>>>,
 }
 
-/// One `[[faults]]` item, with where each of its keys is, so field errors point at the field.
+/// A list item whose checks live in the model (faults, SLOs), with where each of its keys is,
+/// so a field error points at the field.
 #[derive(Debug)]
-pub struct FaultItem {
-    pub spec: ballast_model::FaultSpec,
+pub struct Located<T> {
+    pub spec: T,
     pub span: std::ops::Range<usize>,
     pub keys: std::collections::HashMap<String, std::ops::Range<usize>>,
 }
 
-impl FaultItem {
-    /// The span of a field if it was written, else of the whole item.
+impl<T> Located<T> {
+    /// The span of a field (of its top-level key, for `sli.latency.threshold`) if it was
+    /// written, else of the whole item.
     pub fn span_of(&self, field: &str) -> std::ops::Range<usize> {
-        self.keys.get(field).cloned().unwrap_or_else(|| self.span.clone())
+        let key = field.split(['.', '[']).next().unwrap_or(field);
+        self.keys.get(key).cloned().unwrap_or_else(|| self.span.clone())
     }
 }
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "runtime",
     "admin",
     "telemetry",
@@ -53,6 +57,7 @@ const SECTIONS: [&str; 9] = [
     "tcp_listeners",
     "fault_limits",
     "faults",
+    "slo",
 ];
 
 /// Parse and validate config text; `file` names it in error messages.
@@ -112,19 +117,8 @@ fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> Option<FileSpec> {
                     .collect();
             }
             "fault_limits" => spec.fault_limits = item(value, "fault_limits", errors).unwrap_or_default(),
-            "faults" => {
-                let items = array(value, "faults", errors).into_iter().enumerate();
-                spec.faults = items
-                    .map(|(i, v)| {
-                        let span = v.span();
-                        let keys = match v.get_ref() {
-                            DeValue::Table(t) => t.iter().map(|(k, v)| (k.get_ref().to_string(), v.span())).collect(),
-                            _ => Default::default(),
-                        };
-                        item(v, &format!("faults[{i}]"), errors).map(|spec| FaultItem { spec, span, keys })
-                    })
-                    .collect();
-            }
+            "faults" => spec.faults = located_items(value, "faults", errors),
+            "slo" => spec.slos = located_items(value, "slo", errors),
             other => {
                 let mut err = ConfigError::new(other, Some(key.span()), format!("unknown section {other:?}"));
                 err = match did_you_mean(other, SECTIONS) {
@@ -136,6 +130,25 @@ fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> Option<FileSpec> {
         }
     }
     Some(spec)
+}
+
+/// A list of items checked by the model, each with its keys' spans.
+fn located_items<T: DeserializeOwned>(
+    value: Spanned<DeValue<'_>>,
+    path: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<Option<Located<T>>> {
+    let items = array(value, path, errors).into_iter().enumerate();
+    items
+        .map(|(i, v)| {
+            let span = v.span();
+            let keys = match v.get_ref() {
+                DeValue::Table(t) => t.iter().map(|(k, v)| (k.get_ref().to_string(), v.span())).collect(),
+                _ => Default::default(),
+            };
+            item(v, &format!("{path}[{i}]"), errors).map(|spec| Located { spec, span, keys })
+        })
+        .collect()
 }
 
 /// Deserialize one value, recording (not returning) its error.

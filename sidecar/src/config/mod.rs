@@ -47,9 +47,18 @@ pub struct Config {
     /// Faults in place from start, without a TTL: `[[faults]]`, each listener's `toxics`, and
     /// a `down` toxic for each listener with `enabled = false`.
     pub faults: Vec<ballast_model::FaultSpec>,
+    /// `[[slo]]`: their latency thresholds become exact `/metrics` bucket boundaries.
+    pub slos: Vec<ballast_model::slo::SloSpec>,
 }
 
 impl Config {
+    /// `/metrics` histogram boundaries beside the defaults: `telemetry.latency_buckets` and
+    /// every latency SLO's threshold, so latency SLIs are exact in Prometheus.
+    pub fn extra_latency_buckets(&self) -> impl Iterator<Item = Duration> + '_ {
+        let slos = self.slos.iter().filter_map(ballast_model::slo::SloSpec::latency_threshold);
+        self.telemetry.latency_buckets.iter().copied().chain(slos)
+    }
+
     /// Check a fault's route, endpoints and TCP listener against this config.
     pub fn fault_names(&self, fault: &ballast_model::FaultSpec) -> Vec<ballast_model::fault::FieldError> {
         validate::fault_names(fault, &self.routes, &self.clusters, &self.tcp_listeners)

@@ -144,6 +144,7 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
     let fault_limits = fault_limits(&mut c, &spec);
     let tcp_listeners = tcp_listeners(&mut c, &spec, &listeners, &admin);
     let faults = faults(&mut c, &spec, &routes, &clusters, &tcp_listeners);
+    let slos = slos(&mut c, &spec, &routes);
 
     (c.errors.len() == before).then(|| Config {
         runtime,
@@ -155,7 +156,48 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
         tcp_listeners,
         fault_limits,
         faults,
+        slos,
     })
+}
+
+/// `[[slo]]`: each checked on its own, its route against this file's, names unique. The sidecar
+/// uses their latency thresholds as exact `/metrics` bucket boundaries.
+fn slos(c: &mut Checker, spec: &FileSpec, routes: &[Route]) -> Vec<ballast_model::slo::SloSpec> {
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    for (i, item) in spec.slos.iter().enumerate() {
+        let Some(item) = item else { continue };
+        let slo = &item.spec;
+        let mut problems = slo.validate().err().unwrap_or_default();
+        if let Some(route) = slo.route()
+            && !routes.iter().any(|r| r.name == route)
+        {
+            let known: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+            let fix = match did_you_mean(route, known.iter().copied()) {
+                Some(s) => format!("did you mean {s:?}?"),
+                None => format!("known routes: {}", known.join(", ")),
+            };
+            problems.push(ballast_model::fault::FieldError {
+                field: "sli".into(),
+                message: format!("unknown route {route:?}"),
+                fix,
+            });
+        }
+        if !names.insert(slo.name.as_str()) {
+            problems.push(ballast_model::fault::FieldError {
+                field: "name".into(),
+                message: format!("duplicate SLO name {:?}", slo.name),
+                fix: "give each SLO a unique name".into(),
+            });
+        }
+        if problems.is_empty() {
+            out.push(slo.clone());
+        }
+        for e in problems {
+            c.err(format!("slo[{i}].{}", e.field), item.span_of(&e.field), e.message, e.fix);
+        }
+    }
+    out
 }
 
 fn fault_limits(c: &mut Checker, spec: &FileSpec) -> FaultLimits {
