@@ -516,6 +516,26 @@ impl FaultSpec {
             };
             v.err(field, format!("does not apply to kind `{kind}`"), fix);
         }
+        if let Some(id) = &self.id
+            && (id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        {
+            v.err(
+                "id",
+                format!("{id:?} is not a usable id"),
+                "use up to 64 letters, digits and -_. (ids go into URLs and metric labels)",
+            );
+        }
+        if kind == FaultKind::Down {
+            for (field, set) in [("stream", self.stream.is_some()), ("toxicity", self.toxicity.is_some())] {
+                if set {
+                    v.err(
+                        field,
+                        "does not apply to kind `down`",
+                        "remove it: down refuses every connection",
+                    );
+                }
+            }
+        }
         if let Some(ttl) = self.ttl
             && ttl.get().is_zero()
         {
@@ -577,6 +597,15 @@ impl FaultSpec {
             );
         }
         let headers = header_pairs("headers", &self.headers, v);
+        if let Some(t) = &self.tenant
+            && (t.is_empty() || t.bytes().any(|b| b < 0x20 || b == 0x7f))
+        {
+            v.err(
+                "tenant",
+                format!("{t:?} cannot be a tenant"),
+                "give the tenant's name, without control characters",
+            );
+        }
         let effect = match self.kind {
             FaultKind::Delay => self.delay(v).map(HttpEffect::Delay),
             FaultKind::Abort => match self.status {

@@ -83,9 +83,14 @@ impl std::str::FromStr for Window {
         match s.trim() {
             "calendar week" | "calendar-week" => Ok(Window::Calendar(CalendarUnit::Week)),
             "calendar month" | "calendar-month" => Ok(Window::Calendar(CalendarUnit::Month)),
-            other => other.parse::<HumanDuration>().map(|d| Window::Rolling(d.get())).map_err(|_| {
-                format!("invalid window {s:?}; write it like \"28d\" (rolling), \"calendar week\" or \"calendar month\"")
-            }),
+            other => other
+                .parse::<HumanDuration>()
+                .map(|d| Window::Rolling(d.get()))
+                .map_err(|_| {
+                    format!(
+                        "invalid window {s:?}; write it like \"28d\" (rolling), \"calendar week\" or \"calendar month\""
+                    )
+                }),
         }
     }
 }
@@ -288,7 +293,12 @@ impl SloSpec {
                 fix: fix.into(),
             })
         };
-        if self.name.trim().is_empty() || !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        if self.name.trim().is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
             err(
                 "name",
                 format!("{:?} is not a usable SLO name", self.name),
@@ -333,14 +343,22 @@ impl SloSpec {
                     ("timeslice_window", self.timeslice_window.is_some()),
                 ] {
                     if set {
-                        err(field, "applies to timeslices budgeting only".into(), "remove it, or set budgeting = \"timeslices\"");
+                        err(
+                            field,
+                            "applies to timeslices budgeting only".into(),
+                            "remove it, or set budgeting = \"timeslices\"",
+                        );
                     }
                 }
             }
             Budgeting::Timeslices => {
                 match self.timeslice_target {
                     Some(t) if ratio(t) => {}
-                    Some(t) => err("timeslice_target", format!("{t} is outside (0, 1)"), "write a ratio such as 0.95"),
+                    Some(t) => err(
+                        "timeslice_target",
+                        format!("{t} is outside (0, 1)"),
+                        "write a ratio such as 0.95",
+                    ),
                     None => err(
                         "timeslice_target",
                         "is required with timeslices budgeting".into(),
@@ -348,9 +366,11 @@ impl SloSpec {
                     ),
                 }
                 match (self.timeslice_window, window) {
-                    (Some(s), _) if s.get().is_zero() => {
-                        err("timeslice_window", "the slice is zero".into(), "give a duration such as \"1m\"")
-                    }
+                    (Some(s), _) if s.get().is_zero() => err(
+                        "timeslice_window",
+                        "the slice is zero".into(),
+                        "give a duration such as \"1m\"",
+                    ),
                     (Some(s), Some(w)) if s.get() > w => err(
                         "timeslice_window",
                         format!("a {} slice is longer than the {} window", s, self.window),
@@ -398,14 +418,21 @@ impl SloSpec {
         }
         if let Alerting::Windows(windows) = &self.alerting {
             if windows.is_empty() {
-                err("alerting", "no burn windows".into(), "list at least one, or write alerting = \"none\"");
+                err(
+                    "alerting",
+                    "no burn windows".into(),
+                    "list at least one, or write alerting = \"none\"",
+                );
             }
             for (i, w) in windows.iter().enumerate() {
                 let field = |f: &str| format!("alerting[{i}].{f}");
                 if w.short >= w.long {
                     err(
                         &field("short"),
-                        format!("the short window {} is not shorter than the long window {}", w.short, w.long),
+                        format!(
+                            "the short window {} is not shorter than the long window {}",
+                            w.short, w.long
+                        ),
                         "the short window confirms the long one is still burning: make it shorter (the Workbook uses 1/12)",
                     );
                 }
@@ -414,7 +441,10 @@ impl SloSpec {
                 {
                     err(
                         &field("long"),
-                        format!("the long window {} is longer than the SLO window {}", w.long, self.window),
+                        format!(
+                            "the long window {} is longer than the SLO window {}",
+                            w.long, self.window
+                        ),
                         "make it at most the SLO's window",
                     );
                 }
@@ -431,7 +461,11 @@ impl SloSpec {
                         "a burn window needs factor or budget".into(),
                         "add factor = 14.4 (a burn rate), or budget = 0.02 (2% of the budget within long)",
                     ),
-                    (Some(f), _) => err(&field("factor"), format!("{f} is not a positive burn rate"), "e.g. 14.4"),
+                    (Some(f), _) => err(
+                        &field("factor"),
+                        format!("{f} is not a positive burn rate"),
+                        "e.g. 14.4",
+                    ),
                     (_, Some(b)) => err(&field("budget"), format!("{b} is outside (0, 1]"), "e.g. 0.02"),
                 }
             }
@@ -487,7 +521,10 @@ mod tests {
         );
         s.validate().unwrap();
         let Sli::Availability(a) = &s.sli else { panic!() };
-        assert_eq!((a.source, a.bad_status.as_slice()), (Source::Loadgen, &["5xx".to_owned()][..]));
+        assert_eq!(
+            (a.source, a.bad_status.as_slice()),
+            (Source::Loadgen, &["5xx".to_owned()][..])
+        );
         let s = spec(
             "name = \"t\"\nobjective = 0.99\nwindow = \"1h\"\nbudgeting = \"timeslices\"\ntimeslice_target = 0.95\ntimeslice_window = \"1m\"\nsli = { trace = { service = \"shop\", threshold = \"1s\" } }\nalerting = [{ long = \"1h\", short = \"5m\", factor = 14.4, severity = \"page\" }, { long = \"6h\", short = \"30m\", budget = 0.05, severity = \"ticket\" }]",
         );
@@ -502,13 +539,19 @@ mod tests {
     fn bad_specs_name_every_field() {
         assert_eq!(
             errors("name = \"x\"\nobjective = 99.9\nwindow = \"1h\"\nsli = { latency = { threshold = \"0s\" } }"),
-            ["objective: 99.9 is outside (0, 1)", "sli.latency.threshold: the threshold is zero"]
+            [
+                "objective: 99.9 is outside (0, 1)",
+                "sli.latency.threshold: the threshold is zero"
+            ]
         );
         assert_eq!(
             errors(
                 "name = \"x\"\nobjective = 0.9\nwindow = \"30s\"\nbudgeting = \"timeslices\"\ntimeslice_target = 1.5\ntimeslice_window = \"1m\"\nsli = { availability = {} }"
             ),
-            ["timeslice_target: 1.5 is outside (0, 1)", "timeslice_window: a 1m slice is longer than the 30s window"]
+            [
+                "timeslice_target: 1.5 is outside (0, 1)",
+                "timeslice_window: a 1m slice is longer than the 30s window"
+            ]
         );
         assert_eq!(
             errors(
@@ -519,12 +562,18 @@ mod tests {
                 "alerting[0].short: the short window 1h is not shorter than the long window 5m"
             ]
         );
-        let unknown = toml::from_str::<SloSpec>("name = \"x\"\nobjective = 0.9\nwindow = \"1d\"\nsli = { latncy = {} }");
+        let unknown =
+            toml::from_str::<SloSpec>("name = \"x\"\nobjective = 0.9\nwindow = \"1d\"\nsli = { latncy = {} }");
         assert!(unknown.unwrap_err().to_string().contains("unknown variant `latncy`"));
         let preset = toml::from_str::<SloSpec>(
             "name = \"x\"\nobjective = 0.9\nwindow = \"1d\"\nalerting = \"fast\"\nsli = { availability = {} }",
         );
-        assert!(preset.unwrap_err().to_string().contains("unknown alerting preset \"fast\""));
+        assert!(
+            preset
+                .unwrap_err()
+                .to_string()
+                .contains("unknown alerting preset \"fast\"")
+        );
     }
 
     #[test]

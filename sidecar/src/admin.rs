@@ -87,7 +87,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             )
         }
         (&Method::GET, "/metrics") => {
-            let buckets = crate::telemetry::prometheus::buckets(config.extra_latency_buckets().map(|d| d.as_secs_f64()));
+            let buckets =
+                crate::telemetry::prometheus::buckets(config.extra_latency_buckets().map(|d| d.as_secs_f64()));
             let mut body = crate::telemetry::prometheus::render(&shared.telemetry.meters.snapshot(), &buckets);
             shared.faults.render_metrics(&mut body);
             let mut resp = text(StatusCode::OK, &body);
@@ -107,7 +108,9 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
                 &serde_json::json!({ "reloaded": true, "routes": c.routes.len(), "clusters": c.clusters.len() }),
             ),
             Err(e @ ReloadError::Invalid(_)) => text(StatusCode::BAD_REQUEST, &e.to_string()),
-            Err(e @ ReloadError::NeedsRestart { .. }) => text(StatusCode::CONFLICT, &format!("{e}\n")),
+            Err(e @ (ReloadError::NeedsRestart { .. } | ReloadError::Faults(_))) => {
+                text(StatusCode::CONFLICT, &format!("{e}\n"))
+            }
         },
         (&Method::GET, "/faults") => json(
             StatusCode::OK,

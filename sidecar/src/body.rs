@@ -15,7 +15,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::Incoming;
 
-use crate::faults::ActiveGuard;
+use crate::faults::http::Slot;
 use crate::faults::shape::{Shape, Shaped};
 use crate::telemetry::Meter;
 use crate::upstream::{Checkin, InFlight};
@@ -95,7 +95,7 @@ impl Body {
     }
 
     /// This body under a bandwidth or truncate fault (its byte counts stay with it).
-    pub fn shaped(self, shape: Shape, guard: Option<ActiveGuard>) -> Self {
+    pub fn shaped(self, shape: Shape, guard: Option<Slot>) -> Self {
         Body::new(Inner::Shaped(Box::new(Shaped::new(self, shape, guard))))
     }
 

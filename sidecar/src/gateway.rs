@@ -211,7 +211,7 @@ impl Gateway {
         resp.body_mut().meter_route(&route.meter, Direction::Out);
         if let Some(plan) = plan.filter(|p| !p.shape.is_none()) {
             let body = std::mem::replace(resp.body_mut(), Body::full(""));
-            *resp.body_mut() = body.shaped(plan.shape, plan.guard);
+            *resp.body_mut() = body.shaped(plan.shape, plan.slot);
         }
         Ok(with_request_id(resp, request_id))
     }
@@ -250,7 +250,7 @@ impl Gateway {
         };
         let installed = self.faults.http();
         if installed.is_empty() {
-            return Ok(header_plan);
+            return Ok(Plan::admit(header_plan, &self.faults, None));
         }
         let facts = RequestFacts {
             route: &route.config.name,
@@ -259,12 +259,17 @@ impl Gateway {
             headers: &parts.headers,
         };
         let upstream = faults::http::select(&installed.upstream, &facts);
-        let inbound = faults::http::select(&installed.inbound, &facts);
-        let plan = faults::http::draw(&self.faults, &inbound, None);
+        let inbound = faults::http::draw(&faults::http::select(&installed.inbound, &facts), None);
+        // One `max_active` slot per request, shared with its attempts' upstream faults.
+        let plan = Plan::admit(faults::http::merge(inbound, header_plan), &self.faults, None);
         if !upstream.is_empty() {
-            parts.extensions.insert(UpstreamFaults(upstream));
+            let slot = plan.as_ref().and_then(|p| p.slot.clone());
+            parts.extensions.insert(UpstreamFaults {
+                selected: upstream,
+                slot,
+            });
         }
-        Ok(faults::http::merge(plan, header_plan))
+        Ok(plan)
     }
 
     /// Wait out an inbound delay; then, if a fault answers for the upstream, that answer.

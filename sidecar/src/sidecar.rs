@@ -42,6 +42,9 @@ pub enum ReloadError {
     Invalid(ConfigErrors),
     #[error("{file}: {what} changed; that takes a restart (the running config is unchanged)")]
     NeedsRestart { file: String, what: &'static str },
+    /// The new config's faults clash with faults in place (an id taken through the API).
+    #[error("{0}")]
+    Faults(String),
 }
 
 impl Shared {
@@ -66,7 +69,9 @@ impl Shared {
         let tcp_names = config.tcp_listeners.iter().map(|l| l.name.as_str());
         let faults = Arc::new(FaultTable::new(config.fault_limits.clone(), tcp_names));
         let events = Arc::new(Events::default());
-        faults.replace_config_faults(checked(&config.faults), &events);
+        faults
+            .replace_config_faults(checked(&config.faults), &events)
+            .map_err(std::io::Error::other)?;
         let gateway = Gateway::build(Arc::new(config), None, &telemetry, &faults);
         Ok(Arc::new(Shared {
             path: path.to_owned(),
@@ -123,7 +128,9 @@ impl Shared {
             return Err(ReloadError::NeedsRestart { file, what });
         }
         if new.faults != old.faults {
-            self.faults.replace_config_faults(checked(&new.faults), &self.events);
+            self.faults
+                .replace_config_faults(checked(&new.faults), &self.events)
+                .map_err(|e| ReloadError::Faults(format!("{file}: {e}; the running config is unchanged")))?;
         }
         let gateway = Gateway::build(Arc::new(new), Some(&current), &self.telemetry, &self.faults);
         let config = gateway.config.clone();

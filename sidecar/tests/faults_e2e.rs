@@ -236,7 +236,7 @@ async fn a_fault_with_a_short_ttl_expires_by_itself_with_an_event() {
         json!({"kind": "abort", "status": 500, "ttl": "1s", "route": "api"}),
     )
     .await;
-    assert!(f.expires_at_ms.unwrap() - f.created_at_ms <= 1000);
+    assert_eq!(f.expires_at_ms.unwrap() - f.created_at_ms, 1000);
     assert_eq!(status_of(&http, &sc.url("/api/echo")).await, 500);
     assert_eventually!(
         status_of(&http, &sc.url("/api/echo")).await == 200,
@@ -326,9 +326,18 @@ async fn bandwidth_and_truncate_shape_the_response_body() {
     let (_up, sc) = start().await;
     let http = client();
     let f = add(&sc, json!({"kind": "truncate", "after": "1KiB", "route": "api"})).await;
-    let resp = http.get(sc.url("/api/bytes/100000")).send().await.unwrap();
+    let mut resp = http.get(sc.url("/api/bytes/100000")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.bytes().await.is_err(), "the body is cut short");
+    let mut got = 0;
+    let cut = loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => got += chunk.len(),
+            Ok(None) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(cut, "the body is cut short, not ended");
+    assert_eq!(got, 1024, "exactly `after` bytes arrive");
     client()
         .delete(sc.admin_url(&format!("/faults/{}", f.id)))
         .send()
@@ -469,10 +478,21 @@ async fn faults_from_the_config_apply_from_start_and_follow_reloads() {
     // DELETE /faults clears API faults only.
     clear(&sc).await;
     assert_eq!(status_of(&http, &sc.url("/api/echo")).await, 502);
+    // A reload that leaves a config fault as it was keeps it as it is (id, counters).
+    let api = add(&sc, json!({"kind": "delay", "delay": 1, "route": "web"})).await;
+    let resp = http.post(sc.admin_url("/config")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let kept: Vec<ActiveFault> = admin_json(&sc, "/faults").await;
+    assert_eq!(kept.len(), 2);
+    assert_eq!((kept[0].id.as_str(), kept[0].matched), (faults[0].id.as_str(), 2));
+    // A reload without it removes it; the fault added through the API stays.
     sc.write_config(&config(&[("u", &[up.addr])], ROUTES));
     let resp = http.post(sc.admin_url("/config")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(status_of(&http, &sc.url("/api/echo")).await, 200);
+    let left: Vec<ActiveFault> = admin_json(&sc, "/faults").await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, api.id);
     sc.signal(libc::SIGTERM);
     assert!(sc.wait_timeout(Duration::from_secs(10)).is_some());
 }
@@ -509,4 +529,46 @@ async fn a_tcp_listener_with_enabled_false_refuses_until_its_down_fault_is_remov
         client().get(&via_relay).send().await.is_ok_and(|r| r.status() == 200),
         "the relay should accept again"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_active_caps_requests_under_faults_and_counts_the_overflow() {
+    let up = MockUpstream::start("u").await;
+    let limited = format!("{ROUTES}\n[fault_limits]\nmax_active = 1\n");
+    let sc = Proc::sidecar(BIN, &config(&[("u", &[up.addr])], &limited));
+    add(&sc, json!({"kind": "delay", "delay": "400ms", "route": "api"})).await;
+    let http = client();
+    let timed = |http: reqwest::Client, url: String| async move {
+        let t0 = Instant::now();
+        assert_eq!(status_of(&http, &url).await, 200);
+        t0.elapsed()
+    };
+    let url = sc.url("/api/echo");
+    let first = tokio::spawn(timed(http.clone(), url.clone()));
+    // The second starts while the first is held by the delay: over the cap, it goes through.
+    assert_eventually!(
+        http.get(sc.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("ballast_faults_active_requests 1"),
+        "the first request is under the fault"
+    );
+    let second = timed(http.clone(), url).await;
+    assert!(second < Duration::from_millis(400), "not delayed: {second:?}");
+    assert!(first.await.unwrap() >= Duration::from_millis(400));
+    let metrics = http
+        .get(sc.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("ballast_faults_overflow_total 1"), "{metrics}");
+    let faults: Vec<ActiveFault> = admin_json(&sc, "/faults").await;
+    assert_eq!((faults[0].matched, faults[0].injected), (2, 1));
 }

@@ -55,7 +55,10 @@ impl Config {
     /// `/metrics` histogram boundaries beside the defaults: `telemetry.latency_buckets` and
     /// every latency SLO's threshold, so latency SLIs are exact in Prometheus.
     pub fn extra_latency_buckets(&self) -> impl Iterator<Item = Duration> + '_ {
-        let slos = self.slos.iter().filter_map(ballast_model::slo::SloSpec::latency_threshold);
+        let slos = self
+            .slos
+            .iter()
+            .filter_map(ballast_model::slo::SloSpec::latency_threshold);
         self.telemetry.latency_buckets.iter().copied().chain(slos)
     }
 

@@ -143,7 +143,7 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
 
     let fault_limits = fault_limits(&mut c, &spec);
     let tcp_listeners = tcp_listeners(&mut c, &spec, &listeners, &admin);
-    let faults = faults(&mut c, &spec, &routes, &clusters, &tcp_listeners);
+    let faults = faults(&mut c, &spec, &routes, &clusters, &tcp_listeners, &fault_limits);
     let slos = slos(&mut c, &spec, &routes);
 
     (c.errors.len() == before).then(|| Config {
@@ -194,7 +194,12 @@ fn slos(c: &mut Checker, spec: &FileSpec, routes: &[Route]) -> Vec<ballast_model
             out.push(slo.clone());
         }
         for e in problems {
-            c.err(format!("slo[{i}].{}", e.field), item.span_of(&e.field), e.message, e.fix);
+            c.err(
+                format!("slo[{i}].{}", e.field),
+                item.span_of(&e.field),
+                e.message,
+                e.fix,
+            );
         }
     }
     out
@@ -306,12 +311,25 @@ fn faults(
     routes: &[Route],
     clusters: &BTreeMap<String, Cluster>,
     tcp: &[TcpListener],
+    limits: &FaultLimits,
 ) -> Vec<ballast_model::FaultSpec> {
-    let mut out = Vec::new();
+    let mut out: Vec<ballast_model::FaultSpec> = Vec::new();
     let mut check =
         |c: &mut Checker, path: &str, fault: ballast_model::FaultSpec, span: &dyn Fn(&str) -> Range<usize>| {
-            let mut problems = fault.validate().err().unwrap_or_default();
+            let mut problems = match fault.validate() {
+                Ok(f) => crate::faults::check_ttl(limits, f.ttl).err().into_iter().collect(),
+                Err(errors) => errors,
+            };
             problems.extend(fault_names(&fault, routes, clusters, tcp));
+            if let Some(id) = &fault.id
+                && out.iter().any(|f| f.id.as_ref() == Some(id))
+            {
+                problems.push(ballast_model::fault::FieldError {
+                    field: "id".into(),
+                    message: format!("duplicate fault id {id:?}"),
+                    fix: "give each fault its own id, or leave ids out".into(),
+                });
+            }
             if problems.is_empty() {
                 out.push(fault);
             }

@@ -16,11 +16,11 @@ use std::time::Duration;
 use ballast_model::fault::{Action, Delay, HttpEffect, HttpTarget};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use rand::Rng;
-use tokio::time::Instant;
 
 use super::shape::Shape;
 use super::{ActiveGuard, FaultTable, Installed};
 use crate::config::FaultLimits;
+use std::sync::atomic::Ordering::Relaxed;
 
 pub const TENANT_HEADER: HeaderName = HeaderName::from_static("x-ballast-tenant");
 pub const DELAY_HEADER: HeaderName = HeaderName::from_static("x-ballast-fault-delay-ms");
@@ -32,9 +32,13 @@ pub const CONTROL_HEADERS: [HeaderName; 4] = [DELAY_HEADER, DELAY_PERCENT_HEADER
 /// Tells the client which fault answered (the id, or `header` for a header-controlled one).
 pub const FAULT_HEADER: HeaderName = HeaderName::from_static("ballast-fault");
 
-/// The upstream faults whose match selected a request, for `Forward` to draw per attempt.
+/// The upstream faults whose match selected a request, for `Forward` to draw per attempt, and
+/// the request's `max_active` slot if its inbound faults took one.
 #[derive(Clone)]
-pub struct UpstreamFaults(pub Vec<Arc<Installed>>);
+pub struct UpstreamFaults {
+    pub selected: Vec<Arc<Installed>>,
+    pub slot: Option<Slot>,
+}
 
 /// What a request is matched on.
 pub struct RequestFacts<'a> {
@@ -64,13 +68,31 @@ pub struct Plan {
     pub delay: Duration,
     pub answer: Option<Answer>,
     pub shape: Shape,
-    /// Holds a `max_active` slot while the request is under the faults.
-    pub guard: Option<ActiveGuard>,
+    /// The request's `max_active` slot, shared by its inbound plan and its attempts' plans.
+    pub slot: Option<Slot>,
+    /// Faults drawn, counted as injected once the plan is admitted.
+    drawn: Vec<Arc<Installed>>,
 }
 
+/// One request's share of `max_active`, held while any of its plans (or a shaped body) lives.
+pub type Slot = Arc<ActiveGuard>;
 impl Plan {
     fn is_empty(&self) -> bool {
         self.delay.is_zero() && self.answer.is_none() && self.shape.is_none()
+    }
+
+    /// Let the plan act if the request has (or gets) a `max_active` slot; otherwise it is
+    /// dropped and counted as overflow. Drawn faults are counted as injected here.
+    pub fn admit(plan: Option<Plan>, table: &Arc<FaultTable>, slot: Option<&Slot>) -> Option<Plan> {
+        let mut plan = plan?;
+        plan.slot = match slot {
+            Some(s) => Some(s.clone()),
+            None => Some(Arc::new(table.activate()?)),
+        };
+        for f in &plan.drawn {
+            f.counters.injected.fetch_add(1, Relaxed);
+        }
+        Some(plan)
     }
 
     fn add(&mut self, fault: &Arc<str>, effect: &HttpEffect, rng: &mut impl Rng) {
@@ -152,51 +174,42 @@ impl Matcher {
     }
 }
 
-/// The faults among `faults` that select this request (live ones only). Counts `matched`.
+/// The faults among `faults` whose match selects this request (those still in place).
 pub fn select(faults: &[Arc<Installed>], req: &RequestFacts) -> Vec<Arc<Installed>> {
-    // The clock is read only if a fault with a TTL matches.
     let mut now = None;
     faults
         .iter()
         .filter(|f| f.matcher.as_ref().is_some_and(|m| m.matches(req)))
-        .filter(|f| f.expires.is_none() || f.live(*now.get_or_insert_with(Instant::now)))
-        .inspect(|f| _ = f.counters.matched.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        .filter(|f| f.in_place(&mut now))
         .cloned()
         .collect()
 }
 
-/// Draw each selected fault's percentage (for upstream faults, only those for `endpoint`) and
-/// combine the drawn ones into a plan; `None` when nothing applies or `max_active` is reached.
-pub fn draw(table: &Arc<FaultTable>, selected: &[Arc<Installed>], endpoint: Option<&str>) -> Option<Plan> {
-    let mut rng = rand::rng();
-    let mut drawn = Vec::new();
+/// Draw each selected fault still in place (for upstream faults, only those for `endpoint`):
+/// `matched` counts each one, and the drawn ones combine into a plan (see [`Plan::admit`]).
+pub fn draw(selected: &[Arc<Installed>], endpoint: Option<&str>) -> Option<Plan> {
+    if selected.is_empty() {
+        return None;
+    }
+    let (mut rng, mut now) = (rand::rng(), None);
+    let mut plan = Plan::default();
     for f in selected {
         let Action::Http { target, effect } = &f.action else {
             continue;
         };
-        if let Some(ep) = endpoint
-            && !target.endpoints.is_empty()
-            && !target.endpoints.iter().any(|e| e == ep)
-        {
+        let for_endpoint =
+            endpoint.is_none_or(|ep| target.endpoints.is_empty() || target.endpoints.iter().any(|e| e == ep));
+        // Checked again here: an upstream fault may have expired (or gone) since the request came.
+        if !for_endpoint || !f.in_place(&mut now) {
             continue;
         }
+        f.counters.matched.fetch_add(1, Relaxed);
         if roll(&mut rng, target.percent) {
-            drawn.push((f, effect));
+            plan.add(&f.id, effect, &mut rng);
+            plan.drawn.push(f.clone());
         }
     }
-    if drawn.is_empty() {
-        return None;
-    }
-    let guard = table.activate()?;
-    let mut plan = Plan {
-        guard: Some(guard),
-        ..Plan::default()
-    };
-    for (f, effect) in drawn {
-        f.counters.injected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        plan.add(&f.id, effect, &mut rng);
-    }
-    Some(plan)
+    (!plan.drawn.is_empty()).then_some(plan)
 }
 
 /// A request header that asks for a fault could not be read.
@@ -210,7 +223,7 @@ pub struct BadFaultHeader {
 /// Faults asked for by request headers (routes with `header_faults = true`), capped by the
 /// limits; `Ok(None)` when none is asked for or drawn.
 pub fn from_headers(
-    table: &Arc<FaultTable>,
+    table: &FaultTable,
     headers: &HeaderMap,
     limits: &FaultLimits,
 ) -> Result<Option<Plan>, BadFaultHeader> {
@@ -249,12 +262,11 @@ pub fn from_headers(
     let mut rng = rand::rng();
     let delay = delay
         .filter(|_| roll(&mut rng, delay_percent))
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0).min(limits.max_header_delay));
+        .map(|ms| Duration::from_secs_f64((ms / 1000.0).min(limits.max_header_delay.as_secs_f64())));
     let abort = abort.filter(|_| roll(&mut rng, abort_percent));
     if delay.is_none() && abort.is_none() {
         return Ok(None);
     }
-    let Some(guard) = table.activate() else { return Ok(None) };
     let counters = &table.counters;
     if delay.is_some() {
         counters
@@ -274,8 +286,7 @@ pub fn from_headers(
             body: None,
             headers: Vec::new(),
         }),
-        shape: Shape::default(),
-        guard: Some(guard),
+        ..Plan::default()
     };
     Ok((!plan.is_empty()).then_some(plan))
 }
@@ -287,6 +298,7 @@ pub fn merge(a: Option<Plan>, b: Option<Plan>) -> Option<Plan> {
             a.delay += b.delay;
             a.answer = a.answer.or(b.answer);
             a.shape = a.shape.and(b.shape);
+            a.drawn.extend(b.drawn);
             Some(a)
         }
         (a, b) => a.or(b),
@@ -361,13 +373,6 @@ mod tests {
         assert!(select(&http.inbound, &facts("api", &Method::POST, "/v2", &headers)).is_empty());
         headers.insert(TENANT_HEADER, "other".parse().unwrap());
         assert!(select(&http.inbound, &facts("api", &Method::POST, "/v1/pay", &headers)).is_empty());
-        assert_eq!(
-            http.inbound[0]
-                .counters
-                .matched
-                .load(std::sync::atomic::Ordering::Relaxed),
-            1
-        );
     }
 
     #[test]
@@ -384,7 +389,7 @@ mod tests {
         let http = table.http();
         let h = HeaderMap::new();
         let selected = select(&http.inbound, &facts("r", &Method::GET, "/", &h));
-        let plan = draw(&table, &selected, None).unwrap();
+        let plan = Plan::admit(draw(&selected, None), &table, None).unwrap();
         assert_eq!(plan.delay, Duration::from_millis(150));
         assert!(matches!(plan.answer, Some(Answer::Abort { status: 502, .. })));
         assert_eq!(
@@ -395,11 +400,44 @@ mod tests {
             }
         );
         assert_eq!(table.active(), 1);
-        drop(plan);
+        // An attempt's upstream plan shares the request's slot.
+        let attempt = Plan::admit(draw(&selected, Some("10.0.0.1:80")), &table, plan.slot.as_ref()).unwrap();
+        assert_eq!(table.active(), 1);
+        drop((plan, attempt));
         assert_eq!(table.active(), 0);
-        let reset = &http.inbound[6].counters;
-        assert_eq!(reset.matched.load(std::sync::atomic::Ordering::Relaxed), 1);
-        assert_eq!(reset.injected.load(std::sync::atomic::Ordering::Relaxed), 0);
+        let (abort, reset) = (&http.inbound[2].counters, &http.inbound[6].counters);
+        assert_eq!((abort.matched.load(Relaxed), abort.injected.load(Relaxed)), (2, 2));
+        assert_eq!((reset.matched.load(Relaxed), reset.injected.load(Relaxed)), (2, 0));
+    }
+
+    #[test]
+    fn at_max_active_a_plan_is_dropped_as_overflow_and_not_counted_as_injected() {
+        let limits = FaultLimits {
+            max_active: Some(1),
+            ..FaultLimits::default()
+        };
+        let table = Arc::new(FaultTable::new(limits, []));
+        let spec: FaultSpec = toml::from_str("kind = \"abort\"\nstatus = 503").unwrap();
+        let fault = spec.validate().unwrap();
+        table.add(spec, fault, Origin::Api, &Events::default()).unwrap();
+        let (http, h) = (table.http(), HeaderMap::new());
+        let selected = select(&http.inbound, &facts("r", &Method::GET, "/", &h));
+        let first = Plan::admit(draw(&selected, None), &table, None).unwrap();
+        assert!(Plan::admit(draw(&selected, None), &table, None).is_none());
+        assert_eq!(table.counters.overflow.load(Relaxed), 1);
+        let c = &http.inbound[0].counters;
+        assert_eq!((c.matched.load(Relaxed), c.injected.load(Relaxed)), (2, 1));
+        drop(first);
+        assert!(Plan::admit(draw(&selected, None), &table, None).is_some());
+    }
+
+    #[test]
+    fn a_removed_fault_no_longer_draws_for_requests_that_selected_it() {
+        let table = table_with(&["kind = \"abort\"\nstatus = 503\nid = \"x\"\nposition = \"upstream\""]);
+        let (http, h) = (table.http(), HeaderMap::new());
+        let selected = select(&http.upstream, &facts("r", &Method::GET, "/", &h));
+        assert!(table.remove("x", &Events::default()));
+        assert!(draw(&selected, Some("10.0.0.1:80")).is_none());
     }
 
     #[test]
@@ -409,8 +447,13 @@ mod tests {
         let http = table.http();
         let h = HeaderMap::new();
         let selected = select(&http.upstream, &facts("r", &Method::GET, "/", &h));
-        assert!(draw(&table, &selected, Some("10.0.0.2:80")).is_none());
-        assert!(draw(&table, &selected, Some("10.0.0.1:80")).is_some());
+        assert!(draw(&selected, Some("10.0.0.2:80")).is_none());
+        assert!(draw(&selected, Some("10.0.0.1:80")).is_some());
+        assert_eq!(
+            http.upstream[0].counters.matched.load(Relaxed),
+            1,
+            "matched counts per endpoint"
+        );
     }
 
     #[test]
@@ -422,6 +465,12 @@ mod tests {
         h.insert(ABORT_HEADER, "429".parse().unwrap());
         let plan = from_headers(&table, &h, &limits).unwrap().unwrap();
         assert_eq!(plan.delay, limits.max_header_delay);
+        h.insert(DELAY_HEADER, "1e300".parse().unwrap());
+        let plan = from_headers(&table, &h, &limits).unwrap().unwrap();
+        assert_eq!(
+            plan.delay, limits.max_header_delay,
+            "capped before it becomes a duration"
+        );
         assert!(matches!(plan.answer, Some(Answer::Abort { status: 429, .. })));
         h.insert(ABORT_PERCENT_HEADER, "0".parse().unwrap());
         h.insert(DELAY_PERCENT_HEADER, "0".parse().unwrap());

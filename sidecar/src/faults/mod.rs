@@ -15,7 +15,7 @@ pub mod http;
 pub mod shape;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,12 +48,23 @@ pub struct Installed {
     pub counters: Counters,
     /// For HTTP faults: the match, ready for requests.
     pub matcher: Option<http::Matcher>,
+    /// Set when removed, for requests that selected the fault before.
+    removed: AtomicBool,
 }
 
 impl Installed {
-    /// False once the TTL has run out, whether or not the reaper has removed it yet.
+    /// False once the TTL has run out or the fault was removed, whether or not every reader
+    /// has seen the table without it yet.
     pub fn live(&self, now: Instant) -> bool {
-        self.expires.is_none_or(|(at, _)| now < at)
+        !self.removed.load(Ordering::Relaxed) && self.expires.is_none_or(|(at, _)| now < at)
+    }
+
+    /// [`Installed::live`], reading the clock (once, into `now`) only for a fault with a TTL.
+    pub fn in_place(&self, now: &mut Option<Instant>) -> bool {
+        match self.expires {
+            None => !self.removed.load(Ordering::Relaxed),
+            Some(_) => self.live(*now.get_or_insert_with(Instant::now)),
+        }
     }
 
     pub fn view(&self) -> ActiveFault {
@@ -166,24 +177,47 @@ impl FaultTable {
     }
 
     /// Put a checked fault in place. Names of routes, endpoints and listeners must have been
-    /// checked against the config by the caller (see `check_names`).
+    /// checked against the config by the caller ([`crate::config::Config::fault_names`]).
     pub fn add(&self, spec: FaultSpec, fault: Fault, origin: Origin, events: &Events) -> Result<ActiveFault, Refused> {
         let mut state = self.lock();
+        let installed = self.install(&mut state, spec, fault, origin)?;
+        self.publish(&state);
+        drop(state);
+        self.announce_added(&installed, events);
+        Ok(installed.view())
+    }
+
+    /// Make an [`Installed`] and put it in `state` (not yet published).
+    fn install(
+        &self,
+        state: &mut State,
+        spec: FaultSpec,
+        fault: Fault,
+        origin: Origin,
+    ) -> Result<Arc<Installed>, Refused> {
+        let taken = |state: &State, id: &str| state.faults.iter().any(|f| &*f.id == id);
         let id: Arc<str> = match &spec.id {
-            Some(id) if state.faults.iter().any(|f| *f.id == **id) => return Err(Refused::DuplicateId(id.clone())),
+            Some(id) if taken(state, id) => return Err(Refused::DuplicateId(id.clone())),
             Some(id) => id.as_str().into(),
-            None => {
+            None => loop {
                 state.next_id += 1;
                 let prefix = if origin == Origin::Config { "config-" } else { "f" };
-                format!("{prefix}{}", state.next_id).into()
-            }
+                let id = format!("{prefix}{}", state.next_id);
+                if !taken(state, &id) {
+                    break id.into();
+                }
+            },
         };
         let now_ms = unix_ms();
         let ttl = match origin {
             Origin::Config => fault.ttl,
             Origin::Api => Some(fault.ttl.unwrap_or(self.limits.default_ttl)),
         };
-        let expires = ttl.map(|ttl| (Instant::now() + ttl, now_ms + ttl.as_millis() as u64));
+        // A TTL too far out for the clock is no TTL (validation caps TTLs well below that).
+        let expires = ttl.and_then(|ttl| {
+            let at = Instant::now().checked_add(ttl)?;
+            Some((at, now_ms.saturating_add(ttl.as_millis() as u64)))
+        });
         let matcher = match &fault.action {
             Action::Http { target, .. } => http::Matcher::new(target),
             Action::Tcp { .. } => None,
@@ -197,10 +231,13 @@ impl FaultTable {
             created_at_ms: now_ms,
             expires,
             counters: Counters::default(),
+            removed: AtomicBool::new(false),
         });
         state.faults.push(installed.clone());
-        self.publish(&state);
-        drop(state);
+        Ok(installed)
+    }
+
+    fn announce_added(&self, installed: &Installed, events: &Events) {
         self.counters.added.fetch_add(1, Ordering::Relaxed);
         events.publish(EventKind::FaultAdded {
             id: installed.id.to_string(),
@@ -208,7 +245,6 @@ impl FaultTable {
             expires_at_ms: installed.expires.map(|(_, ms)| ms),
         });
         self.changed.notify_one();
-        Ok(installed.view())
     }
 
     /// Remove one fault by id; false if there is none.
@@ -221,20 +257,58 @@ impl FaultTable {
         self.remove_where(|f| f.origin == Origin::Api, events)
     }
 
-    /// Replace the faults from the config file with a new config's (on reload).
-    pub fn replace_config_faults(&self, faults: Vec<(FaultSpec, Fault)>, events: &Events) {
-        self.remove_where(|f| f.origin == Origin::Config, events);
-        for (spec, fault) in faults {
-            if let Err(e) = self.add(spec, fault, Origin::Config, events) {
-                tracing::warn!(error = %e, "fault from the config not applied");
+    /// Make the faults from the config file those of a new config (at start and on reload),
+    /// in one step: faults whose spec did not change stay as they are (id, counters, the
+    /// toxicity drawn for open connections), the others go and the new ones come. Refused,
+    /// changing nothing, if a new fault's id is taken by a fault that stays.
+    pub fn replace_config_faults(&self, faults: Vec<(FaultSpec, Fault)>, events: &Events) -> Result<(), Refused> {
+        let mut state = self.lock();
+        let in_new_config = |f: &Installed| faults.iter().any(|(spec, _)| *spec == f.spec);
+        let stays = |f: &Installed| f.origin == Origin::Api || in_new_config(f);
+        let in_place = |spec: &FaultSpec, state: &State| {
+            state
+                .faults
+                .iter()
+                .any(|f| f.origin == Origin::Config && f.spec == *spec)
+        };
+        let fresh: Vec<&(FaultSpec, Fault)> = faults.iter().filter(|(spec, _)| !in_place(spec, &state)).collect();
+        for (spec, _) in &fresh {
+            if let Some(id) = &spec.id
+                && state.faults.iter().any(|f| stays(f) && &*f.id == id)
+            {
+                return Err(Refused::DuplicateId(id.clone()));
             }
         }
+        let (stay, gone): (Vec<_>, Vec<_>) = state.faults.drain(..).partition(|f| stays(f));
+        state.faults = stay;
+        for f in &gone {
+            f.removed.store(true, Ordering::Relaxed);
+        }
+        let mut added = Vec::new();
+        for (spec, fault) in fresh {
+            added.push(self.install(&mut state, spec.clone(), fault.clone(), Origin::Config)?);
+        }
+        if !gone.is_empty() || !added.is_empty() {
+            self.publish(&state);
+        }
+        drop(state);
+        for f in gone {
+            self.counters.removed.fetch_add(1, Ordering::Relaxed);
+            events.publish(EventKind::FaultRemoved { id: f.id.to_string() });
+        }
+        for f in added {
+            self.announce_added(&f, events);
+        }
+        Ok(())
     }
 
     fn remove_where(&self, pred: impl Fn(&Installed) -> bool, events: &Events) -> Vec<String> {
         let mut state = self.lock();
         let (gone, kept): (Vec<_>, Vec<_>) = state.faults.drain(..).partition(|f| pred(f));
         state.faults = kept;
+        for f in &gone {
+            f.removed.store(true, Ordering::Relaxed);
+        }
         if !gone.is_empty() {
             self.publish(&state);
         }
@@ -355,7 +429,7 @@ impl FaultTable {
         family(
             "ballast_faults_removed_total",
             "counter",
-            "Faults removed before their TTL.",
+            "Faults removed before their TTL (through the API, or gone from the config on reload).",
             &one(load(&c.removed)),
         );
         family(
@@ -495,14 +569,14 @@ mod tests {
     fn config_faults_have_no_ttl_and_are_replaced_on_reload() {
         let (table, events) = (table(), Events::default());
         let (s, f) = spec("kind = \"latency\"\nlistener = \"redis\"\nlatency = 100");
-        table.replace_config_faults(vec![(s, f)], &events);
+        table.replace_config_faults(vec![(s, f)], &events).unwrap();
         let toxics = table.toxics("redis").unwrap();
         assert_eq!(toxics.borrow().len(), 1);
         assert_eq!(toxics.borrow()[0].expires, None);
         assert_eq!(&*toxics.borrow()[0].id, "config-1");
         let (s, f) = spec("kind = \"abort\"\nstatus = 500");
         table.add(s, f, Origin::Api, &events).unwrap();
-        table.replace_config_faults(vec![], &events);
+        table.replace_config_faults(vec![], &events).unwrap();
         assert!(toxics.borrow().is_empty());
         assert_eq!(table.list().len(), 1, "the API fault stays");
         assert_eq!(table.clear(&events).len(), 1);

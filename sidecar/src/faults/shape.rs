@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use super::ActiveGuard;
+use super::http::Slot;
 use crate::body::{Body, BoxError};
 
 /// How a response body is shaped.
@@ -61,11 +61,11 @@ pub struct Shaped {
     /// Whether the pause before a cut has been taken.
     flushed: bool,
     /// Keeps the request counted as under a fault until the body is done.
-    _guard: Option<ActiveGuard>,
+    _guard: Option<Slot>,
 }
 
 impl Shaped {
-    pub fn new(inner: Body, shape: Shape, guard: Option<ActiveGuard>) -> Self {
+    pub fn new(inner: Body, shape: Shape, guard: Option<Slot>) -> Self {
         Shaped {
             inner,
             shape,

@@ -198,10 +198,10 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
     req.body_mut()
         .meter_upstream(cluster_meter, endpoint_meter, Direction::In);
     // Upstream faults selected for this request, drawn for this attempt on this endpoint.
-    let mut plan: Option<Plan> = req
-        .extensions_mut()
-        .remove::<UpstreamFaults>()
-        .and_then(|selected| draw(&this.faults, &selected.0, Some(&endpoint.address)));
+    let mut plan: Option<Plan> = req.extensions_mut().remove::<UpstreamFaults>().and_then(|faults| {
+        let plan = draw(&faults.selected, Some(&endpoint.address));
+        Plan::admit(plan, &this.faults, faults.slot.as_ref())
+    });
     let t0 = tokio::time::Instant::now();
     let timers = (cluster_meter.start_at(t0), endpoint_meter.start_at(t0));
     // What the attempt came to, for the meters and the client span.
@@ -282,7 +282,7 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
         let mut body = Body::upstream(UpstreamBody::new(b, in_flight, checkin));
         body.meter_upstream(cluster_meter, endpoint_meter, Direction::Out);
         match plan {
-            Some(plan) if !plan.shape.is_none() => body.shaped(plan.shape, plan.guard),
+            Some(plan) if !plan.shape.is_none() => body.shaped(plan.shape, plan.slot),
             _ => body,
         }
     }))

@@ -18,13 +18,15 @@
 //!
 //! Differences from Toxiproxy: chained latencies add up (Toxiproxy measures each from the
 //! read, so they overlap); `down` closes open connections as `enabled = false` does, and
-//! additionally refuses new ones while keeping the port bound.
+//! additionally refuses new ones while keeping the port bound. As in Toxiproxy, a connection
+//! whose data a `timeout` dropped is closed when that toxic goes.
 //!
 //! # `down`
 //! While a live `down` toxic is in place the listening socket is shut down for reading
 //! (`shutdown(SHUT_RD)`, Linux): the kernel stops listening and resets pending and new
 //! connection attempts (clients see ECONNREFUSED), while the socket keeps its port. Removing
-//! it calls `listen` again. The socket is taken out of tokio's reactor while down and
+//! it calls `listen` again. (The sidecar binds TCP listeners to explicit ports, port 0 resolved
+//! first, so the fallback below only serves callers that hand in a port-0 socket.) The socket is taken out of tokio's reactor while down and
 //! registered afresh after: the shutdown leaves a sticky "read closed" readiness in tokio that
 //! would make `accept` spin. One exception: a socket bound to port 0 loses its port on
 //! shutdown (the kernel releases automatically chosen ports), so when `listen` comes back on

@@ -79,6 +79,9 @@ pub(crate) struct Chain {
     rolls: Vec<(Arc<Installed>, bool)>,
     /// A live `down` toxic is in place.
     pub down: bool,
+    /// A `timeout` that acted on this connection was removed: data was dropped, so the
+    /// connection is closed (Toxiproxy's `TimeoutToxic.Cleanup`), not resumed out of step.
+    pub timed_out: bool,
     /// `down` counted for this connection already.
     down_counted: bool,
     /// When a toxic in the snapshot stops being live: the chain must be rebuilt then even if
@@ -93,6 +96,7 @@ impl Chain {
             stages: Vec::new(),
             rolls: Vec::new(),
             down: false,
+            timed_out: false,
             down_counted: false,
             next_expiry: None,
         }
@@ -159,6 +163,7 @@ impl Chain {
             };
             self.stages.push(stage);
         }
+        self.timed_out |= old_stages.iter().any(|s| matches!(s.toxic, Toxic::Timeout { .. }));
     }
 
     /// The first `timeout` or `reset_peer` deadline, and what happens then.
@@ -349,7 +354,7 @@ where
     // The table lives as long as the sidecar; if it is gone, keep the last toxics.
     let mut watching = true;
     loop {
-        if chain.down {
+        if chain.down || chain.timed_out {
             return Outcome::Close;
         }
         let timer = chain.timer();
@@ -559,17 +564,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn timeout_zero_drops_data_until_removed_and_slow_close_holds_the_close() {
+    async fn timeout_zero_drops_data_until_removed_then_closes_and_slow_close_holds_a_close() {
         let table = table();
         let id = add(&table, "kind = \"timeout\"\ntimeout = 0");
-        add(&table, "kind = \"slow_close\"\ndelay = 500");
         let (mut client, mut server, task) = piped(table.toxics("t").unwrap());
         client.write_all(b"dropped").await.unwrap();
         let mut buf = [0u8; 64];
         let read = tokio::time::timeout(Duration::from_secs(60), server.read(&mut buf)).await;
         assert!(read.is_err(), "nothing passes while the timeout is in place");
+        // Removed: the stream lost data, so it is closed rather than resumed (as Toxiproxy).
         assert!(table.remove(&id, &Events::default()));
-        tokio::task::yield_now().await;
+        assert_eq!(task.await.unwrap(), Outcome::Close);
+
+        add(&table, "kind = \"slow_close\"\ndelay = 500");
+        let (mut client, mut server, task) = piped(table.toxics("t").unwrap());
         client.write_all(b"through").await.unwrap();
         let n = server.read(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"through");
@@ -617,7 +625,7 @@ mod tests {
     async fn toxics_for_the_other_direction_and_expired_ones_do_not_apply() {
         let table = table();
         add(&table, "kind = \"timeout\"\ntimeout = 0\nstream = \"upstream\"");
-        add(&table, "kind = \"timeout\"\ntimeout = 0\nttl = \"1s\"");
+        add(&table, "kind = \"latency\"\nlatency = 100000\nttl = \"1s\"");
         let (mut client, mut server, _task) = piped(table.toxics("t").unwrap());
         tokio::time::sleep(Duration::from_millis(1500)).await;
         client.write_all(b"hello").await.unwrap();
