@@ -218,6 +218,16 @@ fn toxic_latency_adds_its_delay_to_open_connections_and_removing_it_restores_ser
     let proxy = Proxy::start(&redis);
     let mut c = proxy.connect();
     let base = c.median_ping(9);
+    // Five round trips of the real client on one connection (`-r 5`).
+    let cli_pings = || {
+        let t0 = std::time::Instant::now();
+        assert_eq!(
+            redis_cli(proxy.addr.port(), &["-r", "5", "ping"]).0,
+            "PONG\nPONG\nPONG\nPONG\nPONG"
+        );
+        t0.elapsed()
+    };
+    let cli_base = cli_pings();
 
     // Added while the connection is open: it acts on it (toxics are followed live).
     let id = proxy.add(json!({"kind": "latency", "latency": 100, "stream": "downstream"}));
@@ -227,8 +237,12 @@ fn toxic_latency_adds_its_delay_to_open_connections_and_removing_it_restores_ser
         added >= Duration::from_millis(90) && added <= Duration::from_millis(250),
         "a 100 ms latency toxic added {added:?} (base {base:?}, with it {slow:?})"
     );
-    // A new connection gets it too, and redis-cli still works through it.
-    assert_eq!(redis_cli(proxy.addr.port(), &["ping"]).0, "PONG");
+    // A new connection gets it too: redis-cli's five round trips take 5 × 100 ms longer.
+    let cli_added = cli_pings().saturating_sub(cli_base);
+    assert!(
+        cli_added >= Duration::from_millis(450) && cli_added <= Duration::from_millis(1250),
+        "redis-cli: five PINGs took {cli_added:?} longer"
+    );
 
     proxy.remove(&id);
     let after = c.median_ping(9);
