@@ -90,6 +90,12 @@ pub struct Counters {
     /// Requests in flight when the snapshot was taken (a gauge, not a counter).
     #[serde(default)]
     pub in_flight: u64,
+    /// Retries sent (routes only): tries beyond each request's first.
+    #[serde(default)]
+    pub retries: u64,
+    /// Retries not sent because the route's retry budget was spent.
+    #[serde(default)]
+    pub retry_budget_exhausted: u64,
 }
 
 impl Counters {
@@ -124,6 +130,10 @@ impl Counters {
             bytes_in: self.bytes_in.checked_sub(earlier.bytes_in)?,
             bytes_out: self.bytes_out.checked_sub(earlier.bytes_out)?,
             in_flight: self.in_flight,
+            retries: self.retries.checked_sub(earlier.retries)?,
+            retry_budget_exhausted: self
+                .retry_budget_exhausted
+                .checked_sub(earlier.retry_budget_exhausted)?,
         })
     }
 }
@@ -340,6 +350,8 @@ mod tests {
                 bytes_in: requests * 10,
                 bytes_out: requests * 100,
                 in_flight: 1,
+                retries: requests / 10,
+                retry_budget_exhausted: 0,
             },
             latency,
             exemplars: Exemplars::default(),

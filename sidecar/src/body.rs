@@ -39,6 +39,10 @@ enum Inner {
     Boxed(UnsyncBoxBody<Bytes, BoxError>),
     /// A body under a bandwidth or truncate fault.
     Shaped(Box<Shaped>),
+    /// A request body read ahead for retries, sent (again) whole: data, then trailers.
+    Replay(Option<Bytes>, Option<http::HeaderMap>),
+    /// A request body read ahead past the retry buffer: what was read, then the rest.
+    Prefixed(Option<Bytes>, Box<Body>),
 }
 
 /// Which way a body travels, for byte counts: in from the client, or out to it.
@@ -92,6 +96,14 @@ impl Body {
 
     pub fn boxed(b: UnsyncBoxBody<Bytes, BoxError>) -> Self {
         Body::new(Inner::Boxed(b))
+    }
+
+    pub fn replay(data: Bytes, trailers: Option<http::HeaderMap>) -> Self {
+        Body::new(Inner::Replay(Some(data).filter(|d| !d.is_empty()), trailers))
+    }
+
+    pub fn prefixed(read: Bytes, rest: Body) -> Self {
+        Body::new(Inner::Prefixed(Some(read), Box::new(rest)))
     }
 
     /// This body under a bandwidth or truncate fault (its byte counts stay with it).
@@ -163,6 +175,14 @@ impl HttpBody for Body {
             Inner::Limited(b) => Pin::new(b).poll_frame(cx),
             Inner::Boxed(b) => Pin::new(b).poll_frame(cx),
             Inner::Shaped(b) => Pin::new(&mut **b).poll_frame(cx),
+            Inner::Replay(data, trailers) => Poll::Ready(match data.take() {
+                Some(d) => Some(Ok(Frame::data(d))),
+                None => trailers.take().map(|t| Ok(Frame::trailers(t))),
+            }),
+            Inner::Prefixed(read, rest) => match read.take() {
+                Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),
+                None => Pin::new(&mut **rest).poll_frame(cx),
+            },
         };
         if let (Some(tap), Poll::Ready(Some(Ok(frame)))) = (&mut this.tap, &polled)
             && let Some(data) = frame.data_ref()
@@ -180,6 +200,8 @@ impl HttpBody for Body {
             Inner::Limited(b) => b.is_end_stream(),
             Inner::Boxed(b) => b.is_end_stream(),
             Inner::Shaped(b) => b.is_end_stream(),
+            Inner::Replay(data, trailers) => data.is_none() && trailers.is_none(),
+            Inner::Prefixed(read, rest) => read.is_none() && rest.is_end_stream(),
         }
     }
 
@@ -191,6 +213,17 @@ impl HttpBody for Body {
             Inner::Limited(b) => b.size_hint(),
             Inner::Boxed(b) => b.size_hint(),
             Inner::Shaped(b) => b.size_hint(),
+            Inner::Replay(data, _) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Inner::Prefixed(read, rest) => {
+                let read = read.as_ref().map_or(0, |d| d.len() as u64);
+                let rest = rest.size_hint();
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower() + read);
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper + read);
+                }
+                hint
+            }
         }
     }
 }

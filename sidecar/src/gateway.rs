@@ -22,6 +22,7 @@ use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
 use crate::faults::http::{Answer, Plan, RequestFacts, UpstreamFaults};
 use crate::faults::{self, FaultTable};
+use crate::policy::retry::{Attempts, RetryLayer};
 use crate::proxy::headers::{self, Client, X_REQUEST_ID};
 use crate::proxy::{AnsweredBy, Forward, Hangup, HungUp, ProxyError, abort_response, error_response};
 use crate::router::RequestView;
@@ -82,11 +83,19 @@ impl Gateway {
             .iter()
             .map(|route| {
                 let upstream = upstreams[&route.cluster].clone();
+                let meter = meters.route(&route.name);
+                let retry = route
+                    .retry
+                    .clone()
+                    .map(|p| RetryLayer::new(p, meter.clone(), route.timeout));
                 let service = ServiceBuilder::new()
                     // Failures from any layer come back as a classified ProxyError.
                     .map_err(ProxyError::from_boxed)
-                    // The route timeout covers the whole upstream exchange until the response head.
+                    // The route timeout covers every try until the response head.
                     .timeout(route.timeout)
+                    // Retries (when configured): per-try timeouts, backoff, the retry budget.
+                    .option_layer(retry)
+                    // One try: pick an endpoint (upstream faults there), send on a pooled connection.
                     .service(Forward::new(upstream, route.host.clone(), telemetry, faults.clone()));
                 let host_rewrite = match &route.host {
                     HostPolicy::Rewrite(h) => Some(HeaderValue::from_str(h).expect("validated host")),
@@ -95,7 +104,7 @@ impl Gateway {
                 RouteEntry {
                     config: route.clone(),
                     host_rewrite,
-                    meter: meters.route(&route.name),
+                    meter,
                     service: BoxCloneSyncService::new(service),
                 }
             })
@@ -132,6 +141,7 @@ impl Gateway {
                 status: class.status(),
                 error: Some(class),
                 endpoint: None,
+                attempts: 0,
                 took,
                 trace: None,
             };
@@ -159,18 +169,20 @@ impl Gateway {
             }
         };
         let mut hangup = None;
-        let (mut resp, error, endpoint) = match forwarded {
+        let (mut resp, error, endpoint, attempts) = match forwarded {
             Ok(resp) => {
                 let endpoint = resp.extensions().get::<AnsweredBy>().map(|a| a.0.clone());
-                (resp, None, endpoint)
+                let attempts = resp.extensions().get::<Attempts>().map(|a| a.0);
+                (resp, None, endpoint, attempts)
             }
             Err(e) => {
                 tracing::debug!(route = %route.config.name, error = %e, "request failed");
-                let (class, endpoint) = (e.class, e.endpoint.clone());
+                let (class, endpoint, attempts) = (e.class, e.endpoint.clone(), e.attempts);
                 hangup = e.hangup;
-                (e.into_response(), Some(class), endpoint)
+                (e.into_response(), Some(class), endpoint, attempts)
             }
         };
+        let attempts = attempts.unwrap_or(u32::from(endpoint.is_some()));
         let status = resp.status().as_u16();
         let took = timer.record(status, error);
         if let Some(span @ ServerSpan::Sampled(cx)) = &trace {
@@ -197,6 +209,7 @@ impl Gateway {
                 status,
                 error,
                 endpoint,
+                attempts,
                 took,
                 trace,
             },
@@ -320,7 +333,7 @@ impl Gateway {
             status: outcome.status,
             duration_ms: outcome.took.as_secs_f64() * 1e3,
             upstream: outcome.endpoint.as_deref(),
-            attempts: u32::from(outcome.endpoint.is_some()),
+            attempts: outcome.attempts,
             error: outcome.error,
             request_id: request_id.to_str().unwrap_or_default(),
             trace_id: outcome.trace.as_ref().map(ServerSpan::trace_id),
@@ -333,6 +346,8 @@ struct Outcome {
     status: u16,
     error: Option<ErrorClass>,
     endpoint: Option<Arc<str>>,
+    /// Upstream tries (0 when none was made).
+    attempts: u32,
     took: std::time::Duration,
     /// The server span, when tracing is on.
     trace: Option<ServerSpan>,

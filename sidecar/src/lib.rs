@@ -7,6 +7,8 @@
 //! - [`config`]: the TOML file: parse, validate (every error with file:line:column), defaults.
 //! - [`router`]: route matching (host, path exact/prefix/regex, method, headers), in order.
 //! - [`gateway`]: the outermost, infallible handler and the per-route tower stacks.
+//! - [`policy`]: the resilience layers of a route's stack (retries with a budget, per-try
+//!   timeouts).
 //! - [`proxy`]: forwarding to one endpoint, header hygiene, error classification.
 //! - [`upstream`]: a cluster at run time: endpoints, balancer (`balance`) and per-worker,
 //!   per-endpoint connection pools (`pool`).
@@ -50,6 +52,7 @@ pub mod config;
 pub mod events;
 pub mod faults;
 pub mod gateway;
+pub mod policy;
 pub mod proxy;
 pub mod router;
 pub mod server;

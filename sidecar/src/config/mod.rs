@@ -190,6 +190,109 @@ pub struct Route {
     pub max_request_body: Option<u64>,
     /// Let clients ask for faults with `x-ballast-fault-*` headers (never for untrusted clients).
     pub header_faults: bool,
+    /// Retries; none when absent.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// A route's retries (Envoy's names and semantics, linkerd's budget).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryPolicy {
+    pub retry_on: RetryOn,
+    pub retriable_status_codes: Vec<u16>,
+    pub max_retries: u32,
+    #[serde(serialize_with = "ser::opt_duration")]
+    pub per_try_timeout: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    pub retry_non_idempotent: bool,
+    /// Request bodies up to this size are read ahead for replay; larger ones are not retried.
+    pub buffer_limit: u64,
+    /// Retries allowed per request, on top of `budget_min_per_second` (over 10 s).
+    pub budget_ratio: f64,
+    pub budget_min_per_second: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retry_on: RetryOn::default(),
+            retriable_status_codes: Vec::new(),
+            max_retries: 1,
+            per_try_timeout: None,
+            backoff_base: Duration::from_millis(25),
+            backoff_max: Duration::from_millis(250),
+            retry_non_idempotent: false,
+            buffer_limit: 64 * 1024,
+            budget_ratio: 0.2,
+            budget_min_per_second: 10,
+        }
+    }
+}
+
+/// The conditions of `retry_on`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryOn {
+    pub connect_failure: bool,
+    pub refused_stream: bool,
+    pub reset: bool,
+    /// `5xx`: any 5xx answer, and every failure the sidecar answers with a 5xx.
+    pub server_error: bool,
+    /// `gateway-error`: 502, 503, 504, and the connect, reset, protocol and timeout failures.
+    pub gateway_error: bool,
+    pub retriable_status_codes: bool,
+}
+
+impl RetryOn {
+    pub const NAMES: [&str; 6] = [
+        "connect-failure",
+        "refused-stream",
+        "reset",
+        "5xx",
+        "gateway-error",
+        "retriable-status-codes",
+    ];
+
+    /// From names; the first unknown one is the error.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
+        let mut on = RetryOn::default();
+        for name in names {
+            let flag = match name.as_ref() {
+                "connect-failure" => &mut on.connect_failure,
+                "refused-stream" => &mut on.refused_stream,
+                "reset" => &mut on.reset,
+                "5xx" => &mut on.server_error,
+                "gateway-error" => &mut on.gateway_error,
+                "retriable-status-codes" => &mut on.retriable_status_codes,
+                other => return Err(other.to_owned()),
+            };
+            *flag = true;
+        }
+        Ok(on)
+    }
+
+    fn names(&self) -> Vec<&'static str> {
+        let flags = [
+            self.connect_failure,
+            self.refused_stream,
+            self.reset,
+            self.server_error,
+            self.gateway_error,
+            self.retriable_status_codes,
+        ];
+        Self::NAMES
+            .into_iter()
+            .zip(flags)
+            .filter_map(|(n, on)| on.then_some(n))
+            .collect()
+    }
+}
+
+impl Serialize for RetryOn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.names())
+    }
 }
 
 /// What the upstream sees as `Host`.
@@ -291,6 +394,12 @@ mod ser {
     }
     pub fn durations<S: Serializer>(ds: &[Duration], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(ds.iter().map(|d| ballast_model::HumanDuration(*d).to_string()))
+    }
+    pub fn opt_duration<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.collect_str(&ballast_model::HumanDuration(*d)),
+            None => s.serialize_none(),
+        }
     }
     pub fn methods<S: Serializer>(ms: &[Method], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(ms.iter().map(Method::as_str))

@@ -86,6 +86,25 @@ pub struct RouteSpec {
     pub max_request_body: Option<Spanned<ByteSize>>,
     #[serde(default)]
     pub header_faults: bool,
+    pub retry: Option<Spanned<RetrySpec>>,
+}
+
+/// `retry = { retry_on = ["connect-failure", "gateway-error"], max_retries = 2, ... }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    pub retry_on: Spanned<Vec<String>>,
+    pub max_retries: Option<Spanned<u32>>,
+    pub per_try_timeout: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    pub retriable_status_codes: Vec<Spanned<u16>>,
+    pub backoff_base: Option<Spanned<HumanDuration>>,
+    pub backoff_max: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    pub retry_non_idempotent: bool,
+    pub buffer_limit: Option<Spanned<ByteSize>>,
+    pub budget_ratio: Option<Spanned<f64>>,
+    pub budget_min_per_second: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, did_you_mean};
 use super::load::FileSpec;
-use super::spec::{ClusterSpec, HeaderMatchSpec, ListenerSpec, MatchSpec, RouteSpec};
+use super::spec::{ClusterSpec, HeaderMatchSpec, ListenerSpec, MatchSpec, RetrySpec, RouteSpec};
 use super::*;
 
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
@@ -841,6 +841,7 @@ fn route_spec(c: &mut Checker, i: usize, spec: &RouteSpec, clusters: &[&str]) ->
         response_headers_remove: c.header_names(&p("response_headers_remove"), &spec.response_headers_remove),
         max_request_body,
         header_faults: spec.header_faults,
+        retry: spec.retry.as_ref().map(|r| retry_policy(c, &p("retry"), r, timeout)),
     };
     (c.errors.len() == before).then_some(route)
 }
@@ -978,4 +979,124 @@ fn anchored(re: &str) -> String {
 
 fn first_line(s: &str) -> String {
     s.lines().last().unwrap_or_default().trim().to_owned()
+}
+
+fn retry_policy(c: &mut Checker, path: &str, spec: &Spanned<RetrySpec>, route_timeout: Duration) -> RetryPolicy {
+    let p = |f: &str| format!("{path}.{f}");
+    let d = RetryPolicy::default();
+    let r = spec.get_ref();
+    let retry_on = match RetryOn::parse(r.retry_on.get_ref()) {
+        Ok(on) => on,
+        Err(unknown) => {
+            let hint = match did_you_mean(&unknown, RetryOn::NAMES) {
+                Some(s) => format!("did you mean {s:?}?"),
+                None => format!("conditions are {}", RetryOn::NAMES.join(", ")),
+            };
+            c.err(
+                p("retry_on"),
+                r.retry_on.span(),
+                format!("unknown retry condition {unknown:?}"),
+                hint,
+            );
+            RetryOn::default()
+        }
+    };
+    if r.retry_on.get_ref().is_empty() {
+        c.err(
+            p("retry_on"),
+            r.retry_on.span(),
+            "no retry conditions: nothing would be retried",
+            format!("list some of {}", RetryOn::NAMES.join(", ")),
+        );
+    }
+    let codes: Vec<u16> = r.retriable_status_codes.iter().map(|c| *c.get_ref()).collect();
+    for code in &r.retriable_status_codes {
+        if !(100..=599).contains(code.get_ref()) {
+            c.err(
+                p("retriable_status_codes"),
+                code.span(),
+                format!("{} is not an HTTP status", code.get_ref()),
+                "use statuses such as 409 or 429",
+            );
+        }
+    }
+    if retry_on.retriable_status_codes && codes.is_empty() {
+        c.err(
+            p("retry_on"),
+            r.retry_on.span(),
+            "retriable-status-codes without retriable_status_codes",
+            "list the statuses, e.g. retriable_status_codes = [409]",
+        );
+    }
+    let max_retries = r.max_retries.as_ref().map_or(d.max_retries, |m| *m.get_ref());
+    if let Some(m) = r.max_retries.as_ref().filter(|m| *m.get_ref() > 10) {
+        c.err(
+            p("max_retries"),
+            m.span(),
+            format!("{} retries per request", m.get_ref()),
+            "use at most 10; the retry budget is what bounds retries under load",
+        );
+    }
+    let per_try_timeout = r
+        .per_try_timeout
+        .as_ref()
+        .map(|t| c.positive(&p("per_try_timeout"), Some(t), route_timeout));
+    if let (Some(t), Some(spec)) = (per_try_timeout, &r.per_try_timeout)
+        && t >= route_timeout
+    {
+        c.err(
+            p("per_try_timeout"),
+            spec.span(),
+            format!(
+                "per_try_timeout {} is not shorter than the route timeout {}",
+                HumanDuration(t),
+                HumanDuration(route_timeout)
+            ),
+            "the route timeout covers every try: make per_try_timeout shorter, or the route timeout longer",
+        );
+    }
+    let backoff_base = c.positive(&p("backoff_base"), r.backoff_base.as_ref(), d.backoff_base);
+    let backoff_max = c.positive(
+        &p("backoff_max"),
+        r.backoff_max.as_ref(),
+        d.backoff_max.max(backoff_base),
+    );
+    if let Some(m) = &r.backoff_max
+        && backoff_max < backoff_base
+    {
+        c.err(
+            p("backoff_max"),
+            m.span(),
+            "backoff_max is below backoff_base",
+            "make backoff_max at least backoff_base",
+        );
+    }
+    let budget_ratio = match &r.budget_ratio {
+        Some(b) if !(0.0..=10.0).contains(b.get_ref()) => {
+            c.err(
+                p("budget_ratio"),
+                b.span(),
+                format!("{} is outside 0..=10", b.get_ref()),
+                "write retries per request as a ratio, e.g. 0.2",
+            );
+            d.budget_ratio
+        }
+        Some(b) => *b.get_ref(),
+        None => d.budget_ratio,
+    };
+    RetryPolicy {
+        retry_on,
+        retriable_status_codes: codes,
+        max_retries,
+        per_try_timeout,
+        backoff_base,
+        backoff_max,
+        retry_non_idempotent: r.retry_non_idempotent,
+        buffer_limit: r.buffer_limit.as_ref().map_or(d.buffer_limit, |b| b.get_ref().get()),
+        budget_ratio,
+        budget_min_per_second: r
+            .budget_min_per_second
+            .as_ref()
+            .map_or(d.budget_min_per_second, |m| *m.get_ref()),
+    }
 }

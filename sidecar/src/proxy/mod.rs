@@ -25,6 +25,7 @@ use crate::body::{Body, BoxError, Direction, UpstreamBody, is_length_limit};
 use crate::config::{HostPolicy, Protocol};
 use crate::faults::FaultTable;
 use crate::faults::http::{Answer, FAULT_HEADER, Plan, UpstreamFaults, draw};
+use crate::policy::retry::Tried;
 use crate::telemetry::Telemetry;
 use crate::telemetry::tracing::{Ending, Tracing};
 use crate::upstream::{SendError, Upstream};
@@ -40,6 +41,10 @@ pub struct ProxyError {
     pub endpoint: Option<Arc<str>>,
     /// Set when the client gets no response at all (an injected reset, hang or empty reply).
     pub hangup: Option<Hangup>,
+    /// An HTTP/2 upstream refused the stream (REFUSED_STREAM): it never processed the request.
+    pub refused_stream: bool,
+    /// Upstream tries made, when the retry layer counted them.
+    pub attempts: Option<u32>,
 }
 
 /// How a client connection ends when it gets no response.
@@ -63,6 +68,8 @@ impl ProxyError {
             detail: detail.into(),
             endpoint: None,
             hangup: None,
+            refused_stream: false,
+            attempts: None,
         }
     }
 
@@ -162,7 +169,9 @@ impl tower::Service<Request<Body>> for Forward {
 
 async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body>, ProxyError> {
     let (upstream, host) = (&this.upstream, &*this.host);
-    let Some((i, in_flight)) = upstream.pick() else {
+    // A retry prefers an endpoint it has not tried.
+    let tried = req.extensions_mut().remove::<Tried>().unwrap_or_default();
+    let Some((i, in_flight)) = upstream.pick(&tried.0) else {
         return Err(ProxyError::new(
             ErrorClass::NoHealthyEndpoint,
             format!("cluster {} has no endpoint to take the request", upstream.name),
@@ -264,7 +273,9 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
         Err(e) => {
             let class = classify(&e);
             ended(class.status(), Some(class));
-            return Err(failed(class, error_chain(&e)));
+            let mut err = failed(class, error_chain(&e));
+            err.refused_stream = is_refused_stream(&e);
+            return Err(err);
         }
     };
     ended(resp.status().as_u16(), None);
@@ -330,6 +341,18 @@ fn classify(err: &SendError) -> ErrorClass {
         cur = e.source();
     }
     ErrorClass::Reset
+}
+
+/// Whether an HTTP/2 upstream refused the stream (safe to retry: it never saw the request).
+fn is_refused_stream(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        cur = e.source();
+    }
+    false
 }
 
 fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

@@ -24,6 +24,8 @@ struct Shard {
     tally: Mutex<Tally>,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    retries: AtomicU64,
+    retry_budget_exhausted: AtomicU64,
 }
 
 struct Tally {
@@ -82,6 +84,8 @@ impl Meter {
             }),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            retry_budget_exhausted: AtomicU64::new(0),
         };
         let shards = if enabled { workers.max(1) } else { 1 };
         Meter {
@@ -156,6 +160,20 @@ impl Meter {
         }
     }
 
+    /// A retry sent (route meters).
+    pub fn count_retry(&self) {
+        if self.enabled {
+            self.shard().retries.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A retry not sent: the route's retry budget was spent.
+    pub fn count_retry_budget_exhausted(&self) {
+        if self.enabled {
+            self.shard().retry_budget_exhausted.fetch_add(1, Relaxed);
+        }
+    }
+
     /// All shards merged.
     pub fn traffic(&self) -> Traffic {
         let mut counters = Counters {
@@ -169,6 +187,8 @@ impl Meter {
         for s in self.shards.iter() {
             counters.bytes_in += s.bytes_in.load(Relaxed);
             counters.bytes_out += s.bytes_out.load(Relaxed);
+            counters.retries += s.retries.load(Relaxed);
+            counters.retry_budget_exhausted += s.retry_budget_exhausted.load(Relaxed);
             let t = s.tally.lock().unwrap_or_else(|p| p.into_inner());
             counters.requests += t.requests;
             for (sum, n) in by_status_class.iter_mut().zip(t.by_status_class) {

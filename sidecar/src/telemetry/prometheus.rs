@@ -2,7 +2,8 @@
 //!
 //! Three families of metrics share one shape, labelled by route, by cluster, or by cluster and
 //! endpoint: `ballast_{route,cluster,endpoint}_requests_total{status_class}`,
-//! `…_errors_total{error}` (the `ballast-error` classes), `…_requests_in_flight`,
+//! `…_errors_total{error}` (the `ballast-error` classes), `…_requests_in_flight`, for routes
+//! `…_retries_total` and `…_retry_budget_exhausted_total`,
 //! `…_bytes_total{direction="in"|"out"}` and `…_request_duration_seconds` (a histogram).
 //! Labels are config names and endpoint addresses, never request paths, so cardinality is
 //! bounded by the config.
@@ -131,6 +132,28 @@ fn write_family(out: &mut String, f: &Family<'_>, buckets: &[f64]) {
             "ballast_{scope}_bytes_total{{{labels},direction=\"out\"}} {}",
             t.counters.bytes_out
         );
+    }
+    // Retries are decided per route.
+    if scope == "route" {
+        type Counter = (&'static str, &'static str, fn(&Traffic) -> u64);
+        let counters: [Counter; 2] = [
+            (
+                "retries_total",
+                "Retries sent per route (tries beyond the first).",
+                |t| t.counters.retries,
+            ),
+            (
+                "retry_budget_exhausted_total",
+                "Retries not sent per route because its retry budget was spent.",
+                |t| t.counters.retry_budget_exhausted,
+            ),
+        ];
+        for (name, help, value) in counters {
+            header(out, name, "counter", help);
+            for (labels, t) in &f.series {
+                let _ = writeln!(out, "ballast_{scope}_{name}{{{labels}}} {}", value(t));
+            }
+        }
     }
     header(
         out,

@@ -82,9 +82,15 @@ impl Upstream {
         })
     }
 
-    /// Pick an endpoint and count the request against it.
-    pub fn pick(self: &Arc<Self>) -> Option<(usize, InFlight)> {
-        let i = self.balancer.pick(&self.endpoints)?;
+    /// Pick an endpoint and count the request against it. A retry (with `avoid`, the endpoints
+    /// it already tried) takes one of the others at random, without moving the balancer on, so
+    /// first tries keep their rotation; when every endpoint was tried, the balancer chooses.
+    pub fn pick(self: &Arc<Self>, avoid: &[Arc<str>]) -> Option<(usize, InFlight)> {
+        let untried = || (0..self.endpoints.len()).filter(|&j| !avoid.contains(&self.endpoints[j].address));
+        let i = match if avoid.is_empty() { 0 } else { untried().count() } {
+            0 => self.balancer.pick(&self.endpoints)?,
+            n => untried().nth(rand::random_range(0..n)).expect("within the count"),
+        };
         self.endpoints[i].in_flight.fetch_add(1, Ordering::Relaxed);
         Some((i, InFlight(self.clone(), i)))
     }

@@ -1,0 +1,7 @@
+//! The resilience layers of a route's tower stack, in the order DESIGN.md gives (outermost
+//! first); each is configured per route or per cluster.
+//!
+//! - [`retry`]: retries on `retry_on` conditions with per-try timeouts, jittered exponential
+//!   backoff, `Retry-After`, body replay and a retry budget; a retry prefers another endpoint.
+
+pub mod retry;

@@ -1,0 +1,137 @@
+//! End-to-end: retries through the real binary, against upstreams that fail.
+
+mod common;
+
+use ballast_model::stats::StatsSnapshot;
+use common::*;
+
+/// One route over a cluster of `endpoints`, with `retry` as its retry policy.
+fn retrying(endpoints: &[std::net::SocketAddr], retry: &str) -> String {
+    config(
+        &[("u", endpoints)],
+        &format!("[[routes]]\nname = \"r\"\ncluster = \"u\"\nretry = {retry}\n"),
+    )
+}
+
+async fn route_counters(sc: &Proc) -> ballast_model::stats::Counters {
+    let stats: StatsSnapshot = admin_json(sc, "/stats").await;
+    stats.routes["r"].counters.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_succeeds_on_the_other_endpoint() {
+    let up = MockUpstream::start("live").await;
+    let sc = Proc::sidecar(
+        BIN,
+        &retrying(&[dead_addr(), up.addr], "{ retry_on = [\"connect-failure\"] }"),
+    );
+    let http = client();
+    for _ in 0..20 {
+        let resp = http.get(sc.url("/echo")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{:?}", resp.headers().get("ballast-error"));
+        assert_eq!(upstream_of(&resp), "live");
+        resp.bytes().await.unwrap();
+    }
+    let c = route_counters(&sc).await;
+    // Round robin sends every other first try to the dead endpoint; each is retried once, on
+    // the next endpoint (the rotation of first tries is not disturbed by retries).
+    assert_eq!(c.retries, 10);
+    assert_eq!(c.status_class(2), 20);
+    let metrics = http
+        .get(sc.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("ballast_route_retries_total{{route=\"r\"}} {}", c.retries)),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_is_retried_only_when_the_route_opts_in_and_big_bodies_never() {
+    let up = MockUpstream::start("live").await;
+    let dead = dead_addr();
+    let http = client();
+    let statuses = |sc: &Proc, body: Vec<u8>, method: reqwest::Method| {
+        let (http, url) = (http.clone(), sc.url("/echo"));
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..10 {
+                let resp = http
+                    .request(method.clone(), &url)
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                out.push(resp.status().as_u16());
+                resp.bytes().await.unwrap();
+            }
+            out
+        }
+    };
+    let sc = Proc::sidecar(BIN, &retrying(&[dead, up.addr], "{ retry_on = [\"connect-failure\"] }"));
+    let post = statuses(&sc, b"order".to_vec(), reqwest::Method::POST).await;
+    assert!(post.contains(&503), "POST is not retried: {post:?}");
+    let put = statuses(&sc, b"order".to_vec(), reqwest::Method::PUT).await;
+    assert!(put.iter().all(|&s| s == 200), "PUT is idempotent: {put:?}");
+    let big = statuses(&sc, vec![b'x'; 100 * 1024], reqwest::Method::PUT).await;
+    assert!(
+        big.contains(&503),
+        "a body over the 64 KiB buffer is not retried: {big:?}"
+    );
+
+    let opted = Proc::sidecar(
+        BIN,
+        &retrying(
+            &[dead, up.addr],
+            "{ retry_on = [\"connect-failure\"], retry_non_idempotent = true }",
+        ),
+    );
+    let post = statuses(&opted, b"order".to_vec(), reqwest::Method::POST).await;
+    assert!(post.iter().all(|&s| s == 200), "opted in: {post:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_total_failure_the_budget_keeps_the_retry_storm_bounded() {
+    let (a, b) = (MockUpstream::start("a").await, MockUpstream::start("b").await);
+    let sc = Proc::sidecar(
+        BIN,
+        &retrying(
+            &[a.addr, b.addr],
+            "{ retry_on = [\"5xx\"], max_retries = 3, backoff_base = \"1ms\", backoff_max = \"2ms\" }",
+        ),
+    );
+    let http = client();
+    // Long enough that the budget's reserve (10 retries a second over its 10 s window: 100)
+    // is small beside 20% of the requests.
+    let n = 3000;
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, url) = (http.clone(), sc.url("/status/503"));
+            tokio::spawn(async move {
+                for _ in 0..n / 4 {
+                    let resp = http.get(&url).send().await.unwrap();
+                    assert_eq!(resp.status(), 503);
+                    resp.bytes().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let upstream = (a.requests() + b.requests()) as f64;
+    let c = route_counters(&sc).await;
+    // Without a budget, 3 retries each would make it 4×; the budget allows 20% of requests
+    // plus 10 retries a second.
+    assert!(
+        upstream <= 1.25 * n as f64,
+        "{upstream} upstream requests for {n} client requests"
+    );
+    assert!(c.retries > 0 && c.retry_budget_exhausted > 0, "{c:?}");
+    assert_eq!(upstream as u64, n as u64 + c.retries);
+}
