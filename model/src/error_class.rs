@@ -33,11 +33,16 @@ pub enum ErrorClass {
     BodyTooLarge,
     /// The request could not be forwarded as sent, e.g. an invalid header value (400).
     BadRequest,
+    /// A cluster limit (connections, pending, requests, retries) was reached: answered at once
+    /// instead of queued (503).
+    Overflow,
+    /// Every endpoint of the cluster is ejected by outlier detection (503).
+    CircuitOpen,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order.
-    pub const ALL: [ErrorClass; 10] = [
+    pub const ALL: [ErrorClass; 12] = [
         ErrorClass::NoRoute,
         ErrorClass::ConnectRefused,
         ErrorClass::ConnectTimeout,
@@ -48,6 +53,8 @@ impl ErrorClass {
         ErrorClass::Protocol,
         ErrorClass::BodyTooLarge,
         ErrorClass::BadRequest,
+        ErrorClass::Overflow,
+        ErrorClass::CircuitOpen,
     ];
 
     /// The header value, e.g. `connect-refused`.
@@ -63,6 +70,8 @@ impl ErrorClass {
             ErrorClass::Protocol => "protocol",
             ErrorClass::BodyTooLarge => "body-too-large",
             ErrorClass::BadRequest => "bad-request",
+            ErrorClass::Overflow => "overflow",
+            ErrorClass::CircuitOpen => "circuit-open",
         }
     }
 
@@ -73,7 +82,9 @@ impl ErrorClass {
             ErrorClass::ConnectRefused
             | ErrorClass::ConnectTimeout
             | ErrorClass::ConnectFailure
-            | ErrorClass::NoHealthyEndpoint => 503,
+            | ErrorClass::NoHealthyEndpoint
+            | ErrorClass::Overflow
+            | ErrorClass::CircuitOpen => 503,
             ErrorClass::Timeout => 504,
             ErrorClass::Reset | ErrorClass::Protocol => 502,
             ErrorClass::BodyTooLarge => 413,
@@ -94,6 +105,8 @@ impl ErrorClass {
             ErrorClass::Protocol => "upstream sent a malformed response",
             ErrorClass::BodyTooLarge => "request body exceeds the route's limit",
             ErrorClass::BadRequest => "request cannot be forwarded as sent",
+            ErrorClass::Overflow => "upstream cluster is at its limit",
+            ErrorClass::CircuitOpen => "every upstream endpoint is ejected",
         }
     }
 }

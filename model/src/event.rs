@@ -41,6 +41,22 @@ pub enum EventKind {
     FaultExpired { id: String },
     /// A fault was removed before its TTL (admin API, or a config change).
     FaultRemoved { id: String },
+    /// Outlier detection took an endpoint out of its cluster's rotation.
+    EndpointEjected {
+        cluster: String,
+        endpoint: String,
+        /// `consecutive-5xx`, `consecutive-gateway-errors`, `failure-ratio` or `probe-failed`.
+        reason: String,
+        until_ms: u64,
+    },
+    /// An ejected endpoint is back (its probe request succeeded, or a health check passed).
+    EndpointRestored { cluster: String, endpoint: String },
+    /// Active health checks changed their verdict on an endpoint.
+    HealthChanged {
+        cluster: String,
+        endpoint: String,
+        healthy: bool,
+    },
 }
 
 impl Event {

@@ -232,6 +232,25 @@ pub struct EndpointStats {
     pub address: String,
     #[serde(flatten)]
     pub traffic: Traffic,
+    /// Health and ejection, when the sidecar reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<EndpointState>,
+}
+
+/// An endpoint's standing with its cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointState {
+    /// As active health checks last said (true without health checks).
+    pub healthy: bool,
+    /// Ejected by outlier detection until this time (Unix ms), or waiting for its probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ejected_until_ms: Option<u64>,
+    /// Times ejected since it last recovered (the next ejection lasts base × this + 1).
+    #[serde(default)]
+    pub times_ejected: u32,
+    /// Ejections since start.
+    #[serde(default)]
+    pub ejections: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -313,6 +332,8 @@ impl StatsSnapshot {
                         Some(EndpointStats {
                             address: e.address.clone(),
                             traffic,
+                            // A state is a gauge: the later snapshot's.
+                            state: e.state.clone(),
                         })
                     })
                     .collect::<Option<_>>()?;
@@ -371,6 +392,7 @@ mod tests {
                     endpoints: vec![EndpointStats {
                         address: "127.0.0.1:8081".into(),
                         traffic: route,
+                        state: None,
                     }],
                 },
             )]),

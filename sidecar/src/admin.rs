@@ -9,6 +9,7 @@
 //! | `GET /events` | Server-Sent Events: recent events, then live ones (`data: <json>`) |
 //! | `GET /stats` | a `StatsSnapshot` as JSON: cumulative counters and HDR latency histograms |
 //! | `GET /metrics` | the same in Prometheus's text format, plus the fault counters |
+//! | `GET /upstreams` | each cluster's endpoints: health, ejection, requests in flight |
 //! | `GET /faults` | the faults in place, with their counters (matched, injected) |
 //! | `POST /faults` | put a fault in place (a JSON `FaultSpec`); 201 with it, or 400 `application/problem+json` naming every bad field |
 //! | `DELETE /faults/{id}` | remove one fault; `DELETE /faults` removes every fault added through the API |
@@ -81,11 +82,22 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/stats") => {
             let mut snapshot = shared.telemetry.meters.snapshot();
             snapshot.faults = shared.faults.list();
+            let gateway = shared.gateway();
+            let states = gateway.endpoint_states();
+            for (name, cluster) in &mut snapshot.clusters {
+                for e in &mut cluster.endpoints {
+                    e.state = states
+                        .get(name.as_str())
+                        .and_then(|eps| eps.iter().find(|(a, _)| **a == *e.address))
+                        .map(|(_, s)| s.clone());
+                }
+            }
             json(
                 StatusCode::OK,
                 &serde_json::to_value(snapshot).expect("stats serialize"),
             )
         }
+        (&Method::GET, "/upstreams") => json(StatusCode::OK, &upstreams(shared)),
         (&Method::GET, "/metrics") => {
             let buckets =
                 crate::telemetry::prometheus::buckets(config.extra_latency_buckets().map(|d| d.as_secs_f64()));
@@ -142,6 +154,30 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             "unknown admin path; try /healthz, /readyz, /config, /stats, /metrics, /events or /faults\n",
         ),
     }
+}
+
+/// `/upstreams`: each cluster's endpoints with their health, ejection and requests in flight.
+fn upstreams(shared: &Shared) -> serde_json::Value {
+    let gateway = shared.gateway();
+    let clusters: serde_json::Map<String, serde_json::Value> = gateway
+        .upstreams()
+        .map(|u| {
+            let endpoints: Vec<serde_json::Value> = u
+                .states()
+                .into_iter()
+                .zip(&u.endpoints)
+                .map(|((address, state), e)| {
+                    let mut v = serde_json::to_value(state).expect("state serializes");
+                    v["address"] = address.to_string().into();
+                    v["weight"] = e.weight.into();
+                    v["in_flight"] = e.in_flight().into();
+                    v
+                })
+                .collect();
+            (u.name.clone(), serde_json::json!({ "endpoints": endpoints }))
+        })
+        .collect();
+    serde_json::Value::Object(clusters)
 }
 
 /// The largest fault spec accepted on `POST /faults`.

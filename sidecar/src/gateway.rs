@@ -33,6 +33,16 @@ use crate::upstream::Upstream;
 
 type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, ProxyError>;
 
+/// What a gateway is built with, besides its config: the parts that outlive reloads.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub telemetry: &'a Telemetry,
+    pub faults: &'a Arc<FaultTable>,
+    pub events: &'a Arc<crate::events::Events>,
+    /// The sidecar's background runtime (health checks).
+    pub background: &'a tokio::runtime::Handle,
+}
+
 /// One route, ready to serve.
 struct RouteEntry {
     config: Route,
@@ -55,14 +65,30 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The clusters, sorted by name.
+    pub fn upstreams(&self) -> impl Iterator<Item = &Arc<Upstream>> {
+        let mut all: Vec<&Arc<Upstream>> = self.upstreams.values().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.into_iter()
+    }
+
+    /// Each endpoint's health and ejection, by cluster name and endpoint address.
+    pub fn endpoint_states(&self) -> HashMap<&str, Vec<(Arc<str>, ballast_model::stats::EndpointState)>> {
+        self.upstreams
+            .iter()
+            .map(|(name, u)| (name.as_str(), u.states()))
+            .collect()
+    }
+
     /// Build a gateway. Clusters whose settings did not change keep their upstream (pools,
     /// balancer position) from `previous`, so a reload does not drop warm connections.
-    pub fn build(
-        config: Arc<Config>,
-        previous: Option<&Gateway>,
-        telemetry: &Telemetry,
-        faults: &Arc<FaultTable>,
-    ) -> Self {
+    pub fn build(config: Arc<Config>, previous: Option<&Gateway>, ctx: &Context) -> Self {
+        let Context {
+            telemetry,
+            faults,
+            events,
+            background,
+        } = *ctx;
         let meters = &telemetry.meters;
         let workers = config.runtime.worker_threads;
         let upstreams: HashMap<String, Arc<Upstream>> = config
@@ -72,9 +98,11 @@ impl Gateway {
                 let reused = previous
                     .and_then(|p| p.upstreams.get(name))
                     .filter(|u| u.config == *cluster);
-                let upstream = reused
-                    .cloned()
-                    .unwrap_or_else(|| Upstream::new(name, cluster, workers, meters));
+                let upstream = reused.cloned().unwrap_or_else(|| {
+                    let new = Upstream::new(name, cluster, workers, meters, events.clone());
+                    crate::upstream::health::spawn(&new, background);
+                    new
+                });
                 (name.clone(), upstream)
             })
             .collect();
@@ -87,7 +115,7 @@ impl Gateway {
                 let retry = route
                     .retry
                     .clone()
-                    .map(|p| RetryLayer::new(p, meter.clone(), route.timeout));
+                    .map(|p| RetryLayer::new(p, meter.clone(), route.timeout, upstream.clone()));
                 let service = ServiceBuilder::new()
                     // Failures from any layer come back as a classified ProxyError.
                     .map_err(ProxyError::from_boxed)

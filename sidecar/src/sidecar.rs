@@ -16,7 +16,7 @@ use crate::admin;
 use crate::config::{Config, ConfigErrors, load_file};
 use crate::events::Events;
 use crate::faults::FaultTable;
-use crate::gateway::Gateway;
+use crate::gateway::{Context, Gateway};
 use crate::server;
 use crate::telemetry::tracing::Tracing;
 use crate::telemetry::{AccessLogger, Registry, Telemetry};
@@ -28,6 +28,8 @@ pub struct Shared {
     pub events: Arc<Events>,
     /// Faults and toxics in place; outlives config reloads.
     pub faults: Arc<FaultTable>,
+    /// A runtime of its own for background work that outlives reloads (health checks).
+    background: tokio::runtime::Handle,
     /// Every meter; outlives config reloads.
     pub telemetry: Telemetry,
     gateway: ArcSwap<Gateway>,
@@ -72,16 +74,33 @@ impl Shared {
         faults
             .replace_config_faults(checked(&config.faults), &events)
             .map_err(std::io::Error::other)?;
-        let gateway = Gateway::build(Arc::new(config), None, &telemetry, &faults);
+        let background = background_runtime()?;
+        let ctx = Context {
+            telemetry: &telemetry,
+            faults: &faults,
+            events: &events,
+            background: &background,
+        };
+        let gateway = Gateway::build(Arc::new(config), None, &ctx);
         Ok(Arc::new(Shared {
             path: path.to_owned(),
             events,
             faults,
             telemetry,
+            background,
             gateway: ArcSwap::from_pointee(gateway),
             ready: AtomicBool::new(false),
             reload_lock: Mutex::new(()),
         }))
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context {
+            telemetry: &self.telemetry,
+            faults: &self.faults,
+            events: &self.events,
+            background: &self.background,
+        }
     }
 
     /// The current gateway; a request keeps the one it started with.
@@ -132,7 +151,7 @@ impl Shared {
                 .replace_config_faults(checked(&new.faults), &self.events)
                 .map_err(|e| ReloadError::Faults(format!("{file}: {e}; the running config is unchanged")))?;
         }
-        let gateway = Gateway::build(Arc::new(new), Some(&current), &self.telemetry, &self.faults);
+        let gateway = Gateway::build(Arc::new(new), Some(&current), &self.context());
         let config = gateway.config.clone();
         self.gateway.store(Arc::new(gateway));
         Ok(config)
@@ -162,6 +181,19 @@ impl Shared {
         self.events.publish(kind);
         result
     }
+}
+
+/// A thread with a runtime for background work (health checks), for the life of the process.
+fn background_runtime() -> std::io::Result<tokio::runtime::Handle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("ballast-background".into())
+        .spawn(move || {
+            let rt = current_thread_runtime();
+            let _ = tx.send(rt.handle().clone());
+            rt.block_on(std::future::pending::<()>());
+        })?;
+    rx.recv().map_err(std::io::Error::other)
 }
 
 /// Faults from a validated config, ready for the fault table.

@@ -361,6 +361,58 @@ pub struct Cluster {
     pub max_idle_per_endpoint: usize,
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Outlier detection; none when absent.
+    pub outlier: Option<Outlier>,
+    /// Active health checks; none when absent (every endpoint counts as healthy).
+    pub health: Option<HealthCheck>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outlier {
+    /// Eject after this many 5xx answers in a row (any failure the sidecar answers with a 5xx).
+    pub consecutive_5xx: Option<u32>,
+    /// Eject after this many gateway errors in a row (502/503/504, connect failures, resets).
+    pub consecutive_gateway_errors: Option<u32>,
+    /// Eject when failures over `failure_window` reach this share, with `min_requests` in it.
+    pub failure_ratio: Option<f64>,
+    #[serde(with = "humantime_serde")]
+    pub failure_window: Duration,
+    pub min_requests: u32,
+    /// An ejection lasts base × times ejected (since it last recovered), up to `max_ejection`,
+    /// plus a random jitter up to `jitter`.
+    #[serde(with = "humantime_serde")]
+    pub base_ejection: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_ejection: Duration,
+    #[serde(with = "humantime_serde")]
+    pub jitter: Duration,
+    /// At most this share of the cluster ejected at once (at least one endpoint always may be).
+    pub max_ejection_percent: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthCheck {
+    pub path: String,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    /// Statuses that pass; any 2xx when empty.
+    pub expected_statuses: Vec<u16>,
+    /// Below this percentage of healthy endpoints, every endpoint takes traffic (Envoy's panic mode).
+    pub panic_threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_pending: usize,
+    pub max_requests: usize,
+    /// Concurrent retries; unbounded by default (each route's retry budget governs).
+    pub max_retries: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

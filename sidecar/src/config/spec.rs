@@ -138,6 +138,48 @@ pub struct ClusterSpec {
     pub protocol: Option<Protocol>,
     pub connect_timeout: Option<Spanned<HumanDuration>>,
     pub pool: Option<PoolSpec>,
+    pub outlier: Option<Spanned<OutlierSpec>>,
+    pub health: Option<Spanned<HealthSpec>>,
+    pub limits: Option<LimitsSpec>,
+}
+
+/// Outlier detection (Envoy's names where it has them).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierSpec {
+    pub consecutive_5xx: Option<u32>,
+    pub consecutive_gateway_errors: Option<u32>,
+    pub failure_ratio: Option<Spanned<f64>>,
+    pub failure_window: Option<Spanned<HumanDuration>>,
+    pub min_requests: Option<u32>,
+    pub base_ejection: Option<Spanned<HumanDuration>>,
+    pub max_ejection: Option<Spanned<HumanDuration>>,
+    pub jitter: Option<Spanned<HumanDuration>>,
+    pub max_ejection_percent: Option<Spanned<u32>>,
+}
+
+/// Active HTTP health checks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSpec {
+    pub path: Spanned<String>,
+    pub interval: Option<Spanned<HumanDuration>>,
+    pub timeout: Option<Spanned<HumanDuration>>,
+    pub healthy_threshold: Option<Spanned<u32>>,
+    pub unhealthy_threshold: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub expected_statuses: Vec<Spanned<u16>>,
+    pub panic_threshold: Option<Spanned<u32>>,
+}
+
+/// Circuit breaking: limits per cluster, answered with 503 `overflow` at once.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    pub max_connections: Option<usize>,
+    pub max_pending: Option<usize>,
+    pub max_requests: Option<usize>,
+    pub max_retries: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,7 +13,9 @@ use toml::Spanned;
 
 use super::error::{ConfigError, did_you_mean};
 use super::load::FileSpec;
-use super::spec::{ClusterSpec, HeaderMatchSpec, ListenerSpec, MatchSpec, RetrySpec, RouteSpec};
+use super::spec::{
+    ClusterSpec, HeaderMatchSpec, HealthSpec, ListenerSpec, MatchSpec, OutlierSpec, RetrySpec, RouteSpec,
+};
 use super::*;
 
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
@@ -28,6 +30,8 @@ const DEFAULT_HEADER_SIZE: usize = 64 * 1024;
 const MIN_HEADER_SIZE: usize = 8 * 1024;
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Envoy's circuit-breaker defaults for connections, pending and concurrent requests.
+const DEFAULT_CLUSTER_LIMIT: usize = 1024;
 
 /// Collects errors while turning specs into typed values.
 struct Checker<'a> {
@@ -714,6 +718,18 @@ fn cluster_spec(c: &mut Checker, name: &str, spec: &ClusterSpec) -> Option<Clust
             pool.and_then(|p| p.idle_timeout.as_ref()),
             DEFAULT_POOL_IDLE,
         ),
+        outlier: spec.outlier.as_ref().map(|o| outlier(c, &p("outlier"), o)),
+        health: spec.health.as_ref().map(|h| health_check(c, &p("health"), h)),
+        limits: {
+            let l = spec.limits.as_ref();
+            let or = |v: Option<usize>| v.unwrap_or(DEFAULT_CLUSTER_LIMIT).max(1);
+            Limits {
+                max_connections: or(l.and_then(|l| l.max_connections)),
+                max_pending: or(l.and_then(|l| l.max_pending)),
+                max_requests: or(l.and_then(|l| l.max_requests)),
+                max_retries: l.and_then(|l| l.max_retries),
+            }
+        },
     };
     ok.then_some(cluster)
 }
@@ -1098,5 +1114,134 @@ fn retry_policy(c: &mut Checker, path: &str, spec: &Spanned<RetrySpec>, route_ti
             .budget_min_per_second
             .as_ref()
             .map_or(d.budget_min_per_second, |m| *m.get_ref()),
+    }
+}
+
+fn outlier(c: &mut Checker, path: &str, spec: &Spanned<OutlierSpec>) -> Outlier {
+    let p = |f: &str| format!("{path}.{f}");
+    let o = spec.get_ref();
+    // With nothing chosen, Envoy's defaults: 5 consecutive 5xx or gateway errors.
+    let none_chosen =
+        o.consecutive_5xx.is_none() && o.consecutive_gateway_errors.is_none() && o.failure_ratio.is_none();
+    let failure_ratio = o.failure_ratio.as_ref().map(|r| {
+        if !(0.0..=1.0).contains(r.get_ref()) || *r.get_ref() == 0.0 {
+            c.err(
+                p("failure_ratio"),
+                r.span(),
+                format!("{} is outside (0, 1]", r.get_ref()),
+                "write a share such as 0.5",
+            );
+        }
+        *r.get_ref()
+    });
+    let base_ejection = c.positive(&p("base_ejection"), o.base_ejection.as_ref(), Duration::from_secs(30));
+    let max_ejection = c.positive(
+        &p("max_ejection"),
+        o.max_ejection.as_ref(),
+        Duration::from_secs(300).max(base_ejection),
+    );
+    if let Some(m) = &o.max_ejection
+        && max_ejection < base_ejection
+    {
+        c.err(
+            p("max_ejection"),
+            m.span(),
+            "max_ejection is below base_ejection",
+            "make max_ejection at least base_ejection",
+        );
+    }
+    let max_ejection_percent = match &o.max_ejection_percent {
+        Some(m) if *m.get_ref() > 100 => {
+            c.err(
+                p("max_ejection_percent"),
+                m.span(),
+                format!("{} is above 100", m.get_ref()),
+                "give a percentage, e.g. 10",
+            );
+            10
+        }
+        Some(m) => *m.get_ref(),
+        None => 10,
+    };
+    Outlier {
+        consecutive_5xx: o.consecutive_5xx.or(none_chosen.then_some(5)).filter(|&n| n > 0),
+        consecutive_gateway_errors: o
+            .consecutive_gateway_errors
+            .or(none_chosen.then_some(5))
+            .filter(|&n| n > 0),
+        failure_ratio,
+        failure_window: c.positive(&p("failure_window"), o.failure_window.as_ref(), Duration::from_secs(10)),
+        min_requests: o.min_requests.unwrap_or(20),
+        base_ejection,
+        max_ejection,
+        jitter: o.jitter.as_ref().map_or(Duration::ZERO, |j| j.get_ref().get()),
+        max_ejection_percent,
+    }
+}
+
+fn health_check(c: &mut Checker, path: &str, spec: &Spanned<HealthSpec>) -> HealthCheck {
+    let p = |f: &str| format!("{path}.{f}");
+    let h = spec.get_ref();
+    if !h.path.get_ref().starts_with('/') {
+        c.err(
+            p("path"),
+            h.path.span(),
+            format!("{:?} does not start with `/`", h.path.get_ref()),
+            "write it like \"/healthz\"",
+        );
+    }
+    let interval = c.positive(&p("interval"), h.interval.as_ref(), Duration::from_secs(5));
+    let timeout = c.positive(&p("timeout"), h.timeout.as_ref(), Duration::from_secs(1).min(interval));
+    if let Some(t) = &h.timeout
+        && timeout > interval
+    {
+        c.err(
+            p("timeout"),
+            t.span(),
+            "the timeout is longer than the interval",
+            "make the timeout at most the interval",
+        );
+    }
+    let threshold = |c: &mut Checker, field: &str, v: &Option<Spanned<u32>>, default: u32| match v {
+        Some(t) if *t.get_ref() == 0 => {
+            c.err(p(field), t.span(), format!("{field} is 0"), "use at least 1");
+            default
+        }
+        Some(t) => *t.get_ref(),
+        None => default,
+    };
+    let healthy_threshold = threshold(c, "healthy_threshold", &h.healthy_threshold, 2);
+    let unhealthy_threshold = threshold(c, "unhealthy_threshold", &h.unhealthy_threshold, 3);
+    for s in &h.expected_statuses {
+        if !(100..=599).contains(s.get_ref()) {
+            c.err(
+                p("expected_statuses"),
+                s.span(),
+                format!("{} is not an HTTP status", s.get_ref()),
+                "use statuses such as 200 or 204",
+            );
+        }
+    }
+    let panic_threshold = match &h.panic_threshold {
+        Some(t) if *t.get_ref() > 100 => {
+            c.err(
+                p("panic_threshold"),
+                t.span(),
+                format!("{} is above 100", t.get_ref()),
+                "give a percentage, e.g. 50",
+            );
+            50
+        }
+        Some(t) => *t.get_ref(),
+        None => 50,
+    };
+    HealthCheck {
+        path: h.path.get_ref().clone(),
+        interval,
+        timeout,
+        healthy_threshold,
+        unhealthy_threshold,
+        expected_statuses: h.expected_statuses.iter().map(|s| *s.get_ref()).collect(),
+        panic_threshold,
     }
 }

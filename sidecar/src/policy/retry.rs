@@ -28,6 +28,7 @@ use crate::body::Body;
 use crate::config::{RetryOn, RetryPolicy};
 use crate::proxy::{AnsweredBy, ProxyError};
 use crate::telemetry::Meter;
+use crate::upstream::Upstream;
 
 /// Endpoints already tried for a request: the balancer avoids them when it can.
 #[derive(Clone, Debug, Default)]
@@ -42,14 +43,16 @@ pub struct RetryLayer {
     policy: RetryPolicy,
     meter: Arc<Meter>,
     route_timeout: Duration,
+    upstream: Arc<Upstream>,
 }
 
 impl RetryLayer {
-    pub fn new(policy: RetryPolicy, meter: Arc<Meter>, route_timeout: Duration) -> Self {
+    pub fn new(policy: RetryPolicy, meter: Arc<Meter>, route_timeout: Duration, upstream: Arc<Upstream>) -> Self {
         RetryLayer {
             policy,
             meter,
             route_timeout,
+            upstream,
         }
     }
 }
@@ -57,7 +60,9 @@ impl RetryLayer {
 impl<S> tower::Layer<S> for RetryLayer {
     type Service = Retry<S>;
     fn layer(&self, inner: S) -> Retry<S> {
-        Retry::new(inner, self.policy.clone(), self.meter.clone(), self.route_timeout)
+        let mut retry = Retry::new(inner, self.policy.clone(), self.meter.clone(), self.route_timeout);
+        retry.upstream = Some(self.upstream.clone());
+        retry
     }
 }
 
@@ -70,6 +75,8 @@ pub struct Retry<S> {
     meter: Arc<Meter>,
     /// The route's timeout: a `Retry-After` longer than this is not waited for.
     route_timeout: Duration,
+    /// The route's cluster, for its `max_retries` (concurrent retries) limit.
+    upstream: Option<Arc<Upstream>>,
 }
 
 impl<S> Retry<S> {
@@ -85,6 +92,7 @@ impl<S> Retry<S> {
             budget: Arc::new(budget),
             meter,
             route_timeout,
+            upstream: None,
         }
     }
 }
@@ -128,6 +136,7 @@ where
         };
         let mut tried = Tried::default();
         let mut attempt = 0u32;
+        let mut _retry_slot = None;
         loop {
             let body = match (first.take(), &replay) {
                 (Some(b), _) => b,
@@ -142,6 +151,14 @@ where
                 Decision::Done => return with_attempts(result, attempt + 1),
                 Decision::RetryAfter(wait) => wait,
             };
+            // The cluster's max_retries caps retries under way at once (Envoy's circuit breaker).
+            let slot = match &self.upstream {
+                Some(u) => match u.retry_slot() {
+                    Some(slot) => Some(slot),
+                    None => return with_attempts(result, attempt + 1),
+                },
+                None => None,
+            };
             if !self.budget.withdraw() {
                 self.meter.count_retry_budget_exhausted();
                 return with_attempts(result, attempt + 1);
@@ -153,6 +170,7 @@ where
             drop(result); // an answer not passed on: its body (and connection) is dropped
             tokio::time::sleep(wait).await;
             attempt += 1;
+            _retry_slot = slot; // held through the retry's try
         }
     }
 

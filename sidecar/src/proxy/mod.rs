@@ -171,12 +171,16 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
     let (upstream, host) = (&this.upstream, &*this.host);
     // A retry prefers an endpoint it has not tried.
     let tried = req.extensions_mut().remove::<Tried>().unwrap_or_default();
-    let Some((i, in_flight)) = upstream.pick(&tried.0) else {
-        return Err(ProxyError::new(
-            ErrorClass::NoHealthyEndpoint,
-            format!("cluster {} has no endpoint to take the request", upstream.name),
-        ));
-    };
+    let (i, mut in_flight) = upstream.pick(&tried.0).map_err(|class| {
+        // Rejected by the cluster itself (no endpoint tried): counted at the cluster only.
+        upstream.meter.start().record(class.status(), Some(class));
+        let why = match class {
+            ErrorClass::Overflow => "is at its max_requests",
+            ErrorClass::CircuitOpen => "has every endpoint ejected",
+            _ => "has no endpoint to take the request",
+        };
+        ProxyError::new(class, format!("cluster {} {why}", upstream.name))
+    })?;
     let endpoint = &upstream.endpoints[i];
     let path = req
         .uri()
@@ -213,8 +217,9 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
     });
     let t0 = tokio::time::Instant::now();
     let timers = (cluster_meter.start_at(t0), endpoint_meter.start_at(t0));
-    // What the attempt came to, for the meters and the client span.
+    // What the attempt came to, for the meters, the client span and outlier detection.
     let ended = |status: u16, error: Option<ErrorClass>| {
+        upstream.report(&mut in_flight, status, error);
         let took = t0.elapsed();
         timers.0.record_took(status, error, took);
         timers.1.record_took(status, error, took);
@@ -318,6 +323,7 @@ fn classify(err: &SendError) -> ErrorClass {
         SendError::ConnectTimeout { .. } => return ErrorClass::ConnectTimeout,
         SendError::Connect { source, .. } if source.kind() == ConnectionRefused => return ErrorClass::ConnectRefused,
         SendError::Connect { .. } => return ErrorClass::ConnectFailure,
+        SendError::Overflow { .. } => return ErrorClass::Overflow,
         SendError::Handshake { source, .. } | SendError::Exchange { source, .. } => source,
     };
     if is_length_limit(err) {

@@ -108,6 +108,7 @@ impl Registry {
                         .map(|(address, m)| EndpointStats {
                             address: address.clone(),
                             traffic: m.traffic(),
+                            state: None, // the gateway's upstreams fill these in
                         })
                         .collect();
                     (

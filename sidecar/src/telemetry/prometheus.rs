@@ -228,6 +228,7 @@ mod tests {
                 endpoints: vec![EndpointStats {
                     address: "127.0.0.1:8081".into(),
                     traffic: t,
+                    state: None,
                 }],
             },
         );

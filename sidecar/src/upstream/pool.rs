@@ -11,6 +11,7 @@
 //! here (retries are a route policy).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,9 @@ pub enum SendError {
     Handshake { address: String, source: hyper::Error },
     #[error("{address}: {source}")]
     Exchange { address: String, source: hyper::Error },
+    /// A new connection was needed and the cluster is at `max_connections` or `max_pending`.
+    #[error("cluster at its {limit}")]
+    Overflow { limit: &'static str },
 }
 
 pub(super) struct Pools {
@@ -131,7 +135,12 @@ impl Upstream {
         }
     }
 
-    async fn send_h2(&self, worker: usize, i: usize, mut req: Request<Body>) -> Result<Response<Incoming>, SendError> {
+    async fn send_h2(
+        self: &Arc<Self>,
+        worker: usize,
+        i: usize,
+        mut req: Request<Body>,
+    ) -> Result<Response<Incoming>, SendError> {
         loop {
             let pooled = self
                 .pools
@@ -207,24 +216,50 @@ impl Upstream {
         Ok(TokioIo::new(stream))
     }
 
-    async fn connect_h1(&self, i: usize) -> Result<http1::SendRequest<Body>, SendError> {
+    /// Room for one more connection under the cluster's `max_connections` and `max_pending`:
+    /// the connection's guard, counted as pending until [`Opened::open`].
+    fn admit_connection(self: &Arc<Self>) -> Result<Opened, SendError> {
+        let limits = &self.config.limits;
+        let take = |counter: &AtomicUsize, max: usize, limit: &'static str| {
+            if counter.fetch_add(1, Ordering::Relaxed) >= max {
+                counter.fetch_sub(1, Ordering::Relaxed);
+                return Err(SendError::Overflow { limit });
+            }
+            Ok(())
+        };
+        take(&self.connections, limits.max_connections, "max_connections")?;
+        if let Err(e) = take(&self.pending, limits.max_pending, "max_pending") {
+            self.connections.fetch_sub(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        Ok(Opened {
+            upstream: self.clone(),
+            pending: true,
+        })
+    }
+
+    async fn connect_h1(self: &Arc<Self>, i: usize) -> Result<http1::SendRequest<Body>, SendError> {
+        let mut opened = self.admit_connection()?;
         let io = self.tcp(i).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await
             .map_err(self.handshake_failed(i))?;
-        spawn_connection(conn.with_upgrades());
+        opened.open();
+        spawn_connection(conn.with_upgrades(), opened);
         Ok(sender)
     }
 
-    async fn connect_h2(&self, i: usize) -> Result<http2::SendRequest<Body>, SendError> {
+    async fn connect_h2(self: &Arc<Self>, i: usize) -> Result<http2::SendRequest<Body>, SendError> {
+        let mut opened = self.admit_connection()?;
         let io = self.tcp(i).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
             .await
             .map_err(self.handshake_failed(i))?;
-        spawn_connection(conn);
+        opened.open();
+        spawn_connection(conn, opened);
         Ok(sender)
     }
 
@@ -236,11 +271,34 @@ impl Upstream {
     }
 }
 
+/// A connection counted against its cluster's limits: pending while it is being opened, then
+/// open until dropped (when the connection's task ends, or the attempt to open it failed).
+struct Opened {
+    upstream: Arc<Upstream>,
+    pending: bool,
+}
+
+impl Opened {
+    fn open(&mut self) {
+        if std::mem::take(&mut self.pending) {
+            self.upstream.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.open();
+        self.upstream.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Drive a connection in a task of its own until it closes.
-fn spawn_connection(conn: impl Future<Output = hyper::Result<()>> + Send + 'static) {
+fn spawn_connection(conn: impl Future<Output = hyper::Result<()>> + Send + 'static, opened: Opened) {
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "upstream connection ended with an error");
         }
+        drop(opened);
     });
 }

@@ -1,0 +1,280 @@
+//! End-to-end: outlier detection, circuit breaking and health checks through the real binary.
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ballast_model::{Event, EventKind};
+use common::*;
+use serde_json::Value;
+
+/// An endpoint that refuses connections until `up()` makes it answer 200 to everything.
+struct Switch {
+    addr: SocketAddr,
+    socket: Option<socket2::Socket>,
+}
+
+impl Switch {
+    fn down() -> Switch {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        Switch {
+            addr,
+            socket: Some(socket),
+        }
+    }
+
+    fn up(&mut self) {
+        let socket = self.socket.take().expect("up once");
+        socket.listen(128).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(socket.into()).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|_req| async {
+                        Ok::<_, Infallible>(hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+                            "ok",
+                        ))))
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, svc)
+                        .await;
+                });
+            }
+        });
+    }
+}
+
+fn cluster_config(endpoints: &[SocketAddr], cluster_extra: &str, route_extra: &str) -> String {
+    let eps: Vec<String> = endpoints.iter().map(|a| format!("{{ address = \"{a}\" }}")).collect();
+    format!(
+        "[runtime]\nworker_threads = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listeners]]\nlisten = \"127.0.0.1:0\"\n\
+         [[routes]]\nname = \"r\"\ncluster = \"u\"\n{route_extra}\n[clusters.u]\nendpoints = [{}]\n{cluster_extra}\n",
+        eps.join(", ")
+    )
+}
+
+async fn endpoint(sc: &Proc, addr: SocketAddr) -> Value {
+    let ups: Value = admin_json(sc, "/upstreams").await;
+    ups["u"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["address"] == addr.to_string())
+        .unwrap()
+        .clone()
+}
+
+/// The events so far (the admin API replays recent ones on connect).
+async fn events(sc: &Proc) -> Vec<EventKind> {
+    let mut resp = client().get(sc.admin_url("/events")).send().await.unwrap();
+    let mut text = String::new();
+    // The replay comes in the first chunks; stop at the first pause.
+    while let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_millis(200), resp.chunk())
+        .await
+        .map(|c| c.unwrap())
+    {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|l| serde_json::from_str::<Event>(l).unwrap().kind)
+        .collect()
+}
+
+async fn status(http: &reqwest::Client, url: &str) -> (u16, String) {
+    let resp = http.get(url).send().await.unwrap();
+    let out = (resp.status().as_u16(), error_class(&resp));
+    resp.bytes().await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_endpoint_is_ejected_probed_and_restored() {
+    let live = MockUpstream::start("live").await;
+    let mut flaky = Switch::down();
+    let cfg = cluster_config(
+        &[flaky.addr, live.addr],
+        "outlier = { consecutive_gateway_errors = 3, base_ejection = \"1s\", max_ejection_percent = 50 }",
+        "",
+    );
+    let sc = Proc::sidecar(BIN, &cfg);
+    let http = client();
+    // Round robin: every other request meets the refusing endpoint until it is ejected.
+    let mut refused = 0;
+    for _ in 0..20 {
+        let (code, _) = status(&http, &sc.url("/echo")).await;
+        refused += usize::from(code == 503);
+    }
+    assert_eq!(refused, 3, "ejected after 3 consecutive gateway errors");
+    let state = endpoint(&sc, flaky.addr).await;
+    assert!(state["ejected_until_ms"].as_u64().is_some(), "{state}");
+    assert_eq!(state["times_ejected"], 1);
+
+    // After the ejection, one probe decides: it fails, and the next ejection lasts 2 s.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut refused = 0;
+    for _ in 0..10 {
+        refused += usize::from(status(&http, &sc.url("/echo")).await.0 == 503);
+    }
+    assert_eq!(refused, 1, "only the probe meets the still-failing endpoint");
+    assert_eq!(endpoint(&sc, flaky.addr).await["times_ejected"], 2);
+
+    // It recovers; after its penalty the probe succeeds and it is back in rotation.
+    flaky.up();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for _ in 0..10 {
+        assert_eq!(status(&http, &sc.url("/echo")).await.0, 200);
+    }
+    let state = endpoint(&sc, flaky.addr).await;
+    assert!(state["ejected_until_ms"].is_null(), "{state}");
+    assert_eq!(
+        (state["times_ejected"].as_u64(), state["ejections"].as_u64()),
+        (Some(0), Some(2))
+    );
+
+    let kinds = events(&sc).await;
+    let reasons: Vec<&str> = kinds
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::EndpointEjected { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, ["consecutive-gateway-errors", "probe-failed"]);
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::EndpointRestored { endpoint, .. } if *endpoint == flaky.addr.to_string()))
+    );
+    let stats: ballast_model::StatsSnapshot = admin_json(&sc, "/stats").await;
+    let ep = stats.clusters["u"]
+        .endpoints
+        .iter()
+        .find(|e| e.address == flaky.addr.to_string())
+        .unwrap();
+    assert_eq!(ep.state.as_ref().unwrap().ejections, 2, "/stats shows endpoint states");
+}
+
+/// Send `n` requests that must all be rejected with `class`; the sidecar's own 99th
+/// percentile of their handling time (from its route histogram, so the client's scheduling on
+/// a busy machine does not count).
+async fn fast_rejections(sc: &Proc, n: usize, class: &str) -> Duration {
+    let http = client();
+    let before: ballast_model::StatsSnapshot = admin_json(sc, "/stats").await;
+    for _ in 0..n {
+        let (code, error) = status(&http, &sc.url("/echo")).await;
+        assert_eq!((code, error.as_str()), (503, class));
+    }
+    let after: ballast_model::StatsSnapshot = admin_json(sc, "/stats").await;
+    let window = after.window(&before);
+    let latency = &window.routes["r"].latency.0;
+    assert_eq!(latency.len(), n as u64);
+    Duration::from_micros(latency.value_at_quantile(0.99))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_ejected_answers_circuit_open_at_once() {
+    let (a, b) = (dead_addr(), dead_addr());
+    let cfg = cluster_config(
+        &[a, b],
+        "outlier = { consecutive_gateway_errors = 1, base_ejection = \"1m\", max_ejection_percent = 100 }",
+        "",
+    );
+    let sc = Proc::sidecar(BIN, &cfg);
+    let http = client();
+    for _ in 0..2 {
+        assert_eq!(status(&http, &sc.url("/")).await, (503, "connect-refused".to_owned()));
+    }
+    let p99 = fast_rejections(&sc, 200, "circuit-open").await;
+    assert!(p99 < Duration::from_millis(5), "p99 {p99:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_max_requests_a_hanging_upstream_gets_overflow_at_once() {
+    let up = MockUpstream::start("u").await;
+    let cfg = cluster_config(&[up.addr], "limits = { max_requests = 2 }", "timeout = \"30s\"");
+    let sc = Proc::sidecar(BIN, &cfg);
+    let http = client();
+    // Two requests hang in the upstream, holding the cluster's two slots.
+    let hung: Vec<_> = (0..2)
+        .map(|_| {
+            let (http, url) = (http.clone(), sc.url("/slow/3000"));
+            tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    assert_eventually!(up.requests() == 2, "both hanging requests reached the upstream");
+    let p99 = fast_rejections(&sc, 200, "overflow").await;
+    assert!(p99 < Duration::from_millis(5), "p99 {p99:?}");
+    for h in hung {
+        assert_eq!(h.await.unwrap().unwrap(), 200);
+    }
+    assert_eq!(status(&http, &sc.url("/echo")).await.0, 200, "slots free again");
+    let metrics = http
+        .get(sc.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ballast_cluster_errors_total{cluster=\"u\",error=\"overflow\"} 200"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_take_an_endpoint_out_and_bring_it_back() {
+    let live = MockUpstream::start("live").await;
+    let mut flaky = Switch::down();
+    let cfg = cluster_config(
+        &[flaky.addr, live.addr],
+        "health = { path = \"/status/200\", interval = \"100ms\", timeout = \"50ms\", unhealthy_threshold = 2, healthy_threshold = 2 }",
+        "",
+    );
+    let sc = Proc::sidecar(BIN, &cfg);
+    let http = client();
+    assert_eventually!(
+        endpoint(&sc, flaky.addr).await["healthy"] == false,
+        "unhealthy after two failed checks"
+    );
+    for _ in 0..10 {
+        assert_eq!(
+            status(&http, &sc.url("/echo")).await.0,
+            200,
+            "only the healthy endpoint takes traffic"
+        );
+    }
+    flaky.up();
+    assert_eventually!(
+        endpoint(&sc, flaky.addr).await["healthy"] == true,
+        "healthy after two passed checks"
+    );
+    let kinds = events(&sc).await;
+    let changes: Vec<bool> = kinds
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::HealthChanged { healthy, .. } => Some(*healthy),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes, [false, true]);
+    // Back in rotation: round robin reaches it again.
+    let before = live.requests();
+    for _ in 0..10 {
+        assert_eq!(status(&http, &sc.url("/echo")).await.0, 200);
+    }
+    assert_eq!(live.requests() - before, 5);
+}
