@@ -38,11 +38,15 @@ pub enum ErrorClass {
     Overflow,
     /// Every endpoint of the cluster is ejected by outlier detection (503).
     CircuitOpen,
+    /// The route's rate limit was reached (429, with `Retry-After`).
+    RateLimited,
+    /// The route's concurrency limit was reached: shed at once, not queued (503).
+    Shed,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order.
-    pub const ALL: [ErrorClass; 12] = [
+    pub const ALL: [ErrorClass; 14] = [
         ErrorClass::NoRoute,
         ErrorClass::ConnectRefused,
         ErrorClass::ConnectTimeout,
@@ -55,6 +59,8 @@ impl ErrorClass {
         ErrorClass::BadRequest,
         ErrorClass::Overflow,
         ErrorClass::CircuitOpen,
+        ErrorClass::RateLimited,
+        ErrorClass::Shed,
     ];
 
     /// The header value, e.g. `connect-refused`.
@@ -72,6 +78,8 @@ impl ErrorClass {
             ErrorClass::BadRequest => "bad-request",
             ErrorClass::Overflow => "overflow",
             ErrorClass::CircuitOpen => "circuit-open",
+            ErrorClass::RateLimited => "rate-limited",
+            ErrorClass::Shed => "shed",
         }
     }
 
@@ -84,7 +92,9 @@ impl ErrorClass {
             | ErrorClass::ConnectFailure
             | ErrorClass::NoHealthyEndpoint
             | ErrorClass::Overflow
-            | ErrorClass::CircuitOpen => 503,
+            | ErrorClass::CircuitOpen
+            | ErrorClass::Shed => 503,
+            ErrorClass::RateLimited => 429,
             ErrorClass::Timeout => 504,
             ErrorClass::Reset | ErrorClass::Protocol => 502,
             ErrorClass::BodyTooLarge => 413,
@@ -107,6 +117,8 @@ impl ErrorClass {
             ErrorClass::BadRequest => "request cannot be forwarded as sent",
             ErrorClass::Overflow => "upstream cluster is at its limit",
             ErrorClass::CircuitOpen => "every upstream endpoint is ejected",
+            ErrorClass::RateLimited => "rate limit reached; retry after the time given",
+            ErrorClass::Shed => "too many requests in flight on this route",
         }
     }
 }

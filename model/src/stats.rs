@@ -96,6 +96,12 @@ pub struct Counters {
     /// Retries not sent because the route's retry budget was spent.
     #[serde(default)]
     pub retry_budget_exhausted: u64,
+    /// Requests rejected by the route's rate limit (429).
+    #[serde(default)]
+    pub rate_limited: u64,
+    /// Requests over the route's rate limit in shadow mode (let through).
+    #[serde(default)]
+    pub rate_limited_shadow: u64,
 }
 
 impl Counters {
@@ -134,6 +140,8 @@ impl Counters {
             retry_budget_exhausted: self
                 .retry_budget_exhausted
                 .checked_sub(earlier.retry_budget_exhausted)?,
+            rate_limited: self.rate_limited.checked_sub(earlier.rate_limited)?,
+            rate_limited_shadow: self.rate_limited_shadow.checked_sub(earlier.rate_limited_shadow)?,
         })
     }
 }
@@ -373,6 +381,8 @@ mod tests {
                 in_flight: 1,
                 retries: requests / 10,
                 retry_budget_exhausted: 0,
+                rate_limited: 0,
+                rate_limited_shadow: 0,
             },
             latency,
             exemplars: Exemplars::default(),

@@ -22,6 +22,7 @@ use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
 use crate::faults::http::{Answer, Plan, RequestFacts, UpstreamFaults};
 use crate::faults::{self, FaultTable};
+use crate::policy::rate_limit::{Decision, RateLimit};
 use crate::policy::retry::{Attempts, RetryLayer};
 use crate::proxy::headers::{self, Client, X_REQUEST_ID};
 use crate::proxy::{AnsweredBy, Forward, Hangup, HungUp, ProxyError, abort_response, error_response};
@@ -46,6 +47,8 @@ pub struct Context<'a> {
 /// One route, ready to serve.
 struct RouteEntry {
     config: Route,
+    /// Kept across reloads while the route's limit is unchanged (buckets stay full or empty).
+    rate_limit: Option<Arc<RateLimit>>,
     /// `host_rewrite` as a header value, made once per config instead of once per request.
     host_rewrite: Option<HeaderValue>,
     meter: Arc<Meter>,
@@ -129,8 +132,23 @@ impl Gateway {
                     HostPolicy::Rewrite(h) => Some(HeaderValue::from_str(h).expect("validated host")),
                     _ => None,
                 };
+                let rate_limit = route.rate_limit.as_ref().map(|policy| {
+                    let kept = previous
+                        .and_then(|p| p.routes.iter().find(|r| r.config.name == route.name))
+                        .and_then(|r| {
+                            r.rate_limit
+                                .clone()
+                                .filter(|_| r.config.rate_limit.as_ref() == Some(policy))
+                        });
+                    kept.unwrap_or_else(|| {
+                        let limit = Arc::new(RateLimit::new(&route.name, policy.clone()));
+                        background.spawn(forget_idle_keys(Arc::downgrade(&limit)));
+                        limit
+                    })
+                });
                 RouteEntry {
                     config: route.clone(),
+                    rate_limit,
                     host_rewrite,
                     meter,
                     service: BoxCloneSyncService::new(service),
@@ -267,6 +285,17 @@ impl Gateway {
         request_id: &HeaderValue,
         trace: Option<&ServerSpan>,
     ) -> Result<Response<Body>, ProxyError> {
+        // Rate limiting before any upstream work (GCRA; shadow mode only counts).
+        if let Some(limit) = &route.rate_limit {
+            match limit.check(&parts.headers, client) {
+                Decision::Allow => {}
+                Decision::Shadowed => route.meter.count_rate_limited(true),
+                Decision::Limited { retry_after } => {
+                    route.meter.count_rate_limited(false);
+                    return Err(limit.rejection(retry_after));
+                }
+            }
+        }
         route.prepare(&mut parts, client, request_id)?;
         if let Some(ServerSpan::Sampled(cx)) = trace {
             parts.extensions.insert(cx.clone()); // Forward hangs its client span under it
@@ -451,6 +480,18 @@ impl RouteEntry {
         }
         for (name, value) in &self.config.response_headers_add {
             resp.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Every minute, drop a keyed rate limit's idle keys, while the limit is in use.
+async fn forget_idle_keys(limit: std::sync::Weak<RateLimit>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match limit.upgrade() {
+            Some(l) => l.forget_idle_keys(),
+            None => return,
         }
     }
 }

@@ -278,3 +278,67 @@ async fn health_checks_take_an_endpoint_out_and_bring_it_back() {
     }
     assert_eq!(live.requests() - before, 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_exact_over_a_window_and_shadow_mode_never_rejects() {
+    let up = MockUpstream::start("u").await;
+    let cfg = cluster_config(&[up.addr], "", "rate_limit = { requests = 10, per = \"1s\" }");
+    let sc = Proc::sidecar(BIN, &cfg);
+    let http = client();
+    let t0 = std::time::Instant::now();
+    let mut allowed = 0u32;
+    let mut limited = None;
+    for _ in 0..40 {
+        let resp = http.get(sc.url("/echo")).send().await.unwrap();
+        match resp.status().as_u16() {
+            200 => allowed += 1,
+            429 => limited = Some(resp.headers().clone()),
+            other => panic!("unexpected {other}"),
+        }
+        resp.bytes().await.unwrap();
+    }
+    // A burst of 10, then one more every 100 ms.
+    let refills = (t0.elapsed().as_millis() / 100) as u32;
+    assert!(
+        (10 + refills.saturating_sub(1)..=10 + refills + 1).contains(&allowed),
+        "{allowed} allowed in {:?}",
+        t0.elapsed()
+    );
+    let h = limited.expect("some were limited");
+    assert_eq!(h["ballast-error"], "rate-limited");
+    assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(h["ratelimit-policy"], "\"r\";q=10;w=1");
+    assert!(h["ratelimit"].to_str().unwrap().starts_with("\"r\";r=0;t="));
+    let c = &admin_json::<ballast_model::StatsSnapshot>(&sc, "/stats").await.routes["r"].counters;
+    assert_eq!(c.rate_limited, u64::from(40 - allowed));
+    assert_eq!(
+        up.requests() as u32,
+        allowed,
+        "limited requests never reach the upstream"
+    );
+
+    let shadow = cluster_config(
+        &[up.addr],
+        "",
+        "rate_limit = { requests = 10, per = \"1s\", shadow = true }",
+    );
+    let sc = Proc::sidecar(BIN, &shadow);
+    for _ in 0..40 {
+        assert_eq!(status(&http, &sc.url("/echo")).await.0, 200);
+    }
+    let c = &admin_json::<ballast_model::StatsSnapshot>(&sc, "/stats").await.routes["r"].counters;
+    assert!(c.rate_limited_shadow >= 20 && c.rate_limited == 0, "{c:?}");
+    let metrics = http
+        .get(sc.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!(
+        "ballast_route_rate_limited_total{{route=\"r\",mode=\"shadow\"}} {}",
+        c.rate_limited_shadow
+    );
+    assert!(metrics.contains(&line), "{line}");
+}

@@ -192,6 +192,40 @@ pub struct Route {
     pub header_faults: bool,
     /// Retries; none when absent.
     pub retry: Option<RetryPolicy>,
+    /// A rate limit; none when absent.
+    pub rate_limit: Option<RateLimitPolicy>,
+}
+
+/// A route's rate limit (GCRA): `requests` per `per`, bursts up to `burst`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RateLimitPolicy {
+    pub requests: u32,
+    #[serde(with = "humantime_serde")]
+    pub per: Duration,
+    pub burst: u32,
+    pub key: RateLimitKey,
+    /// Count what would be limited, reject nothing.
+    pub shadow: bool,
+}
+
+/// What a rate limit is kept per.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateLimitKey {
+    /// One bucket for the route.
+    Route,
+    ClientIp,
+    /// The value of a request header (requests without it share one bucket).
+    Header(HeaderName),
+}
+
+impl Serialize for RateLimitKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            RateLimitKey::Route => s.serialize_str("route"),
+            RateLimitKey::ClientIp => s.serialize_str("client_ip"),
+            RateLimitKey::Header(h) => s.collect_str(&format_args!("header:{h}")),
+        }
+    }
 }
 
 /// A route's retries (Envoy's names and semantics, linkerd's budget).

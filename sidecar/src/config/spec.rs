@@ -87,6 +87,19 @@ pub struct RouteSpec {
     #[serde(default)]
     pub header_faults: bool,
     pub retry: Option<Spanned<RetrySpec>>,
+    pub rate_limit: Option<Spanned<RateLimitSpec>>,
+}
+
+/// `rate_limit = { requests = 100, per = "1s", burst = 200, key = "client_ip", shadow = false }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    pub requests: Spanned<u32>,
+    pub per: Option<Spanned<HumanDuration>>,
+    pub burst: Option<Spanned<u32>>,
+    pub key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub shadow: bool,
 }
 
 /// `retry = { retry_on = ["connect-failure", "gateway-error"], max_retries = 2, ... }`

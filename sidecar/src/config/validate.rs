@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::error::{ConfigError, did_you_mean};
 use super::load::FileSpec;
 use super::spec::{
-    ClusterSpec, HeaderMatchSpec, HealthSpec, ListenerSpec, MatchSpec, OutlierSpec, RetrySpec, RouteSpec,
+    ClusterSpec, HeaderMatchSpec, HealthSpec, ListenerSpec, MatchSpec, OutlierSpec, RateLimitSpec, RetrySpec, RouteSpec,
 };
 use super::*;
 
@@ -858,6 +858,7 @@ fn route_spec(c: &mut Checker, i: usize, spec: &RouteSpec, clusters: &[&str]) ->
         max_request_body,
         header_faults: spec.header_faults,
         retry: spec.retry.as_ref().map(|r| retry_policy(c, &p("retry"), r, timeout)),
+        rate_limit: spec.rate_limit.as_ref().map(|r| rate_limit(c, &p("rate_limit"), r)),
     };
     (c.errors.len() == before).then_some(route)
 }
@@ -1243,5 +1244,59 @@ fn health_check(c: &mut Checker, path: &str, spec: &Spanned<HealthSpec>) -> Heal
         unhealthy_threshold,
         expected_statuses: h.expected_statuses.iter().map(|s| *s.get_ref()).collect(),
         panic_threshold,
+    }
+}
+
+fn rate_limit(c: &mut Checker, path: &str, spec: &Spanned<RateLimitSpec>) -> RateLimitPolicy {
+    let p = |f: &str| format!("{path}.{f}");
+    let r = spec.get_ref();
+    let requests = *r.requests.get_ref();
+    if requests == 0 {
+        c.err(
+            p("requests"),
+            r.requests.span(),
+            "requests is 0",
+            "allow at least 1 request per period",
+        );
+    }
+    let per = c.positive(&p("per"), r.per.as_ref(), Duration::from_secs(1));
+    let burst = match &r.burst {
+        Some(b) if *b.get_ref() == 0 => {
+            c.err(
+                p("burst"),
+                b.span(),
+                "burst is 0",
+                "use at least 1, or leave it out for `requests`",
+            );
+            1
+        }
+        Some(b) => *b.get_ref(),
+        None => requests.max(1),
+    };
+    let key = match r.key.as_ref().map(|k| (k, k.get_ref().as_str())) {
+        None | Some((_, "route")) => RateLimitKey::Route,
+        Some((_, "client_ip")) => RateLimitKey::ClientIp,
+        Some((k, other)) => match other
+            .strip_prefix("header:")
+            .map(|h| HeaderName::from_bytes(h.trim().as_bytes()))
+        {
+            Some(Ok(name)) => RateLimitKey::Header(name),
+            _ => {
+                c.err(
+                    p("key"),
+                    k.span(),
+                    format!("unknown rate limit key {other:?}"),
+                    "use \"route\" (one bucket), \"client_ip\", or \"header:<name>\" such as \"header:x-api-key\"",
+                );
+                RateLimitKey::Route
+            }
+        },
+    };
+    RateLimitPolicy {
+        requests: requests.max(1),
+        per,
+        burst,
+        key,
+        shadow: r.shadow,
     }
 }

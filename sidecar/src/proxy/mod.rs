@@ -45,6 +45,8 @@ pub struct ProxyError {
     pub refused_stream: bool,
     /// Upstream tries made, when the retry layer counted them.
     pub attempts: Option<u32>,
+    /// Headers for the client's answer (a 429's `Retry-After` and `RateLimit` headers).
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 /// How a client connection ends when it gets no response.
@@ -70,6 +72,7 @@ impl ProxyError {
             hangup: None,
             refused_stream: false,
             attempts: None,
+            headers: Vec::new(),
         }
     }
 
@@ -86,7 +89,11 @@ impl ProxyError {
 
     /// The response a client gets: the class's status, a `ballast-error` header, a short body.
     pub fn into_response(self) -> Response<Body> {
-        error_response(self.class)
+        let mut resp = error_response(self.class);
+        for (name, value) in self.headers {
+            resp.headers_mut().insert(name, value);
+        }
+        resp
     }
 }
 

@@ -26,6 +26,8 @@ struct Shard {
     bytes_out: AtomicU64,
     retries: AtomicU64,
     retry_budget_exhausted: AtomicU64,
+    rate_limited: AtomicU64,
+    rate_limited_shadow: AtomicU64,
 }
 
 struct Tally {
@@ -86,6 +88,8 @@ impl Meter {
             bytes_out: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             retry_budget_exhausted: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
+            rate_limited_shadow: AtomicU64::new(0),
         };
         let shards = if enabled { workers.max(1) } else { 1 };
         Meter {
@@ -174,6 +178,19 @@ impl Meter {
         }
     }
 
+    /// A request over the route's rate limit: rejected, or let through in shadow mode.
+    pub fn count_rate_limited(&self, shadow: bool) {
+        if self.enabled {
+            let s = self.shard();
+            if shadow {
+                &s.rate_limited_shadow
+            } else {
+                &s.rate_limited
+            }
+            .fetch_add(1, Relaxed);
+        }
+    }
+
     /// All shards merged.
     pub fn traffic(&self) -> Traffic {
         let mut counters = Counters {
@@ -189,6 +206,8 @@ impl Meter {
             counters.bytes_out += s.bytes_out.load(Relaxed);
             counters.retries += s.retries.load(Relaxed);
             counters.retry_budget_exhausted += s.retry_budget_exhausted.load(Relaxed);
+            counters.rate_limited += s.rate_limited.load(Relaxed);
+            counters.rate_limited_shadow += s.rate_limited_shadow.load(Relaxed);
             let t = s.tally.lock().unwrap_or_else(|p| p.into_inner());
             counters.requests += t.requests;
             for (sum, n) in by_status_class.iter_mut().zip(t.by_status_class) {

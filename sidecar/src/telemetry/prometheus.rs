@@ -154,6 +154,21 @@ fn write_family(out: &mut String, f: &Family<'_>, buckets: &[f64]) {
                 let _ = writeln!(out, "ballast_{scope}_{name}{{{labels}}} {}", value(t));
             }
         }
+        header(
+            out,
+            "rate_limited_total",
+            "counter",
+            "Requests over the route's rate limit: rejected (enforced) or let through (shadow).",
+        );
+        for (labels, t) in &f.series {
+            let c = &t.counters;
+            for (mode, n) in [("enforced", c.rate_limited), ("shadow", c.rate_limited_shadow)] {
+                let _ = writeln!(
+                    out,
+                    "ballast_{scope}_rate_limited_total{{{labels},mode=\"{mode}\"}} {n}"
+                );
+            }
+        }
     }
     header(
         out,
