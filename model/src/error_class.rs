@@ -33,11 +33,15 @@ pub enum ErrorClass {
     BodyTooLarge,
     /// The request could not be forwarded as sent, e.g. an invalid header value (400).
     BadRequest,
+    /// The route requires credentials and the request had none, or invalid ones (401).
+    Unauthorized,
+    /// The credentials are valid but the route does not allow them: tenant or scope (403).
+    Forbidden,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order.
-    pub const ALL: [ErrorClass; 10] = [
+    pub const ALL: [ErrorClass; 12] = [
         ErrorClass::NoRoute,
         ErrorClass::ConnectRefused,
         ErrorClass::ConnectTimeout,
@@ -48,6 +52,8 @@ impl ErrorClass {
         ErrorClass::Protocol,
         ErrorClass::BodyTooLarge,
         ErrorClass::BadRequest,
+        ErrorClass::Unauthorized,
+        ErrorClass::Forbidden,
     ];
 
     /// The header value, e.g. `connect-refused`.
@@ -63,6 +69,8 @@ impl ErrorClass {
             ErrorClass::Protocol => "protocol",
             ErrorClass::BodyTooLarge => "body-too-large",
             ErrorClass::BadRequest => "bad-request",
+            ErrorClass::Unauthorized => "unauthorized",
+            ErrorClass::Forbidden => "forbidden",
         }
     }
 
@@ -78,6 +86,8 @@ impl ErrorClass {
             ErrorClass::Reset | ErrorClass::Protocol => 502,
             ErrorClass::BodyTooLarge => 413,
             ErrorClass::BadRequest => 400,
+            ErrorClass::Unauthorized => 401,
+            ErrorClass::Forbidden => 403,
         }
     }
 
@@ -94,6 +104,8 @@ impl ErrorClass {
             ErrorClass::Protocol => "upstream sent a malformed response",
             ErrorClass::BodyTooLarge => "request body exceeds the route's limit",
             ErrorClass::BadRequest => "request cannot be forwarded as sent",
+            ErrorClass::Unauthorized => "missing or invalid credentials",
+            ErrorClass::Forbidden => "the credentials are not allowed on this route",
         }
     }
 }
@@ -150,5 +162,9 @@ mod tests {
         assert_eq!(ErrorClass::Timeout.status(), 504);
         assert_eq!(ErrorClass::Reset.status(), 502);
         assert_eq!(ErrorClass::Protocol.status(), 502);
+        assert_eq!(ErrorClass::Unauthorized.status(), 401);
+        assert_eq!(ErrorClass::Forbidden.status(), 403);
+        assert_eq!("unauthorized".parse::<ErrorClass>().unwrap(), ErrorClass::Unauthorized);
+        assert_eq!("forbidden".parse::<ErrorClass>().unwrap(), ErrorClass::Forbidden);
     }
 }

@@ -96,6 +96,10 @@ pub struct Counters {
     /// Retries not sent because the route's retry budget was spent.
     #[serde(default)]
     pub retry_budget_exhausted: u64,
+    /// Requests refused by the route's auth (routes only), by reason: `missing`, `invalid`,
+    /// `expired`, `not_yet_valid`, `claims` (401) and `forbidden` (403).
+    #[serde(default)]
+    pub auth_failures: BTreeMap<String, u64>,
 }
 
 impl Counters {
@@ -134,6 +138,7 @@ impl Counters {
             retry_budget_exhausted: self
                 .retry_budget_exhausted
                 .checked_sub(earlier.retry_budget_exhausted)?,
+            auth_failures: map_minus(&self.auth_failures, &earlier.auth_failures)?,
         })
     }
 }
@@ -352,6 +357,7 @@ mod tests {
                 in_flight: 1,
                 retries: requests / 10,
                 retry_budget_exhausted: 0,
+                auth_failures: BTreeMap::from([("invalid".to_owned(), requests)]),
             },
             latency,
             exemplars: Exemplars::default(),
@@ -406,6 +412,7 @@ mod tests {
         assert_eq!(api.counters.status_class(5), 1);
         assert_eq!(api.counters.by_error[&ErrorClass::Timeout], 1);
         assert_eq!(api.counters.bytes_out, 300);
+        assert_eq!(api.counters.auth_failures["invalid"], 3);
         assert_eq!(api.latency.0.len(), 3);
         assert_eq!(api.latency.0.min(), 300);
         assert!(api.latency.0.max() >= 5_000_000 && api.latency.0.max() < 5_010_000);

@@ -87,6 +87,7 @@ pub struct RouteSpec {
     #[serde(default)]
     pub header_faults: bool,
     pub retry: Option<Spanned<RetrySpec>>,
+    pub auth: Option<super::auth::RouteAuthSpec>,
 }
 
 /// `retry = { retry_on = ["connect-failure", "gateway-error"], max_retries = 2, ... }`
