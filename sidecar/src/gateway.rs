@@ -197,8 +197,7 @@ impl Gateway {
                 let mut resp = e.into_response();
                 if let Some(denial) = denied.as_ref().filter(|_| is_auth(class)) {
                     for challenge in &denial.challenges {
-                        resp.headers_mut()
-                            .append(header::WWW_AUTHENTICATE, challenge.clone());
+                        resp.headers_mut().append(header::WWW_AUTHENTICATE, challenge.clone());
                     }
                 }
                 (resp, Some(class), endpoint, attempts)

@@ -118,10 +118,7 @@ mod tests {
             hex(&hash(b"test")),
             "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         );
-        assert_eq!(
-            crate::config::parse_sha256(&hex(&hash(b"k-123"))),
-            Some(hash(b"k-123"))
-        );
+        assert_eq!(crate::config::parse_sha256(&hex(&hash(b"k-123"))), Some(hash(b"k-123")));
     }
 
     #[test]

@@ -256,7 +256,10 @@ forward_claims = { sub = "x-user", roles = "x-roles" }"#,
             Err(Rejected::Claims("wrong audience".into()))
         );
         c["aud"] = json!(["billing", "shop"]);
-        assert!(verify(&cfg, &token(Algorithm::RS256, None, &rsa(), &c)).is_ok(), "one of the audiences");
+        assert!(
+            verify(&cfg, &token(Algorithm::RS256, None, &rsa(), &c)).is_ok(),
+            "one of the audiences"
+        );
         let mut c = good_claims();
         c["iss"] = json!("https://evil.test");
         assert_eq!(
@@ -284,11 +287,19 @@ forward_claims = { sub = "x-user", roles = "x-roles" }"#,
             use base64::Engine;
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
         };
-        let unsigned = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&good_claims()));
+        let unsigned = format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT"})),
+            b64(&good_claims())
+        );
         assert!(invalid(&unsigned));
         let real = token(Algorithm::RS256, None, &rsa(), &good_claims());
         let sig = real.rsplit('.').next().unwrap();
-        assert!(invalid(&format!("{}.{}.{sig}", b64(&json!({"alg": "none"})), b64(&good_claims()))));
+        assert!(invalid(&format!(
+            "{}.{}.{sig}",
+            b64(&json!({"alg": "none"})),
+            b64(&good_claims())
+        )));
         // An algorithm not configured, and garbage.
         let only_rs = jwt_config("algorithms = [\"RS256\"]\npem_file = \"rsa.pub.pem\"");
         assert!(matches!(
@@ -299,7 +310,12 @@ forward_claims = { sub = "x-user", roles = "x-roles" }"#,
         assert!(invalid(""));
         // The RSA public key is never tried as an HMAC secret (algorithm confusion).
         let pem = key_file("rsa.pub.pem");
-        let confused = token(Algorithm::HS256, None, &EncodingKey::from_secret(&pem).unwrap(), &good_claims());
+        let confused = token(
+            Algorithm::HS256,
+            None,
+            &EncodingKey::from_secret(&pem).unwrap(),
+            &good_claims(),
+        );
         let rs_and_hs = jwt_config(
             "algorithms = [\"RS256\", \"HS256\"]\npem_file = \"rsa.pub.pem\"\nhs256_secret_env = \"BALLAST_TEST_JWT_SECRET\"",
         );

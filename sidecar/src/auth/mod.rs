@@ -289,7 +289,10 @@ impl Guard {
 fn bearer(parts: &Parts) -> Option<&str> {
     let v = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -357,9 +360,15 @@ mod tests {
             &[("x-ballast-tenant", "globex"), ("x-user", "mallory")],
         );
         g.check(&mut p).unwrap();
-        assert_eq!(p.extensions.get::<Tenant>(), Some(&Tenant(HeaderValue::from_static("acme"))));
+        assert_eq!(
+            p.extensions.get::<Tenant>(),
+            Some(&Tenant(HeaderValue::from_static("acme")))
+        );
         assert_eq!(p.headers["x-ballast-tenant"], "acme");
-        assert!(p.headers.get("x-user").is_none(), "a forwarded-claim header is not the client's to set");
+        assert!(
+            p.headers.get("x-user").is_none(),
+            "a forwarded-claim header is not the client's to set"
+        );
         assert_eq!(p.uri, "/x?q=1");
 
         let kept = guard(Require::ApiKey, &[], &[], true);
@@ -376,7 +385,9 @@ mod tests {
         assert_eq!(missing.reason.class().status(), 401);
         assert_eq!(
             missing.challenges,
-            [HeaderValue::from_static("ApiKey realm=\"ballast\", header=\"x-api-key\", query=\"api_key\"")]
+            [HeaderValue::from_static(
+                "ApiKey realm=\"ballast\", header=\"x-api-key\", query=\"api_key\""
+            )]
         );
         let wrong = g.check(&mut parts("/", &[("x-api-key", "nope")])).unwrap_err();
         assert_eq!(wrong.reason, Reason::Invalid);
@@ -409,8 +420,13 @@ mod tests {
             .unwrap_err();
         assert_eq!(d.reason, Reason::Expired);
         assert!(d.challenges[0].to_str().unwrap().contains("error=\"invalid_token\""));
-        let d = scoped.check(&mut parts("/", &[("authorization", "Basic abc")])).unwrap_err();
-        assert_eq!((d.reason, d.challenges[0].to_str().unwrap()), (Reason::Missing, "Bearer realm=\"ballast\""));
+        let d = scoped
+            .check(&mut parts("/", &[("authorization", "Basic abc")]))
+            .unwrap_err();
+        assert_eq!(
+            (d.reason, d.challenges[0].to_str().unwrap()),
+            (Reason::Missing, "Bearer realm=\"ballast\"")
+        );
     }
 
     #[test]

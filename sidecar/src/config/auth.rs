@@ -295,10 +295,7 @@ fn api_keys(spec: &AuthSpec, errors: &mut Vec<ConfigError>) -> Option<ApiKeys> {
                 errors,
                 &format!("{path}.sha256"),
                 k.sha256.span(),
-                format!(
-                    "{:?} is not a SHA-256 in hex (64 hex digits)",
-                    k.sha256.get_ref()
-                ),
+                format!("{:?} is not a SHA-256 in hex (64 hex digits)", k.sha256.get_ref()),
                 "store the key's hash, never the key: printf %s \"$KEY\" | sha256sum",
             );
             continue;
@@ -422,7 +419,10 @@ fn jwt(spec: &Spanned<JwtSpec>, base: &Path, errors: &mut Vec<ConfigError>) -> O
             ),
             Ok(set) => {
                 for (i, jwk) in set.keys.iter().enumerate() {
-                    let alg = jwk.common.key_algorithm.and_then(|a| a.to_string().parse::<Algorithm>().ok());
+                    let alg = jwk
+                        .common
+                        .key_algorithm
+                        .and_then(|a| a.to_string().parse::<Algorithm>().ok());
                     match DecodingKey::from_jwk(jwk) {
                         Ok(key) => keys.push(JwtKey {
                             kid: jwk.common.key_id.clone(),
@@ -495,7 +495,8 @@ fn jwt(spec: &Spanned<JwtSpec>, base: &Path, errors: &mut Vec<ConfigError>) -> O
             "set pem_file, jwks_file or hs256_secret_env",
         );
     }
-    if s.hs256_secret_env.is_some() && !algorithms.contains(&Algorithm::HS256)
+    if s.hs256_secret_env.is_some()
+        && !algorithms.contains(&Algorithm::HS256)
         && let Some(var) = &s.hs256_secret_env
     {
         err(
@@ -533,8 +534,16 @@ fn jwt(spec: &Spanned<JwtSpec>, base: &Path, errors: &mut Vec<ConfigError>) -> O
             ),
         }
     }
-    let issuer = s.issuer.as_ref().map(|i| OneOrMany::into_vec(i.clone())).unwrap_or_default();
-    let audience = s.audience.as_ref().map(|a| OneOrMany::into_vec(a.clone())).unwrap_or_default();
+    let issuer = s
+        .issuer
+        .as_ref()
+        .map(|i| OneOrMany::into_vec(i.clone()))
+        .unwrap_or_default();
+    let audience = s
+        .audience
+        .as_ref()
+        .map(|a| OneOrMany::into_vec(a.clone()))
+        .unwrap_or_default();
 
     let validations = algorithms
         .iter()

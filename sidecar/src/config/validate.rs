@@ -123,7 +123,8 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
     let mut names = HashSet::new();
     for (i, route) in spec.routes.iter().enumerate() {
         let Some(route) = route else { continue };
-        let route_auth = (route.auth.as_ref()).map(|a| super::auth::route(c.errors, &format!("routes[{i}].auth"), a, &auth));
+        let route_auth =
+            (route.auth.as_ref()).map(|a| super::auth::route(c.errors, &format!("routes[{i}].auth"), a, &auth));
         if let Some(mut r) = route_spec(&mut c, i, route, &declared) {
             r.auth = route_auth;
             if !names.insert(r.name.clone()) {

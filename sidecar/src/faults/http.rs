@@ -170,10 +170,7 @@ impl Matcher {
                 .headers
                 .iter()
                 .all(|(name, value)| req.headers.get(name) == Some(value))
-            && self
-                .tenant
-                .as_ref()
-                .is_none_or(|t| req.tenant == Some(t))
+            && self.tenant.as_ref().is_none_or(|t| req.tenant == Some(t))
     }
 }
 
