@@ -266,6 +266,15 @@ forward_claims = { sub = "x-user", roles = "x-roles" }"#,
             verify(&cfg, &token(Algorithm::RS256, None, &rsa(), &c)),
             Err(Rejected::Claims("wrong issuer".into()))
         );
+        // Configured, so required: a token without them does not slip through.
+        for claim in ["iss", "aud"] {
+            let mut c = good_claims();
+            c.as_object_mut().unwrap().remove(claim);
+            assert_eq!(
+                verify(&cfg, &token(Algorithm::RS256, None, &rsa(), &c)),
+                Err(Rejected::Claims(format!("no {claim} claim")))
+            );
+        }
     }
 
     #[test]

@@ -551,7 +551,11 @@ fn jwt(spec: &Spanned<JwtSpec>, base: &Path, errors: &mut Vec<ConfigError>) -> O
             let mut v = Validation::new(*alg);
             v.leeway = leeway.as_secs();
             v.validate_nbf = true;
-            v.set_required_spec_claims(&["exp"]);
+            // jsonwebtoken checks `iss` and `aud` only when present: a configured one must be.
+            let mut required = vec!["exp"];
+            required.extend((!issuer.is_empty()).then_some("iss"));
+            required.extend((!audience.is_empty()).then_some("aud"));
+            v.set_required_spec_claims(&required);
             if !issuer.is_empty() {
                 v.set_issuer(&issuer);
             }

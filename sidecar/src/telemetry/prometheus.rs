@@ -267,6 +267,10 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
+        assert!(
+            !text.contains("ballast_cluster_auth_failures"),
+            "auth is per route only"
+        );
     }
 
     #[test]
