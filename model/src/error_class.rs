@@ -42,11 +42,15 @@ pub enum ErrorClass {
     RateLimited,
     /// The route's concurrency limit was reached: shed at once, not queued (503).
     Shed,
+    /// The route requires credentials and the request had none, or invalid ones (401).
+    Unauthorized,
+    /// The credentials are valid but the route does not allow them: tenant or scope (403).
+    Forbidden,
 }
 
 impl ErrorClass {
     /// Every class, in declaration order.
-    pub const ALL: [ErrorClass; 14] = [
+    pub const ALL: [ErrorClass; 16] = [
         ErrorClass::NoRoute,
         ErrorClass::ConnectRefused,
         ErrorClass::ConnectTimeout,
@@ -61,6 +65,8 @@ impl ErrorClass {
         ErrorClass::CircuitOpen,
         ErrorClass::RateLimited,
         ErrorClass::Shed,
+        ErrorClass::Unauthorized,
+        ErrorClass::Forbidden,
     ];
 
     /// The header value, e.g. `connect-refused`.
@@ -80,6 +86,8 @@ impl ErrorClass {
             ErrorClass::CircuitOpen => "circuit-open",
             ErrorClass::RateLimited => "rate-limited",
             ErrorClass::Shed => "shed",
+            ErrorClass::Unauthorized => "unauthorized",
+            ErrorClass::Forbidden => "forbidden",
         }
     }
 
@@ -99,6 +107,8 @@ impl ErrorClass {
             ErrorClass::Reset | ErrorClass::Protocol => 502,
             ErrorClass::BodyTooLarge => 413,
             ErrorClass::BadRequest => 400,
+            ErrorClass::Unauthorized => 401,
+            ErrorClass::Forbidden => 403,
         }
     }
 
@@ -119,6 +129,8 @@ impl ErrorClass {
             ErrorClass::CircuitOpen => "every upstream endpoint is ejected",
             ErrorClass::RateLimited => "rate limit reached; retry after the time given",
             ErrorClass::Shed => "too many requests in flight on this route",
+            ErrorClass::Unauthorized => "missing or invalid credentials",
+            ErrorClass::Forbidden => "the credentials are not allowed on this route",
         }
     }
 }
@@ -175,5 +187,9 @@ mod tests {
         assert_eq!(ErrorClass::Timeout.status(), 504);
         assert_eq!(ErrorClass::Reset.status(), 502);
         assert_eq!(ErrorClass::Protocol.status(), 502);
+        assert_eq!(ErrorClass::Unauthorized.status(), 401);
+        assert_eq!(ErrorClass::Forbidden.status(), 403);
+        assert_eq!("unauthorized".parse::<ErrorClass>().unwrap(), ErrorClass::Unauthorized);
+        assert_eq!("forbidden".parse::<ErrorClass>().unwrap(), ErrorClass::Forbidden);
     }
 }

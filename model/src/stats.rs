@@ -102,6 +102,10 @@ pub struct Counters {
     /// Requests over the route's rate limit in shadow mode (let through).
     #[serde(default)]
     pub rate_limited_shadow: u64,
+    /// Requests refused by the route's auth (routes only), by reason: `missing`, `invalid`,
+    /// `expired`, `not_yet_valid`, `claims` (401) and `forbidden` (403).
+    #[serde(default)]
+    pub auth_failures: BTreeMap<String, u64>,
 }
 
 impl Counters {
@@ -142,6 +146,7 @@ impl Counters {
                 .checked_sub(earlier.retry_budget_exhausted)?,
             rate_limited: self.rate_limited.checked_sub(earlier.rate_limited)?,
             rate_limited_shadow: self.rate_limited_shadow.checked_sub(earlier.rate_limited_shadow)?,
+            auth_failures: map_minus(&self.auth_failures, &earlier.auth_failures)?,
         })
     }
 }
@@ -383,6 +388,7 @@ mod tests {
                 retry_budget_exhausted: 0,
                 rate_limited: 0,
                 rate_limited_shadow: 0,
+                auth_failures: BTreeMap::from([("invalid".to_owned(), requests)]),
             },
             latency,
             exemplars: Exemplars::default(),
@@ -438,6 +444,7 @@ mod tests {
         assert_eq!(api.counters.status_class(5), 1);
         assert_eq!(api.counters.by_error[&ErrorClass::Timeout], 1);
         assert_eq!(api.counters.bytes_out, 300);
+        assert_eq!(api.counters.auth_failures["invalid"], 3);
         assert_eq!(api.latency.0.len(), 3);
         assert_eq!(api.latency.0.min(), 300);
         assert!(api.latency.0.max() >= 5_000_000 && api.latency.0.max() < 5_010_000);

@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
+use crate::auth::{Denial, Guard, Tenant};
 use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
 use crate::faults::http::{Answer, Plan, RequestFacts, UpstreamFaults};
@@ -53,6 +54,8 @@ struct RouteEntry {
     host_rewrite: Option<HeaderValue>,
     meter: Arc<Meter>,
     service: RouteService,
+    /// The route's auth; `None` costs a request one branch.
+    auth: Option<Guard>,
 }
 
 /// A config made runnable.
@@ -147,6 +150,7 @@ impl Gateway {
                     })
                 });
                 RouteEntry {
+                    auth: route.auth.clone().map(|policy| Guard::new(policy, &config.auth)),
                     config: route.clone(),
                     rate_limit,
                     host_rewrite,
@@ -200,16 +204,27 @@ impl Gateway {
             .as_ref()
             .map(|t| t.server_span(&mut parts, &route.config.name, client.addr.ip()));
         let version = parts.version;
+        // Auth (DESIGN's layer 3) is checked here, before the inbound faults are selected, so a
+        // fault matching a `tenant` sees the tenant the credentials proved; its 401/403 is sent
+        // only after the inbound faults had their turn, so they still come first for the client
+        // (layer 2). Not a tower layer: the route stack starts after fault selection.
+        let denied = match &route.auth {
+            None => None,
+            Some(guard) => guard.check(&mut parts).err(),
+        };
         // Inbound faults come first, like Envoy's fault filter: the client sees them as they are.
         let (forwarded, plan) = match self.inbound_faults(&mut parts, route) {
             Err(e) => (Err(e), None),
             Ok(mut plan) => {
                 let forwarded = match self.under_faults(plan.as_mut(), route).await {
                     Some(answer) => answer,
-                    None => {
-                        self.forward(route, parts, body, client, &request_id, trace.as_ref())
-                            .await
-                    }
+                    None => match &denied {
+                        Some(denial) => Err(refuse(route, denial)),
+                        None => {
+                            self.forward(route, parts, body, client, &request_id, trace.as_ref())
+                                .await
+                        }
+                    },
                 };
                 (forwarded, plan)
             }
@@ -225,7 +240,13 @@ impl Gateway {
                 tracing::debug!(route = %route.config.name, error = %e, "request failed");
                 let (class, endpoint, attempts) = (e.class, e.endpoint.clone(), e.attempts);
                 hangup = e.hangup;
-                (e.into_response(), Some(class), endpoint, attempts)
+                let mut resp = e.into_response();
+                if let Some(denial) = denied.as_ref().filter(|_| is_auth(class)) {
+                    for challenge in &denial.challenges {
+                        resp.headers_mut().append(header::WWW_AUTHENTICATE, challenge.clone());
+                    }
+                }
+                (resp, Some(class), endpoint, attempts)
             }
         };
         let attempts = attempts.unwrap_or(u32::from(endpoint.is_some()));
@@ -322,11 +343,17 @@ impl Gateway {
         if installed.is_empty() {
             return Ok(Plan::admit(header_plan, &self.faults, None));
         }
+        // The tenant auth verified; on a route without auth, the header stands in for it.
+        let tenant = match &route.auth {
+            Some(_) => parts.extensions.get::<Tenant>().map(|t| &t.0),
+            None => parts.headers.get(faults::http::TENANT_HEADER),
+        };
         let facts = RequestFacts {
             route: &route.config.name,
             method: &parts.method,
             path: parts.uri.path(),
             headers: &parts.headers,
+            tenant,
         };
         let upstream = faults::http::select(&installed.upstream, &facts);
         let inbound = faults::http::draw(&faults::http::select(&installed.inbound, &facts), None);
@@ -494,6 +521,17 @@ async fn forget_idle_keys(limit: std::sync::Weak<RateLimit>) {
             None => return,
         }
     }
+}
+
+/// The error answering a request its route's auth refused, counted by reason.
+fn refuse(route: &RouteEntry, denial: &Denial) -> ProxyError {
+    route.meter.count_auth_failure(denial.reason);
+    tracing::debug!(route = %route.config.name, reason = denial.reason.as_str(), detail = %denial.detail, "auth refused");
+    ProxyError::new(denial.reason.class(), denial.detail.clone())
+}
+
+fn is_auth(class: ErrorClass) -> bool {
+    matches!(class, ErrorClass::Unauthorized | ErrorClass::Forbidden)
 }
 
 fn with_request_id(mut resp: Response<Body>, id: HeaderValue) -> Response<Body> {

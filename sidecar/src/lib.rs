@@ -4,7 +4,11 @@
 //! further layers.
 //!
 //! # Layout
-//! - [`config`]: the TOML file: parse, validate (every error with file:line:column), defaults.
+//! - [`config`]: the TOML file: parse, validate (every error with file:line:column), defaults;
+//!   `config::auth` holds `[auth]` and a route's `auth` (key files read at load time).
+//! - [`auth`]: API keys per tenant (SHA-256 hashes, constant-time comparison) and JWTs
+//!   (jsonwebtoken: HS256/RS256/ES256 from a secret in the environment, a PEM or a JWKS file);
+//!   per-route tenants and scopes; 401 with `WWW-Authenticate` versus 403.
 //! - [`router`]: route matching (host, path exact/prefix/regex, method, headers), in order.
 //! - [`gateway`]: the outermost, infallible handler and the per-route tower stacks.
 //! - [`policy`]: the resilience layers of a route's stack (retries with a budget, per-try
@@ -30,7 +34,9 @@
 //! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), timed by
 //! the route's meter and, with tracing on, given a server span; cleaned of hop-by-hop headers
 //! and tagged with forwarding headers ([`gateway`]), it then passes the route's tower stack
-//! (outermost first: error mapping, route timeout, forward). Inbound faults act before the
+//! (outermost first: error mapping, route timeout, forward). A route with auth checks the
+//! credentials before inbound faults are selected (a `tenant` fault matches the verified
+//! tenant) and refuses after them (401/403). Inbound faults act before the
 //! stack (delay, answer or hang up, shape the response); upstream faults are selected then and
 //! drawn per attempt in [`proxy::Forward`], which
 //! picks an endpoint and sends the request on a pooled connection; the response body streams
@@ -47,6 +53,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod auth;
 pub mod body;
 pub mod config;
 pub mod events;

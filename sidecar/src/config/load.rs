@@ -27,6 +27,9 @@ pub struct FileSpec {
     pub fault_limits: FaultLimitsSpec,
     pub faults: Vec<Option<Located<ballast_model::FaultSpec>>>,
     pub slos: Vec<Option<Located<ballast_model::slo::SloSpec>>>,
+    pub auth: Option<super::auth::AuthSpec>,
+    /// The config file's folder: key files named in it are relative to it.
+    pub base_dir: std::path::PathBuf,
 }
 
 /// A list item whose checks live in the model (faults, SLOs), with where each of its keys is,
@@ -47,7 +50,7 @@ impl<T> Located<T> {
     }
 }
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "runtime",
     "admin",
     "telemetry",
@@ -58,12 +61,16 @@ const SECTIONS: [&str; 10] = [
     "fault_limits",
     "faults",
     "slo",
+    "auth",
 ];
 
 /// Parse and validate config text; `file` names it in error messages.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
-    let spec = parse_spec(text, &mut errors);
+    let mut spec = parse_spec(text, &mut errors);
+    if let Some(s) = spec.as_mut() {
+        s.base_dir = std::path::Path::new(file).parent().map(Into::into).unwrap_or_default();
+    }
     // After a syntax error the document is partial: semantic checks would only add noise.
     let config = spec.and_then(|spec| validate(spec, &mut errors));
     if errors.is_empty() {
@@ -119,6 +126,7 @@ fn parse_spec(text: &str, errors: &mut Vec<ConfigError>) -> Option<FileSpec> {
             "fault_limits" => spec.fault_limits = item(value, "fault_limits", errors).unwrap_or_default(),
             "faults" => spec.faults = located_items(value, "faults", errors),
             "slo" => spec.slos = located_items(value, "slo", errors),
+            "auth" => spec.auth = item(value, "auth", errors),
             other => {
                 let mut err = ConfigError::new(other, Some(key.span()), format!("unknown section {other:?}"));
                 err = match did_you_mean(other, SECTIONS) {

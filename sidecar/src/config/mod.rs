@@ -7,6 +7,7 @@
 //!
 //! Every problem from both phases is collected into [`ConfigErrors`] with its position.
 
+pub mod auth;
 mod error;
 mod load;
 pub mod spec;
@@ -21,6 +22,7 @@ use http::{HeaderName, HeaderValue, Method};
 use regex::Regex;
 use serde::Serialize;
 
+pub use auth::{ApiKey, ApiKeys, Auth, AuthSpec, Jwt, JwtKey, Require, RouteAuth, parse_sha256};
 pub use error::{ConfigError, ConfigErrors};
 pub use load::{parse, serde_error};
 pub use spec::{Balance, Protocol};
@@ -49,6 +51,8 @@ pub struct Config {
     pub faults: Vec<ballast_model::FaultSpec>,
     /// `[[slo]]`: their latency thresholds become exact `/metrics` bucket boundaries.
     pub slos: Vec<ballast_model::slo::SloSpec>,
+    /// `[auth]`: API keys and JWT verification, used by routes with `auth`.
+    pub auth: Auth,
 }
 
 impl Config {
@@ -194,6 +198,8 @@ pub struct Route {
     pub retry: Option<RetryPolicy>,
     /// A rate limit; none when absent.
     pub rate_limit: Option<RateLimitPolicy>,
+    /// Who may call the route; anyone when absent.
+    pub auth: Option<RouteAuth>,
 }
 
 /// A route's rate limit (GCRA): `requests` per `per`, bursts up to `burst`.

@@ -88,6 +88,7 @@ pub struct RouteSpec {
     pub header_faults: bool,
     pub retry: Option<Spanned<RetrySpec>>,
     pub rate_limit: Option<Spanned<RateLimitSpec>>,
+    pub auth: Option<super::auth::RouteAuthSpec>,
 }
 
 /// `rate_limit = { requests = 100, per = "1s", burst = 200, key = "client_ip", shadow = false }`

@@ -120,12 +120,17 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
     }
     // Routes may name any declared cluster, even one with its own errors (reported already).
     let declared: Vec<&str> = spec.clusters.iter().map(|(k, _)| k.get_ref().as_str()).collect();
+    // Before the routes: their `auth` is checked against it.
+    let auth = super::auth::validate(spec.auth.as_ref(), &spec.base_dir, c.errors);
 
     let mut routes = Vec::new();
     let mut names = HashSet::new();
     for (i, route) in spec.routes.iter().enumerate() {
         let Some(route) = route else { continue };
-        if let Some(r) = route_spec(&mut c, i, route, &declared) {
+        let route_auth =
+            (route.auth.as_ref()).map(|a| super::auth::route(c.errors, &format!("routes[{i}].auth"), a, &auth));
+        if let Some(mut r) = route_spec(&mut c, i, route, &declared) {
+            r.auth = route_auth;
             if !names.insert(r.name.clone()) {
                 let span = route.name.as_ref().map_or(route.cluster.span(), |n| n.span());
                 c.err(
@@ -161,6 +166,7 @@ pub fn validate(spec: FileSpec, errors: &mut Vec<ConfigError>) -> Option<Config>
         fault_limits,
         faults,
         slos,
+        auth,
     })
 }
 
@@ -859,6 +865,7 @@ fn route_spec(c: &mut Checker, i: usize, spec: &RouteSpec, clusters: &[&str]) ->
         header_faults: spec.header_faults,
         retry: spec.retry.as_ref().map(|r| retry_policy(c, &p("retry"), r, timeout)),
         rate_limit: spec.rate_limit.as_ref().map(|r| rate_limit(c, &p("rate_limit"), r)),
+        auth: None, // set by the caller, which knows [auth]
     };
     (c.errors.len() == before).then_some(route)
 }

@@ -7,8 +7,9 @@
 //! an endpoint, so a retried request meets an upstream fault again with the same odds, as it
 //! would meet a flaky endpoint.
 //!
-//! A request's tenant is the `x-ballast-tenant` header (the auth layer will set it from the
-//! verified key or token once there is one).
+//! A request's tenant is the one its API key or JWT proved (`auth::Tenant`, set by the route's
+//! auth); on a route without auth, the `x-ballast-tenant` header stands in for it (auth removes a
+//! client-sent one, so it cannot be spoofed where auth is on).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,8 @@ pub struct RequestFacts<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub headers: &'a HeaderMap,
+    /// The verified tenant, or `x-ballast-tenant` on a route without auth (see the module doc).
+    pub tenant: Option<&'a HeaderValue>,
 }
 
 /// How the faults drawn for a request end it, if they do.
@@ -167,10 +170,7 @@ impl Matcher {
                 .headers
                 .iter()
                 .all(|(name, value)| req.headers.get(name) == Some(value))
-            && self
-                .tenant
-                .as_ref()
-                .is_none_or(|t| req.headers.get(TENANT_HEADER) == Some(t))
+            && self.tenant.as_ref().is_none_or(|t| req.tenant == Some(t))
     }
 }
 
@@ -352,6 +352,7 @@ mod tests {
             method,
             path,
             headers,
+            tenant: headers.get(TENANT_HEADER),
         }
     }
 

@@ -9,6 +9,7 @@ use ballast_model::stats::{Counters, Exemplar, Exemplars, Latency, Traffic, new_
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
+use crate::auth::Reason;
 use crate::worker;
 
 pub struct Meter {
@@ -28,6 +29,7 @@ struct Shard {
     retry_budget_exhausted: AtomicU64,
     rate_limited: AtomicU64,
     rate_limited_shadow: AtomicU64,
+    auth_failures: [AtomicU64; Reason::ALL.len()],
 }
 
 struct Tally {
@@ -90,6 +92,7 @@ impl Meter {
             retry_budget_exhausted: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             rate_limited_shadow: AtomicU64::new(0),
+            auth_failures: Default::default(),
         };
         let shards = if enabled { workers.max(1) } else { 1 };
         Meter {
@@ -191,6 +194,13 @@ impl Meter {
         }
     }
 
+    /// A request refused by the route's auth.
+    pub fn count_auth_failure(&self, reason: Reason) {
+        if self.enabled {
+            self.shard().auth_failures[reason as usize].fetch_add(1, Relaxed);
+        }
+    }
+
     /// All shards merged.
     pub fn traffic(&self) -> Traffic {
         let mut counters = Counters {
@@ -208,6 +218,12 @@ impl Meter {
             counters.retry_budget_exhausted += s.retry_budget_exhausted.load(Relaxed);
             counters.rate_limited += s.rate_limited.load(Relaxed);
             counters.rate_limited_shadow += s.rate_limited_shadow.load(Relaxed);
+            for (reason, n) in Reason::ALL.iter().zip(&s.auth_failures) {
+                let n = n.load(Relaxed);
+                if n > 0 {
+                    *counters.auth_failures.entry(reason.as_str().to_owned()).or_default() += n;
+                }
+            }
             let t = s.tally.lock().unwrap_or_else(|p| p.into_inner());
             counters.requests += t.requests;
             for (sum, n) in by_status_class.iter_mut().zip(t.by_status_class) {
@@ -250,7 +266,10 @@ mod tests {
         crate::worker::set_index(1);
         m.record(503, Some(ErrorClass::ConnectRefused), Duration::from_millis(50));
         m.add_bytes(10, 100);
+        m.count_auth_failure(Reason::Expired);
         crate::worker::set_index(0);
+        m.count_auth_failure(Reason::Expired);
+        m.count_auth_failure(Reason::Forbidden);
         let timer = m.start();
         let t = m.traffic();
         assert_eq!(t.counters.requests, 2);
@@ -259,6 +278,8 @@ mod tests {
         assert_eq!(t.counters.status_class(5), 1);
         assert_eq!(t.counters.by_error[&ErrorClass::ConnectRefused], 1);
         assert_eq!((t.counters.bytes_in, t.counters.bytes_out), (10, 100));
+        let auth: Vec<(&str, u64)> = t.counters.auth_failures.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(auth, [("expired", 2), ("forbidden", 1)]);
         assert_eq!(t.latency.0.len(), 2);
         assert!((t.latency.0.value_at_quantile(1.0) as i64 - 50_000).abs() < 50);
         timer.record(204, None);

@@ -3,7 +3,9 @@
 //! Three families of metrics share one shape, labelled by route, by cluster, or by cluster and
 //! endpoint: `ballast_{route,cluster,endpoint}_requests_total{status_class}`,
 //! `…_errors_total{error}` (the `ballast-error` classes), `…_requests_in_flight`, for routes
-//! `…_retries_total` and `…_retry_budget_exhausted_total`,
+//! `…_retries_total`, `…_retry_budget_exhausted_total` and
+//! `…_auth_failures_total{reason}` (`missing`, `invalid`, `expired`, `not_yet_valid`, `claims`,
+//! `forbidden`),
 //! `…_bytes_total{direction="in"|"out"}` and `…_request_duration_seconds` (a histogram).
 //! Labels are config names and endpoint addresses, never request paths, so cardinality is
 //! bounded by the config.
@@ -169,6 +171,22 @@ fn write_family(out: &mut String, f: &Family<'_>, buckets: &[f64]) {
                 );
             }
         }
+        // Auth is decided per route too; only reasons seen are listed.
+        header(
+            out,
+            "auth_failures_total",
+            "counter",
+            "Requests refused by the route's auth, by reason (forbidden is 403, the others 401).",
+        );
+        for (labels, t) in &f.series {
+            for (reason, n) in &t.counters.auth_failures {
+                let _ = writeln!(
+                    out,
+                    "ballast_{scope}_auth_failures_total{{{labels},reason=\"{}\"}} {n}",
+                    escape(reason)
+                );
+            }
+        }
     }
     header(
         out,
@@ -231,6 +249,7 @@ mod tests {
         t.counters.by_status_class.insert("5xx".into(), 1);
         t.counters.by_error.insert(ErrorClass::Timeout, 1);
         t.counters.bytes_out = 640;
+        t.counters.auth_failures.insert("expired".into(), 4);
         for us in [90_000, 300_000, 2_000_000] {
             t.latency.0.record(us).unwrap();
         }
@@ -253,6 +272,8 @@ mod tests {
             "ballast_route_requests_total{route=\"api\",status_class=\"5xx\"} 1",
             "ballast_route_errors_total{route=\"api\",error=\"timeout\"} 1",
             "ballast_route_bytes_total{route=\"api\",direction=\"out\"} 640",
+            "# TYPE ballast_route_auth_failures_total counter",
+            "ballast_route_auth_failures_total{route=\"api\",reason=\"expired\"} 4",
             "ballast_route_request_duration_seconds_bucket{route=\"api\",le=\"0.1\"} 1",
             "ballast_route_request_duration_seconds_bucket{route=\"api\",le=\"0.3\"} 2",
             "ballast_route_request_duration_seconds_bucket{route=\"api\",le=\"+Inf\"} 3",
@@ -262,6 +283,10 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in:\n{text}");
         }
+        assert!(
+            !text.contains("ballast_cluster_auth_failures"),
+            "auth is per route only"
+        );
     }
 
     #[test]
