@@ -23,6 +23,7 @@ use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
 use crate::faults::http::{Answer, Plan, RequestFacts, UpstreamFaults};
 use crate::faults::{self, FaultTable};
+use crate::policy::concurrency::{ConcurrencyLayer, ConcurrencyLimit};
 use crate::policy::rate_limit::{Decision, RateLimit};
 use crate::policy::retry::{Attempts, RetryLayer};
 use crate::proxy::headers::{self, Client, X_REQUEST_ID};
@@ -50,6 +51,8 @@ struct RouteEntry {
     config: Route,
     /// Kept across reloads while the route's limit is unchanged (buckets stay full or empty).
     rate_limit: Option<Arc<RateLimit>>,
+    /// The route's concurrency limit, also kept across reloads while unchanged.
+    concurrency: Option<Arc<ConcurrencyLimit>>,
     /// `host_rewrite` as a header value, made once per config instead of once per request.
     host_rewrite: Option<HeaderValue>,
     meter: Arc<Meter>,
@@ -122,9 +125,19 @@ impl Gateway {
                     .retry
                     .clone()
                     .map(|p| RetryLayer::new(p, meter.clone(), route.timeout, upstream.clone()));
+                let previous_route = previous.and_then(|p| p.routes.iter().find(|r| r.config.name == route.name));
+                // A limit whose policy did not change keeps its state (in flight, learned limit).
+                let concurrency = route.concurrency.as_ref().map(|policy| {
+                    previous_route
+                        .and_then(|r| r.concurrency.clone())
+                        .filter(|c| c.policy() == policy)
+                        .unwrap_or_else(|| ConcurrencyLimit::new(policy.clone()))
+                });
                 let service = ServiceBuilder::new()
                     // Failures from any layer come back as a classified ProxyError.
                     .map_err(ProxyError::from_boxed)
+                    // Load shedding: over the route's (static or adaptive) limit, 503 at once.
+                    .option_layer(concurrency.clone().map(ConcurrencyLayer))
                     // The route timeout covers every try until the response head.
                     .timeout(route.timeout)
                     // Retries (when configured): per-try timeouts, backoff, the retry budget.
@@ -136,13 +149,11 @@ impl Gateway {
                     _ => None,
                 };
                 let rate_limit = route.rate_limit.as_ref().map(|policy| {
-                    let kept = previous
-                        .and_then(|p| p.routes.iter().find(|r| r.config.name == route.name))
-                        .and_then(|r| {
-                            r.rate_limit
-                                .clone()
-                                .filter(|_| r.config.rate_limit.as_ref() == Some(policy))
-                        });
+                    let kept = previous_route.and_then(|r| {
+                        r.rate_limit
+                            .clone()
+                            .filter(|_| r.config.rate_limit.as_ref() == Some(policy))
+                    });
                     kept.unwrap_or_else(|| {
                         let limit = Arc::new(RateLimit::new(&route.name, policy.clone()));
                         background.spawn(forget_idle_keys(Arc::downgrade(&limit)));
@@ -153,6 +164,7 @@ impl Gateway {
                     auth: route.auth.clone().map(|policy| Guard::new(policy, &config.auth)),
                     config: route.clone(),
                     rate_limit,
+                    concurrency,
                     host_rewrite,
                     meter,
                     service: BoxCloneSyncService::new(service),
@@ -308,7 +320,7 @@ impl Gateway {
     ) -> Result<Response<Body>, ProxyError> {
         // Rate limiting before any upstream work (GCRA; shadow mode only counts).
         if let Some(limit) = &route.rate_limit {
-            match limit.check(&parts.headers, client) {
+            match limit.check(&parts, client) {
                 Decision::Allow => {}
                 Decision::Shadowed => route.meter.count_rate_limited(true),
                 Decision::Limited { retry_after } => {

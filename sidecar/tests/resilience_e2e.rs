@@ -342,3 +342,24 @@ async fn rate_limits_are_exact_over_a_window_and_shadow_mode_never_rejects() {
     );
     assert!(metrics.contains(&line), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_route_concurrency_limit_requests_are_shed_at_once() {
+    let up = MockUpstream::start("u").await;
+    let cfg = cluster_config(&[up.addr], "", "timeout = \"30s\"\nconcurrency = { max = 2 }");
+    let sc = Proc::sidecar(BIN, &cfg);
+    let http = client();
+    let hung: Vec<_> = (0..2)
+        .map(|_| {
+            let (http, url) = (http.clone(), sc.url("/slow/2000"));
+            tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    assert_eventually!(up.requests() == 2, "both slow requests reached the upstream");
+    let p99 = fast_rejections(&sc, 100, "shed").await;
+    assert!(p99 < Duration::from_millis(5), "p99 {p99:?}");
+    for h in hung {
+        assert_eq!(h.await.unwrap().unwrap(), 200);
+    }
+    assert_eq!(status(&http, &sc.url("/echo")).await.0, 200, "places free again");
+}

@@ -198,8 +198,36 @@ pub struct Route {
     pub retry: Option<RetryPolicy>,
     /// A rate limit; none when absent.
     pub rate_limit: Option<RateLimitPolicy>,
+    /// A limit of requests in flight (static or adaptive); none when absent.
+    pub concurrency: Option<ConcurrencyPolicy>,
     /// Who may call the route; anyone when absent.
     pub auth: Option<RouteAuth>,
+}
+
+/// How many requests a route lets in flight.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcurrencyPolicy {
+    Static { max: usize },
+    Adaptive(AdaptiveLimit),
+}
+
+impl From<AdaptiveLimit> for ConcurrencyPolicy {
+    fn from(a: AdaptiveLimit) -> Self {
+        ConcurrencyPolicy::Adaptive(a)
+    }
+}
+
+/// Envoy's adaptive concurrency (gradient controller); see `policy::concurrency`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdaptiveLimit {
+    pub min: usize,
+    pub max: usize,
+    #[serde(with = "humantime_serde")]
+    pub sample_window: Duration,
+    pub min_rtt_requests: usize,
+    #[serde(with = "humantime_serde")]
+    pub min_rtt_interval: Duration,
 }
 
 /// A route's rate limit (GCRA): `requests` per `per`, bursts up to `burst`.
@@ -220,6 +248,8 @@ pub enum RateLimitKey {
     /// One bucket for the route.
     Route,
     ClientIp,
+    /// The tenant the route's auth verified (API key or JWT).
+    Tenant,
     /// The value of a request header (requests without it share one bucket).
     Header(HeaderName),
 }
@@ -229,6 +259,7 @@ impl Serialize for RateLimitKey {
         match self {
             RateLimitKey::Route => s.serialize_str("route"),
             RateLimitKey::ClientIp => s.serialize_str("client_ip"),
+            RateLimitKey::Tenant => s.serialize_str("tenant"),
             RateLimitKey::Header(h) => s.collect_str(&format_args!("header:{h}")),
         }
     }

@@ -88,6 +88,7 @@ pub struct RouteSpec {
     pub header_faults: bool,
     pub retry: Option<Spanned<RetrySpec>>,
     pub rate_limit: Option<Spanned<RateLimitSpec>>,
+    pub concurrency: Option<Spanned<ConcurrencySpec>>,
     pub auth: Option<super::auth::RouteAuthSpec>,
 }
 
@@ -258,4 +259,17 @@ pub struct TcpListenerSpec {
 
 fn yes() -> bool {
     true
+}
+
+/// `concurrency = { max = 100 }`, or `concurrency = { adaptive = true, min = 3, max = 1000 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencySpec {
+    pub max: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub adaptive: bool,
+    pub min: Option<Spanned<usize>>,
+    pub sample_window: Option<Spanned<HumanDuration>>,
+    pub min_rtt_requests: Option<Spanned<usize>>,
+    pub min_rtt_interval: Option<Spanned<HumanDuration>>,
 }

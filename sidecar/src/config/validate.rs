@@ -14,7 +14,8 @@ use toml::Spanned;
 use super::error::{ConfigError, did_you_mean};
 use super::load::FileSpec;
 use super::spec::{
-    ClusterSpec, HeaderMatchSpec, HealthSpec, ListenerSpec, MatchSpec, OutlierSpec, RateLimitSpec, RetrySpec, RouteSpec,
+    ClusterSpec, ConcurrencySpec, HeaderMatchSpec, HealthSpec, ListenerSpec, MatchSpec, OutlierSpec, RateLimitSpec,
+    RetrySpec, RouteSpec,
 };
 use super::*;
 
@@ -865,6 +866,7 @@ fn route_spec(c: &mut Checker, i: usize, spec: &RouteSpec, clusters: &[&str]) ->
         header_faults: spec.header_faults,
         retry: spec.retry.as_ref().map(|r| retry_policy(c, &p("retry"), r, timeout)),
         rate_limit: spec.rate_limit.as_ref().map(|r| rate_limit(c, &p("rate_limit"), r)),
+        concurrency: spec.concurrency.as_ref().map(|r| concurrency(c, &p("concurrency"), r)),
         auth: None, // set by the caller, which knows [auth]
     };
     (c.errors.len() == before).then_some(route)
@@ -1283,6 +1285,7 @@ fn rate_limit(c: &mut Checker, path: &str, spec: &Spanned<RateLimitSpec>) -> Rat
     let key = match r.key.as_ref().map(|k| (k, k.get_ref().as_str())) {
         None | Some((_, "route")) => RateLimitKey::Route,
         Some((_, "client_ip")) => RateLimitKey::ClientIp,
+        Some((_, "tenant")) => RateLimitKey::Tenant,
         Some((k, other)) => match other
             .strip_prefix("header:")
             .map(|h| HeaderName::from_bytes(h.trim().as_bytes()))
@@ -1293,7 +1296,7 @@ fn rate_limit(c: &mut Checker, path: &str, spec: &Spanned<RateLimitSpec>) -> Rat
                     p("key"),
                     k.span(),
                     format!("unknown rate limit key {other:?}"),
-                    "use \"route\" (one bucket), \"client_ip\", or \"header:<name>\" such as \"header:x-api-key\"",
+                    "use \"route\" (one bucket), \"client_ip\", \"tenant\" (from the route's auth), or \"header:<name>\"",
                 );
                 RateLimitKey::Route
             }
@@ -1306,4 +1309,74 @@ fn rate_limit(c: &mut Checker, path: &str, spec: &Spanned<RateLimitSpec>) -> Rat
         key,
         shadow: r.shadow,
     }
+}
+
+fn concurrency(c: &mut Checker, path: &str, spec: &Spanned<ConcurrencySpec>) -> ConcurrencyPolicy {
+    let p = |f: &str| format!("{path}.{f}");
+    let s = spec.get_ref();
+    let at_least_1 = |c: &mut Checker, field: &str, v: &Option<Spanned<usize>>, default: usize| match v {
+        Some(n) if *n.get_ref() == 0 => {
+            c.err(p(field), n.span(), format!("{field} is 0"), "use at least 1");
+            default
+        }
+        Some(n) => *n.get_ref(),
+        None => default,
+    };
+    if !s.adaptive {
+        if let Some((field, span)) = [
+            ("min", s.min.as_ref().map(|v| v.span())),
+            ("sample_window", s.sample_window.as_ref().map(|v| v.span())),
+            ("min_rtt_requests", s.min_rtt_requests.as_ref().map(|v| v.span())),
+            ("min_rtt_interval", s.min_rtt_interval.as_ref().map(|v| v.span())),
+        ]
+        .into_iter()
+        .find_map(|(f, span)| span.map(|s| (f, s)))
+        {
+            c.err(
+                p(field),
+                span,
+                format!("{field} applies to an adaptive limit"),
+                "add `adaptive = true`, or remove it",
+            );
+        }
+        let Some(max) = &s.max else {
+            c.err(
+                path,
+                spec.span(),
+                "a static limit needs `max`",
+                "add max = 100, or adaptive = true",
+            );
+            return ConcurrencyPolicy::Static { max: 1 };
+        };
+        return ConcurrencyPolicy::Static {
+            max: at_least_1(c, "max", &Some(max.clone()), 1),
+        };
+    }
+    let min = at_least_1(c, "min", &s.min, 3);
+    let max = at_least_1(c, "max", &s.max, 1000);
+    if max < min {
+        let span = s.max.as_ref().map_or(spec.span(), |m| m.span());
+        c.err(
+            p("max"),
+            span,
+            format!("max {max} is below min {min}"),
+            "make max at least min",
+        );
+    }
+    AdaptiveLimit {
+        min,
+        max: max.max(min),
+        sample_window: c.positive(
+            &p("sample_window"),
+            s.sample_window.as_ref(),
+            Duration::from_millis(100),
+        ),
+        min_rtt_requests: at_least_1(c, "min_rtt_requests", &s.min_rtt_requests, 50),
+        min_rtt_interval: c.positive(
+            &p("min_rtt_interval"),
+            s.min_rtt_interval.as_ref(),
+            Duration::from_secs(60),
+        ),
+    }
+    .into()
 }

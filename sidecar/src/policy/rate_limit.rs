@@ -1,8 +1,8 @@
 //! Rate limiting per route, and per client key within a route: GCRA through `governor`.
 //!
 //! `requests` per `per` with a `burst` (default: `requests`), for the whole route or for each
-//! key (`client_ip`, or a request header such as `header:x-api-key`; requests without the
-//! header share one bucket). Over the limit: 429 `rate-limited` with `Retry-After` (whole
+//! key (`client_ip`, `tenant` as the route's auth verified it, or a request header such as
+//! `header:x-api-key`; requests without the key share one bucket). Over the limit: 429 `rate-limited` with `Retry-After` (whole
 //! seconds, at least 1) and the IETF `RateLimit-Policy` / `RateLimit` headers
 //! (draft-ietf-httpapi-ratelimit-headers, structured-field form). In `shadow` mode nothing is
 //! rejected; what would have been is counted.
@@ -72,7 +72,8 @@ impl RateLimit {
     }
 
     /// Decide for one request.
-    pub fn check(&self, headers: &http::HeaderMap, client: &Client) -> Decision {
+    pub fn check(&self, parts: &http::request::Parts, client: &Client) -> Decision {
+        let headers = &parts.headers;
         let outcome = match &self.limiter {
             Limiter::Route(l) => l.check(),
             Limiter::Keyed(l) => {
@@ -81,6 +82,13 @@ impl RateLimit {
                     RateLimitKey::Header(name) => headers
                         .get(name)
                         .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    // The tenant the route's auth verified (none: one shared bucket).
+                    RateLimitKey::Tenant => parts
+                        .extensions
+                        .get::<crate::auth::Tenant>()
+                        .and_then(|t| t.0.to_str().ok())
                         .unwrap_or_default()
                         .to_owned(),
                     RateLimitKey::Route => unreachable!("a route-wide limit is direct"),
@@ -142,7 +150,7 @@ mod tests {
     fn a_burst_then_limited_with_a_retry_after() {
         let rl = RateLimit::new("api", policy(5, Duration::from_secs(60), RateLimitKey::Route, false));
         let client = Client::new("10.0.0.1:5000".parse().unwrap());
-        let h = http::HeaderMap::new();
+        let h = http::Request::new(()).into_parts().0;
         for _ in 0..5 {
             assert_eq!(rl.check(&h, &client), Decision::Allow);
         }
@@ -171,9 +179,12 @@ mod tests {
         );
         let client = Client::new("10.0.0.1:5000".parse().unwrap());
         let with = |k: &str| {
-            let mut h = http::HeaderMap::new();
-            h.insert("x-key", k.parse().unwrap());
-            h
+            http::Request::builder()
+                .header("x-key", k)
+                .body(())
+                .unwrap()
+                .into_parts()
+                .0
         };
         assert_eq!(rl.check(&with("a"), &client), Decision::Allow);
         assert_eq!(rl.check(&with("b"), &client), Decision::Allow);
