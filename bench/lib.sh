@@ -9,7 +9,8 @@ start_upstream() {
 worker_processes 1; pid $W/up.pid; error_log $W/up.err; daemon on;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:18080; location / { return 200 "$body"; } } }
+  server { listen 127.0.0.1:18080; location / { return 200 "$body"; }
+    location /nostore { add_header Cache-Control no-store; return 200 "$body"; } } }
 C
   nginx -c "$W/up.conf"
 }
@@ -19,7 +20,8 @@ stop_upstream() {
   true
 }
 
-# sidecar_config WORKERS LISTEN ADMIN [EXTRA_TOML]: one route to the upstream.
+# sidecar_config WORKERS LISTEN ADMIN [EXTRA_TOML] [ROUTE_TOML] [CLUSTER_TOML]: one route to
+# the upstream; EXTRA goes at the top level, ROUTE into the route, CLUSTER into the cluster.
 sidecar_config() {
   cat <<C
 [runtime]
@@ -32,8 +34,10 @@ listen = "$2"
 [[routes]]
 name = "bench"
 cluster = "up"
+${5:-}
 [clusters.up]
 endpoints = [{ address = "127.0.0.1:18080" }]
+${6:-}
 C
 }
 
@@ -50,10 +54,10 @@ callgrind_per_request() {
   BALLAST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$W/cg.$name.%p" "$@" >/dev/null 2>"$W/vg.$name.err" &
   local vp=$!
   wait_for "http://127.0.0.1:$port/"
-  wrk -t1 -c8 -d2s "http://127.0.0.1:$port/" >/dev/null   # warm up: connections, pools
+  wrk -t1 -c8 -d2s ${WRK_ARGS:-} "http://127.0.0.1:$port${BENCH_PATH:-/}" >/dev/null   # warm up: connections, pools
   callgrind_control -z >/dev/null 2>&1 || true
   local n ir
-  n=$(wrk -t1 -c8 -d"${DUR:-6s}" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+  n=$(wrk -t1 -c8 -d"${DUR:-6s}" ${WRK_ARGS:-} "http://127.0.0.1:$port${BENCH_PATH:-/}" | awk '/requests in/ {print $1}')
   callgrind_control -d >/dev/null 2>&1 || true
   sleep 1
   kill "$vp" 2>/dev/null; wait "$vp" 2>/dev/null || true
@@ -80,7 +84,7 @@ compare_sidecars() {
   : >"$W/rps"
   for _ in $(seq "${ROUNDS:-5}"); do
     for target in "$a:$PORT_A" "$b:$PORT_B"; do
-      rps=$(wrk -t1 -c"${CONNS:-32}" -d"${RUN:-5s}" "http://127.0.0.1:${target#*:}/" | awk '/Requests\/sec/ {print $2}')
+      rps=$(wrk -t1 -c"${CONNS:-32}" -d"${RUN:-5s}" ${WRK_ARGS:-} "http://127.0.0.1:${target#*:}${BENCH_PATH:-/}" | awk '/Requests\/sec/ {print $2}')
       echo "${target%%:*} $rps" >>"$W/rps"
     done
   done
