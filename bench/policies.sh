@@ -18,6 +18,7 @@ cleanup() { stop_upstream; for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 trap cleanup EXIT
 
 key_sha=$(printf %s bench-key | sha256sum | cut -d' ' -f1)
+cache_line='cache = { ttl = "30s" }'    # the upstream path answers no-store: every request misses
 sidecar_config 1 127.0.0.1:18087 127.0.0.1:18905 >"$W/plain.toml"
 sidecar_config 1 127.0.0.1:18088 127.0.0.1:18906 "[auth]
 [[auth.api_keys]]
@@ -26,7 +27,7 @@ sha256 = \"$key_sha\"" \
   "auth = { require = \"api_key\" }
 rate_limit = { requests = 10000000, per = \"1s\" }
 retry = { retry_on = [\"connect-failure\", \"gateway-error\"], max_retries = 1 }
-${CACHE_LINE-cache = { ttl = \"30s\" \}}" \
+$cache_line" \
   "health = { path = \"/\", interval = \"1s\" }" >"$W/policies.toml"
 start_upstream
 # Both sides get the key (the plain side ignores it) and ask for the never-stored path.
