@@ -270,14 +270,7 @@ async fn jwts_are_verified_claims_forwarded_and_refusals_say_401_or_403() {
     }
     assert_eq!(counted.by_error[&ballast_model::ErrorClass::Unauthorized], 7);
     assert_eq!(counted.by_error[&ballast_model::ErrorClass::Forbidden], 2);
-    let metrics = http
-        .get(sc.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&sc).await;
     for (reason, n) in expect {
         let line = format!("ballast_route_auth_failures_total{{route=\"orders\",reason=\"{reason}\"}} {n}");
         assert!(metrics.contains(&line), "missing {line} in\n{metrics}");

@@ -116,14 +116,7 @@ async fn a_ten_percent_abort_lands_within_the_binomial_interval() {
         n as u64 - aborted,
         "aborted requests never reach the upstream"
     );
-    let metrics = http
-        .get(sc.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&sc).await;
     let line = format!("ballast_fault_injected_total{{fault=\"f1\",kind=\"abort\"}} {aborted}");
     assert!(metrics.contains(&line), "{line} not in /metrics");
 }
@@ -262,14 +255,7 @@ async fn a_fault_with_a_short_ttl_expires_by_itself_with_an_event() {
         .collect();
     assert!(matches!(&kinds[0], EventKind::FaultAdded { id, .. } if *id == f.id));
     assert_eq!(kinds[1], EventKind::FaultExpired { id: f.id.clone() });
-    let metrics = http
-        .get(sc.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&sc).await;
     assert!(metrics.contains("ballast_faults_expired_total 1"));
 }
 
@@ -547,27 +533,13 @@ async fn max_active_caps_requests_under_faults_and_counts_the_overflow() {
     let first = tokio::spawn(timed(http.clone(), url.clone()));
     // The second starts while the first is held by the delay: over the cap, it goes through.
     assert_eventually!(
-        http.get(sc.admin_url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-            .contains("ballast_faults_active_requests 1"),
+        metrics_text(&sc).await.contains("ballast_faults_active_requests 1"),
         "the first request is under the fault"
     );
     let second = timed(http.clone(), url).await;
     assert!(second < Duration::from_millis(400), "not delayed: {second:?}");
     assert!(first.await.unwrap() >= Duration::from_millis(400));
-    let metrics = http
-        .get(sc.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&sc).await;
     assert!(metrics.contains("ballast_faults_overflow_total 1"), "{metrics}");
     let faults: Vec<ActiveFault> = admin_json(&sc, "/faults").await;
     assert_eq!((faults[0].matched, faults[0].injected), (2, 1));

@@ -201,34 +201,32 @@ async fn every_endpoint_ejected_answers_circuit_open_at_once() {
     assert!(p99 < Duration::from_millis(5), "p99 {p99:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn over_max_requests_a_hanging_upstream_gets_overflow_at_once() {
+/// With two slow requests holding the only two places (of the cluster or the route), the
+/// next ones are rejected with `class`, fast; once they end, requests go through again.
+async fn fast_while_two_are_held(cluster_extra: &str, route_extra: &str, class: &str) -> Proc {
     let up = MockUpstream::start("u").await;
-    let cfg = cluster_config(&[up.addr], "limits = { max_requests = 2 }", "timeout = \"30s\"");
-    let sc = Proc::sidecar(BIN, &cfg);
+    let sc = Proc::sidecar(BIN, &cluster_config(&[up.addr], cluster_extra, route_extra));
     let http = client();
-    // Two requests hang in the upstream, holding the cluster's two slots.
-    let hung: Vec<_> = (0..2)
+    let held: Vec<_> = (0..2)
         .map(|_| {
-            let (http, url) = (http.clone(), sc.url("/slow/3000"));
+            let (http, url) = (http.clone(), sc.url("/slow/2000"));
             tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
         })
         .collect();
-    assert_eventually!(up.requests() == 2, "both hanging requests reached the upstream");
-    let p99 = fast_rejections(&sc, 200, "overflow").await;
+    assert_eventually!(up.requests() == 2, "both slow requests reached the upstream");
+    let p99 = fast_rejections(&sc, 200, class).await;
     assert!(p99 < Duration::from_millis(5), "p99 {p99:?}");
-    for h in hung {
+    for h in held {
         assert_eq!(h.await.unwrap().unwrap(), 200);
     }
-    assert_eq!(status(&http, &sc.url("/echo")).await.0, 200, "slots free again");
-    let metrics = http
-        .get(sc.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(status(&http, &sc.url("/echo")).await.0, 200, "places free again");
+    sc
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_max_requests_a_hanging_upstream_gets_overflow_at_once() {
+    let sc = fast_while_two_are_held("limits = { max_requests = 2 }", "timeout = \"30s\"", "overflow").await;
+    let metrics = metrics_text(&sc).await;
     assert!(
         metrics.contains("ballast_cluster_errors_total{cluster=\"u\",error=\"overflow\"} 200"),
         "{metrics}"
@@ -328,14 +326,7 @@ async fn rate_limits_are_exact_over_a_window_and_shadow_mode_never_rejects() {
     }
     let c = &admin_json::<ballast_model::StatsSnapshot>(&sc, "/stats").await.routes["r"].counters;
     assert!(c.rate_limited_shadow >= 20 && c.rate_limited == 0, "{c:?}");
-    let metrics = http
-        .get(sc.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&sc).await;
     let line = format!(
         "ballast_route_rate_limited_total{{route=\"r\",mode=\"shadow\"}} {}",
         c.rate_limited_shadow
@@ -345,21 +336,10 @@ async fn rate_limits_are_exact_over_a_window_and_shadow_mode_never_rejects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_route_concurrency_limit_requests_are_shed_at_once() {
-    let up = MockUpstream::start("u").await;
-    let cfg = cluster_config(&[up.addr], "", "timeout = \"30s\"\nconcurrency = { max = 2 }");
-    let sc = Proc::sidecar(BIN, &cfg);
-    let http = client();
-    let hung: Vec<_> = (0..2)
-        .map(|_| {
-            let (http, url) = (http.clone(), sc.url("/slow/2000"));
-            tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
-        })
-        .collect();
-    assert_eventually!(up.requests() == 2, "both slow requests reached the upstream");
-    let p99 = fast_rejections(&sc, 100, "shed").await;
-    assert!(p99 < Duration::from_millis(5), "p99 {p99:?}");
-    for h in hung {
-        assert_eq!(h.await.unwrap().unwrap(), 200);
-    }
-    assert_eq!(status(&http, &sc.url("/echo")).await.0, 200, "places free again");
+    let sc = fast_while_two_are_held("", "timeout = \"30s\"\nconcurrency = { max = 2 }", "shed").await;
+    let stats: ballast_model::StatsSnapshot = admin_json(&sc, "/stats").await;
+    assert_eq!(
+        stats.routes["r"].counters.by_error[&ballast_model::ErrorClass::Shed],
+        200
+    );
 }

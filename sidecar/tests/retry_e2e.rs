@@ -37,14 +37,7 @@ async fn a_retry_succeeds_on_the_other_endpoint() {
     // the next endpoint (the rotation of first tries is not disturbed by retries).
     assert_eq!(c.retries, 10);
     assert_eq!(c.status_class(2), 20);
-    let metrics = http
-        .get(sc.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&sc).await;
     assert!(
         metrics.contains(&format!("ballast_route_retries_total{{route=\"r\"}} {}", c.retries)),
         "{metrics}"

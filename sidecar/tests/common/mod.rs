@@ -45,6 +45,18 @@ pub async fn admin_json<T: serde::de::DeserializeOwned>(sc: &Proc, path: &str) -
         .unwrap()
 }
 
+/// The sidecar's `/metrics` text.
+pub async fn metrics_text(sc: &Proc) -> String {
+    client()
+        .get(sc.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Send `n` GETs to `url` one after another, reading each body to the end.
 pub async fn get_n(http: &reqwest::Client, url: &str, n: usize) {
     for _ in 0..n {
