@@ -239,8 +239,6 @@ impl<S> tower::Layer<S> for ConcurrencyLayer {
     }
 }
 
-type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
-
 impl<S> tower::Service<http::Request<crate::body::Body>> for Concurrency<S>
 where
     S: tower::Service<
@@ -254,7 +252,7 @@ where
 {
     type Response = http::Response<crate::body::Body>;
     type Error = crate::body::BoxError;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = crate::proxy::BoxFuture<Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

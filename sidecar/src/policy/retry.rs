@@ -10,8 +10,6 @@
 //! tried. A retriable 429 or 503 with `Retry-After` waits that long instead of the backoff,
 //! unless that is longer than the route's timeout (the answer is then passed on).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,7 +24,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::body::Body;
 use crate::config::{RetryOn, RetryPolicy};
-use crate::proxy::{AnsweredBy, ProxyError};
+use crate::proxy::{AnsweredBy, BoxFuture, ProxyError};
 use crate::telemetry::Meter;
 use crate::upstream::Upstream;
 
@@ -96,8 +94,6 @@ impl<S> Retry<S> {
         }
     }
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S> tower::Service<Request<Body>> for Retry<S>
 where

@@ -157,7 +157,8 @@ impl Forward {
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// The future of the route stack's services.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl tower::Service<Request<Body>> for Forward {
     type Response = Response<Body>;
