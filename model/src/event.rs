@@ -57,6 +57,19 @@ pub enum EventKind {
         endpoint: String,
         healthy: bool,
     },
+    /// An SLO's burn-rate alert of this severity started firing.
+    AlertFiring {
+        slo: String,
+        severity: crate::slo::Severity,
+        /// The burn rates over the long and short windows that fired it.
+        burn_long: f64,
+        burn_short: f64,
+    },
+    /// An SLO's burn-rate alert stopped firing.
+    AlertResolved {
+        slo: String,
+        severity: crate::slo::Severity,
+    },
 }
 
 impl Event {

@@ -1,0 +1,19 @@
+//! ballast-slo-engine: service level objectives evaluated in-process. Pure and synchronous: no
+//! I/O, no clock (every call says what time it is), so it runs the same live, in replays and
+//! under test.
+//!
+//! # Layout
+//! - [`series`]: good/total counts over time in two tiers of buckets; any window's sum in O(1).
+//! - [`burn`]: burn-rate alert windows: the SRE Workbook's table for any window, scaled, or
+//!   written out.
+//! - [`alert`]: an alert's state machine (inactive, pending, firing, resolved).
+//! - [`slo`]: one SLO over time: budget, burn rates, time to exhaustion, alerts and their
+//!   events; occurrences or timeslices; rolling or calendar windows.
+
+pub mod alert;
+pub mod burn;
+pub mod series;
+pub mod slo;
+
+pub use series::{Counts, Series};
+pub use slo::{Slo, Status};
