@@ -96,6 +96,18 @@ pub struct Counters {
     /// Retries not sent because the route's retry budget was spent.
     #[serde(default)]
     pub retry_budget_exhausted: u64,
+    /// Response cache (routes only): answers served from the cache...
+    #[serde(default)]
+    pub cache_hits: u64,
+    /// ...requests sent upstream...
+    #[serde(default)]
+    pub cache_misses: u64,
+    /// ...stale entries served instead of a failure...
+    #[serde(default)]
+    pub cache_stale: u64,
+    /// ...and, of the misses, those whose answer was not stored.
+    #[serde(default)]
+    pub cache_uncacheable: u64,
 }
 
 impl Counters {
@@ -134,6 +146,10 @@ impl Counters {
             retry_budget_exhausted: self
                 .retry_budget_exhausted
                 .checked_sub(earlier.retry_budget_exhausted)?,
+            cache_hits: self.cache_hits.checked_sub(earlier.cache_hits)?,
+            cache_misses: self.cache_misses.checked_sub(earlier.cache_misses)?,
+            cache_stale: self.cache_stale.checked_sub(earlier.cache_stale)?,
+            cache_uncacheable: self.cache_uncacheable.checked_sub(earlier.cache_uncacheable)?,
         })
     }
 }
@@ -373,6 +389,10 @@ mod tests {
                 in_flight: 1,
                 retries: requests / 10,
                 retry_budget_exhausted: 0,
+                cache_hits: requests / 2,
+                cache_misses: requests / 4,
+                cache_stale: 0,
+                cache_uncacheable: 0,
             },
             latency,
             exemplars: Exemplars::default(),

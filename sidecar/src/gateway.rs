@@ -22,6 +22,7 @@ use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
 use crate::faults::http::{Answer, Plan, RequestFacts, UpstreamFaults};
 use crate::faults::{self, FaultTable};
+use crate::policy::cache::CacheLayer;
 use crate::policy::retry::{Attempts, RetryLayer};
 use crate::proxy::headers::{self, Client, X_REQUEST_ID};
 use crate::proxy::{AnsweredBy, Forward, Hangup, HungUp, ProxyError, abort_response, error_response};
@@ -116,9 +117,12 @@ impl Gateway {
                     .retry
                     .clone()
                     .map(|p| RetryLayer::new(p, meter.clone(), route.timeout, upstream.clone()));
+                let cache = route.cache.clone().map(|p| CacheLayer::new(p, meter.clone()));
                 let service = ServiceBuilder::new()
                     // Failures from any layer come back as a classified ProxyError.
                     .map_err(ProxyError::from_boxed)
+                    // The cache (when configured) sits outside the route timeout: a hit never waits.
+                    .option_layer(cache)
                     // The route timeout covers every try until the response head.
                     .timeout(route.timeout)
                     // Retries (when configured): per-try timeouts, backoff, the retry budget.

@@ -7,8 +7,8 @@
 //! - [`config`]: the TOML file: parse, validate (every error with file:line:column), defaults.
 //! - [`router`]: route matching (host, path exact/prefix/regex, method, headers), in order.
 //! - [`gateway`]: the outermost, infallible handler and the per-route tower stacks.
-//! - [`policy`]: the resilience layers of a route's stack (retries with a budget, per-try
-//!   timeouts).
+//! - [`policy`]: the resilience layers of a route's stack (response cache, retries with a
+//!   budget, per-try timeouts).
 //! - [`proxy`]: forwarding to one endpoint, header hygiene, error classification.
 //! - [`upstream`]: a cluster at run time: endpoints, balancer (`balance`) and per-worker,
 //!   per-endpoint connection pools (`pool`).
@@ -30,7 +30,7 @@
 //! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), timed by
 //! the route's meter and, with tracing on, given a server span; cleaned of hop-by-hop headers
 //! and tagged with forwarding headers ([`gateway`]), it then passes the route's tower stack
-//! (outermost first: error mapping, route timeout, forward). Inbound faults act before the
+//! (outermost first: error mapping, response cache, route timeout, retries, forward). Inbound faults act before the
 //! stack (delay, answer or hang up, shape the response); upstream faults are selected then and
 //! drawn per attempt in [`proxy::Forward`], which
 //! picks an endpoint and sends the request on a pooled connection; the response body streams

@@ -87,6 +87,19 @@ pub struct RouteSpec {
     #[serde(default)]
     pub header_faults: bool,
     pub retry: Option<Spanned<RetrySpec>>,
+    pub cache: Option<Spanned<CacheSpec>>,
+}
+
+/// `cache = { ttl = "30s", max_bytes = "64MiB", max_object = "1MiB", stale_if_error = "5m" }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    pub ttl: Option<Spanned<HumanDuration>>,
+    pub max_bytes: Option<Spanned<ByteSize>>,
+    pub max_object: Option<Spanned<ByteSize>>,
+    pub stale_if_error: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    pub honor_client_no_cache: bool,
 }
 
 /// `retry = { retry_on = ["connect-failure", "gateway-error"], max_retries = 2, ... }`

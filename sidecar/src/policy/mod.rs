@@ -1,7 +1,10 @@
 //! The resilience layers of a route's tower stack, in the order DESIGN.md gives (outermost
 //! first); each is configured per route or per cluster.
 //!
+//! - [`cache`]: the response cache (GET/HEAD, `Cache-Control` aware, bounded by bytes with
+//!   moka, `stale_if_error`, concurrent misses coalesced into one fetch, `x-cache`).
 //! - [`retry`]: retries on `retry_on` conditions with per-try timeouts, jittered exponential
 //!   backoff, `Retry-After`, body replay and a retry budget; a retry prefers another endpoint.
 
+pub mod cache;
 pub mod retry;

@@ -26,6 +26,8 @@ struct Shard {
     bytes_out: AtomicU64,
     retries: AtomicU64,
     retry_budget_exhausted: AtomicU64,
+    /// Response cache outcomes: hit, miss, stale, and misses whose answer was not stored.
+    cache: [AtomicU64; 4],
 }
 
 struct Tally {
@@ -86,6 +88,7 @@ impl Meter {
             bytes_out: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             retry_budget_exhausted: AtomicU64::new(0),
+            cache: Default::default(),
         };
         let shards = if enabled { workers.max(1) } else { 1 };
         Meter {
@@ -174,6 +177,18 @@ impl Meter {
         }
     }
 
+    /// How the response cache answered a request (route meters); `uncacheable` for a miss
+    /// whose answer was not stored.
+    pub fn count_cache(&self, outcome: crate::policy::cache::Outcome, uncacheable: bool) {
+        if self.enabled {
+            let cache = &self.shard().cache;
+            cache[outcome as usize].fetch_add(1, Relaxed);
+            if uncacheable {
+                cache[3].fetch_add(1, Relaxed);
+            }
+        }
+    }
+
     /// All shards merged.
     pub fn traffic(&self) -> Traffic {
         let mut counters = Counters {
@@ -189,6 +204,10 @@ impl Meter {
             counters.bytes_out += s.bytes_out.load(Relaxed);
             counters.retries += s.retries.load(Relaxed);
             counters.retry_budget_exhausted += s.retry_budget_exhausted.load(Relaxed);
+            counters.cache_hits += s.cache[0].load(Relaxed);
+            counters.cache_misses += s.cache[1].load(Relaxed);
+            counters.cache_stale += s.cache[2].load(Relaxed);
+            counters.cache_uncacheable += s.cache[3].load(Relaxed);
             let t = s.tally.lock().unwrap_or_else(|p| p.into_inner());
             counters.requests += t.requests;
             for (sum, n) in by_status_class.iter_mut().zip(t.by_status_class) {

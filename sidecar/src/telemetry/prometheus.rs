@@ -3,7 +3,8 @@
 //! Three families of metrics share one shape, labelled by route, by cluster, or by cluster and
 //! endpoint: `ballast_{route,cluster,endpoint}_requests_total{status_class}`,
 //! `…_errors_total{error}` (the `ballast-error` classes), `…_requests_in_flight`, for routes
-//! `…_retries_total` and `…_retry_budget_exhausted_total`,
+//! `…_retries_total`, `…_retry_budget_exhausted_total`, `…_cache_total{result}` and
+//! `…_cache_uncacheable_total`,
 //! `…_bytes_total{direction="in"|"out"}` and `…_request_duration_seconds` (a histogram).
 //! Labels are config names and endpoint addresses, never request paths, so cardinality is
 //! bounded by the config.
@@ -154,6 +155,20 @@ fn write_family(out: &mut String, f: &Family<'_>, buckets: &[f64]) {
                 let _ = writeln!(out, "ballast_{scope}_{name}{{{labels}}} {}", value(t));
             }
         }
+        let help = "Requests through a route's response cache, by result (a miss went upstream).";
+        header(out, "cache_total", "counter", help);
+        for (labels, t) in &f.series {
+            let c = &t.counters;
+            for (result, n) in [("hit", c.cache_hits), ("miss", c.cache_misses), ("stale", c.cache_stale)] {
+                let _ = writeln!(out, "ballast_{scope}_cache_total{{{labels},result=\"{result}\"}} {n}");
+            }
+        }
+        let help = "Cache misses per route whose answer was not stored (uncacheable, too big, failed).";
+        header(out, "cache_uncacheable_total", "counter", help);
+        for (labels, t) in &f.series {
+            let n = t.counters.cache_uncacheable;
+            let _ = writeln!(out, "ballast_{scope}_cache_uncacheable_total{{{labels}}} {n}");
+        }
     }
     header(
         out,
@@ -216,6 +231,7 @@ mod tests {
         t.counters.by_status_class.insert("5xx".into(), 1);
         t.counters.by_error.insert(ErrorClass::Timeout, 1);
         t.counters.bytes_out = 640;
+        t.counters.cache_hits = 7;
         for us in [90_000, 300_000, 2_000_000] {
             t.latency.0.record(us).unwrap();
         }
@@ -238,6 +254,8 @@ mod tests {
             "ballast_route_requests_total{route=\"api\",status_class=\"5xx\"} 1",
             "ballast_route_errors_total{route=\"api\",error=\"timeout\"} 1",
             "ballast_route_bytes_total{route=\"api\",direction=\"out\"} 640",
+            "ballast_route_cache_total{route=\"api\",result=\"hit\"} 7",
+            "ballast_route_cache_uncacheable_total{route=\"api\"} 0",
             "ballast_route_request_duration_seconds_bucket{route=\"api\",le=\"0.1\"} 1",
             "ballast_route_request_duration_seconds_bucket{route=\"api\",le=\"0.3\"} 2",
             "ballast_route_request_duration_seconds_bucket{route=\"api\",le=\"+Inf\"} 3",
