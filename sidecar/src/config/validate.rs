@@ -1125,7 +1125,12 @@ fn cache_policy(c: &mut Checker, path: &str, spec: &Spanned<CacheSpec>) -> Cache
     let ttl = c.positive(&p("ttl"), s.ttl.as_ref(), d.ttl);
     let mut size = |field: &str, value: &Option<Spanned<ballast_model::ByteSize>>, default: u64| match value {
         Some(v) if v.get_ref().get() == 0 => {
-            c.err(p(field), v.span(), format!("{field} is zero"), "use a size such as \"1MiB\"");
+            c.err(
+                p(field),
+                v.span(),
+                format!("{field} is zero"),
+                "use a size such as \"1MiB\"",
+            );
             default
         }
         Some(v) => v.get_ref().get(),
@@ -1151,7 +1156,10 @@ fn cache_policy(c: &mut Checker, path: &str, spec: &Spanned<CacheSpec>) -> Cache
         ttl,
         max_bytes,
         max_object,
-        stale_if_error: s.stale_if_error.as_ref().map_or(d.stale_if_error, |v| v.get_ref().get()),
+        stale_if_error: s
+            .stale_if_error
+            .as_ref()
+            .map_or(d.stale_if_error, |v| v.get_ref().get()),
         honor_client_no_cache: s.honor_client_no_cache,
     }
 }

@@ -368,9 +368,7 @@ where
         let how = usage(&req, store.policy.honor_client_no_cache);
         if how == Use::Pass {
             store.count(Outcome::Miss, false);
-            let mut resp = tower::ServiceExt::oneshot(inner, req)
-                .await
-                .map_err(Into::into)?;
+            let mut resp = tower::ServiceExt::oneshot(inner, req).await.map_err(Into::into)?;
             resp.headers_mut().insert(X_CACHE, Outcome::Miss.header());
             return Ok(resp);
         }
@@ -423,9 +421,7 @@ where
         stale: Option<Arc<Entry>>,
     ) -> (Result<Response<Body>, BoxError>, Shared) {
         let req_headers = req.headers().clone();
-        let result = tower::ServiceExt::oneshot(inner, req)
-            .await
-            .map_err(Into::into);
+        let result = tower::ServiceExt::oneshot(inner, req).await.map_err(Into::into);
         let failed = match &result {
             Ok(resp) => resp.status().is_server_error(),
             Err(e) => upstream_failure(e),
@@ -469,7 +465,8 @@ where
         store.insert(primary, &entry);
         store.count(Outcome::Miss, true);
         let mut resp = Response::from_parts(parts, Body::full(body));
-        resp.headers_mut().insert(header::AGE, HeaderValue::from(entry.age(entry.stored_at)));
+        resp.headers_mut()
+            .insert(header::AGE, HeaderValue::from(entry.age(entry.stored_at)));
         (Ok(miss(resp)), Shared::Stored(entry))
     }
 }
@@ -613,10 +610,7 @@ fn storable(policy: &CachePolicy, req: &HeaderMap, resp: &Response<Body>) -> Opt
     if req.contains_key(header::AUTHORIZATION) && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
         return None;
     }
-    let lifetime = cc
-        .s_maxage
-        .or(cc.max_age)
-        .map_or(policy.ttl, Duration::from_secs);
+    let lifetime = cc.s_maxage.or(cc.max_age).map_or(policy.ttl, Duration::from_secs);
     (lifetime.saturating_sub(age_of(h)) >= Duration::from_secs(1)).then_some(lifetime)
 }
 
@@ -808,7 +802,8 @@ mod tests {
         let mut req = Request::new(Body::full(""));
         *req.method_mut() = method;
         *req.uri_mut() = path.parse().unwrap();
-        req.headers_mut().insert(header::HOST, HeaderValue::from_static("svc.local"));
+        req.headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("svc.local"));
         for (k, v) in headers {
             req.headers_mut().append(*k, HeaderValue::from_static(v));
         }
@@ -816,7 +811,11 @@ mod tests {
     }
 
     /// GET `path` with `headers`: the status, `x-cache`, `Age` and body.
-    async fn get(c: &Cache<Script>, path: &str, headers: &[(&'static str, &'static str)]) -> (u16, String, u64, String) {
+    async fn get(
+        c: &Cache<Script>,
+        path: &str,
+        headers: &[(&'static str, &'static str)],
+    ) -> (u16, String, u64, String) {
         let resp = tower::ServiceExt::oneshot(c.clone(), request(Method::GET, path, headers))
             .await
             .expect("an answer");
@@ -904,16 +903,29 @@ mod tests {
             (vec![("cache-control", "max-age=5")], 5),
             (vec![], 30),
             (vec![("cache-control", "max-age=15"), ("age", "10")], 5),
-            (vec![("cache-control", "s-maxage=8"), ("cache-control", "max-age=100")], 8),
+            (
+                vec![("cache-control", "s-maxage=8"), ("cache-control", "max-age=100")],
+                8,
+            ),
         ];
         for (headers, fresh) in cases {
             let script = Script::ok(headers.clone());
             let c = cache(&script, policy());
             assert_eq!(x_cache(&get(&c, "/p", &[]).await), "miss", "{headers:?}");
             advance(fresh - 1).await;
-            assert_eq!(x_cache(&get(&c, "/p", &[]).await), "hit", "{headers:?} at {}s", fresh - 1);
+            assert_eq!(
+                x_cache(&get(&c, "/p", &[]).await),
+                "hit",
+                "{headers:?} at {}s",
+                fresh - 1
+            );
             advance(2).await;
-            assert_eq!(x_cache(&get(&c, "/p", &[]).await), "miss", "{headers:?} at {}s", fresh + 1);
+            assert_eq!(
+                x_cache(&get(&c, "/p", &[]).await),
+                "miss",
+                "{headers:?} at {}s",
+                fresh + 1
+            );
             assert_eq!(script.calls(), 2, "{headers:?}");
         }
     }
@@ -1096,7 +1108,11 @@ mod tests {
             get(&c, path, &[]).await;
         }
         c.store.entries.run_pending_tasks();
-        assert!(c.store.entries.weighted_size() <= 4096, "{}", c.store.entries.weighted_size());
+        assert!(
+            c.store.entries.weighted_size() <= 4096,
+            "{}",
+            c.store.entries.weighted_size()
+        );
         assert!(c.store.entries.entry_count() < 100);
     }
 

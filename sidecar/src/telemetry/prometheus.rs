@@ -159,7 +159,11 @@ fn write_family(out: &mut String, f: &Family<'_>, buckets: &[f64]) {
         header(out, "cache_total", "counter", help);
         for (labels, t) in &f.series {
             let c = &t.counters;
-            for (result, n) in [("hit", c.cache_hits), ("miss", c.cache_misses), ("stale", c.cache_stale)] {
+            for (result, n) in [
+                ("hit", c.cache_hits),
+                ("miss", c.cache_misses),
+                ("stale", c.cache_stale),
+            ] {
                 let _ = writeln!(out, "ballast_{scope}_cache_total{{{labels},result=\"{result}\"}} {n}");
             }
         }
