@@ -30,8 +30,9 @@
 //! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), timed by
 //! the route's meter and, with tracing on, given a server span; cleaned of hop-by-hop headers
 //! and tagged with forwarding headers ([`gateway`]), it then passes the route's tower stack
-//! (outermost first: error mapping, response cache, route timeout, retries, forward). Inbound faults act before the
-//! stack (delay, answer or hang up, shape the response); upstream faults are selected then and
+//! (outermost first: error mapping, response cache, route timeout, retries, forward). Inbound
+//! faults act before the stack (delay, answer or hang up, shape the response); upstream faults
+//! are selected then and
 //! drawn per attempt in [`proxy::Forward`], which
 //! picks an endpoint and sends the request on a pooled connection; the response body streams
 //! back untouched, and the connection returns to its pool when that body ends. Any failure
