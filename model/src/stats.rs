@@ -106,6 +106,18 @@ pub struct Counters {
     /// `expired`, `not_yet_valid`, `claims` (401) and `forbidden` (403).
     #[serde(default)]
     pub auth_failures: BTreeMap<String, u64>,
+    /// Response cache (routes only): answers served from the cache...
+    #[serde(default)]
+    pub cache_hits: u64,
+    /// ...requests sent upstream...
+    #[serde(default)]
+    pub cache_misses: u64,
+    /// ...stale entries served instead of a failure...
+    #[serde(default)]
+    pub cache_stale: u64,
+    /// ...and, of the misses, those whose answer was not stored.
+    #[serde(default)]
+    pub cache_uncacheable: u64,
 }
 
 impl Counters {
@@ -147,6 +159,10 @@ impl Counters {
             rate_limited: self.rate_limited.checked_sub(earlier.rate_limited)?,
             rate_limited_shadow: self.rate_limited_shadow.checked_sub(earlier.rate_limited_shadow)?,
             auth_failures: map_minus(&self.auth_failures, &earlier.auth_failures)?,
+            cache_hits: self.cache_hits.checked_sub(earlier.cache_hits)?,
+            cache_misses: self.cache_misses.checked_sub(earlier.cache_misses)?,
+            cache_stale: self.cache_stale.checked_sub(earlier.cache_stale)?,
+            cache_uncacheable: self.cache_uncacheable.checked_sub(earlier.cache_uncacheable)?,
         })
     }
 }
@@ -389,6 +405,10 @@ mod tests {
                 rate_limited: 0,
                 rate_limited_shadow: 0,
                 auth_failures: BTreeMap::from([("invalid".to_owned(), requests)]),
+                cache_hits: requests / 2,
+                cache_misses: requests / 4,
+                cache_stale: 0,
+                cache_uncacheable: 0,
             },
             latency,
             exemplars: Exemplars::default(),

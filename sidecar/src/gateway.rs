@@ -23,6 +23,7 @@ use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
 use crate::faults::http::{Answer, Plan, RequestFacts, UpstreamFaults};
 use crate::faults::{self, FaultTable};
+use crate::policy::cache::CacheLayer;
 use crate::policy::concurrency::{ConcurrencyLayer, ConcurrencyLimit};
 use crate::policy::rate_limit::{Decision, RateLimit};
 use crate::policy::retry::{Attempts, RetryLayer};
@@ -133,9 +134,12 @@ impl Gateway {
                         .filter(|c| c.policy() == policy)
                         .unwrap_or_else(|| ConcurrencyLimit::new(policy.clone()))
                 });
+                let cache = route.cache.clone().map(|p| CacheLayer::new(p, meter.clone()));
                 let service = ServiceBuilder::new()
                     // Failures from any layer come back as a classified ProxyError.
                     .map_err(ProxyError::from_boxed)
+                    // The response cache: a hit takes no concurrency place and never waits on the timeout.
+                    .option_layer(cache)
                     // Load shedding: over the route's (static or adaptive) limit, 503 at once.
                     .option_layer(concurrency.clone().map(ConcurrencyLayer))
                     // The route timeout covers every try until the response head.

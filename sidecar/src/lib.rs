@@ -11,8 +11,8 @@
 //!   per-route tenants and scopes; 401 with `WWW-Authenticate` versus 403.
 //! - [`router`]: route matching (host, path exact/prefix/regex, method, headers), in order.
 //! - [`gateway`]: the outermost, infallible handler and the per-route tower stacks.
-//! - [`policy`]: the resilience layers of a route's stack (retries with a budget, per-try
-//!   timeouts).
+//! - [`policy`]: the resilience layers of a route's stack (response cache, retries with a
+//!   budget, per-try timeouts).
 //! - [`proxy`]: forwarding to one endpoint, header hygiene, error classification.
 //! - [`upstream`]: a cluster at run time: endpoints, balancer (`balance`) and per-worker,
 //!   per-endpoint connection pools (`pool`).
@@ -34,7 +34,8 @@
 //! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), timed by
 //! the route's meter and, with tracing on, given a server span; cleaned of hop-by-hop headers
 //! and tagged with forwarding headers ([`gateway`]), it then passes the route's tower stack
-//! (outermost first: error mapping, route timeout, forward). A route with auth checks the
+//! (outermost first: error mapping, response cache, concurrency limit, route timeout, retries,
+//! forward). A route with auth checks the
 //! credentials before inbound faults are selected (a `tenant` fault matches the verified
 //! tenant) and refuses after them (401/403). Inbound faults act before the
 //! stack (delay, answer or hang up, shape the response); upstream faults are selected then and

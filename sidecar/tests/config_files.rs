@@ -69,4 +69,14 @@ fn the_full_example_shows_every_setting_in_the_effective_config() {
     let json = serde_json::to_value(&cfg).unwrap();
     assert_eq!(json["routes"][2]["match"]["path"]["regex"], "^(?:/users/[0-9]+(/.*)?)$");
     assert!(json["admin"].get("token").is_none(), "the token is never serialized");
+    let cache = &json["routes"][2]["cache"];
+    assert_eq!(
+        (cache["ttl"].as_str(), cache["stale_if_error"].as_str()),
+        (Some("10s"), Some("5m"))
+    );
+    assert_eq!(
+        (cache["max_bytes"].as_u64(), cache["max_object"].as_u64()),
+        (Some(16 << 20), Some(1 << 20))
+    );
+    assert!(json["routes"][0]["cache"].is_null(), "no cache unless configured");
 }

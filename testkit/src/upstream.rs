@@ -8,6 +8,9 @@
 //! - `/ws`: accepts `Upgrade: echo` with 101, then echoes bytes;
 //! - `/close`: 200 with `Connection: close`;
 //! - `/reset`: closes the connection without answering;
+//! - `/cache/...`: 200 with the body `<path> #<n>` (n: earlier requests to that path), for
+//!   response caches; the query sets `cc=` (Cache-Control), `vary=`, `delay_ms=` (`%20` and
+//!   `%2C` decoded); [`MockUpstream::fail_cache_paths`] makes them answer a status instead;
 //! - anything else: 200 with a JSON echo of the request (method, path, headers, body length,
 //!   counted while streaming, never buffered).
 //!
@@ -38,7 +41,15 @@ pub struct MockUpstream {
     pub name: String,
     requests: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
+    cache_paths: Arc<CachePaths>,
     task: JoinHandle<()>,
+}
+
+/// Requests per `/cache/...` path, and the status those paths answer with while failing.
+#[derive(Default)]
+struct CachePaths {
+    seen: std::sync::Mutex<BTreeMap<String, usize>>,
+    failing: std::sync::atomic::AtomicU16,
 }
 
 impl MockUpstream {
@@ -48,18 +59,20 @@ impl MockUpstream {
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
+        let cache_paths = Arc::new(CachePaths::default());
         let (name2, count, conns) = (name.to_owned(), requests.clone(), connections.clone());
+        let paths = cache_paths.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 conns.fetch_add(1, Ordering::Relaxed);
-                let (name, count) = (name2.clone(), count.clone());
+                let (name, count, paths) = (name2.clone(), count.clone(), paths.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         count.fetch_add(1, Ordering::Relaxed);
-                        respond(name.clone(), req)
+                        respond(name.clone(), req, paths.clone())
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), svc)
@@ -72,8 +85,21 @@ impl MockUpstream {
             name: name.to_owned(),
             requests,
             connections,
+            cache_paths,
             task,
         }
+    }
+
+    /// Requests received so far for one `/cache/...` path.
+    pub fn requests_to(&self, path: &str) -> usize {
+        let seen = self.cache_paths.seen.lock().unwrap();
+        seen.get(path).copied().unwrap_or(0)
+    }
+
+    /// Make `/cache/...` paths answer `status` (with no caching headers), or normally again
+    /// with `None`.
+    pub fn fail_cache_paths(&self, status: Option<u16>) {
+        self.cache_paths.failing.store(status.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// TCP connections accepted so far.
@@ -102,9 +128,11 @@ impl std::fmt::Display for Reset {
 }
 impl std::error::Error for Reset {}
 
-async fn respond(name: String, mut req: Request<Incoming>) -> Result<Response<Body>, Reset> {
+async fn respond(name: String, mut req: Request<Incoming>, paths: Arc<CachePaths>) -> Result<Response<Body>, Reset> {
     let path = req.uri().path().to_owned();
-    let mut resp = if let Some(code) = path.strip_prefix("/status/") {
+    let mut resp = if path.starts_with("/cache/") {
+        cacheable(&path, req.uri().query().unwrap_or_default(), &paths).await
+    } else if let Some(code) = path.strip_prefix("/status/") {
         let mut r = Response::new(full("status\n"));
         *r.status_mut() = code
             .parse::<u16>()
@@ -160,6 +188,38 @@ async fn respond(name: String, mut req: Request<Incoming>) -> Result<Response<Bo
     resp.headers_mut()
         .insert("x-upstream", HeaderValue::from_str(&name).unwrap());
     Ok(resp)
+}
+
+async fn cacheable(path: &str, query: &str, paths: &CachePaths) -> Response<Body> {
+    let n = {
+        let mut seen = paths.seen.lock().unwrap();
+        let n = seen.entry(path.to_owned()).or_default();
+        *n += 1;
+        *n - 1
+    };
+    let failing = paths.failing.load(Ordering::Relaxed);
+    if failing != 0 {
+        let mut r = Response::new(full("failing\n"));
+        *r.status_mut() = StatusCode::from_u16(failing).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return r;
+    }
+    let mut r = Response::new(full(format!("{path} #{n}")));
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = v.replace("%20", " ").replace("%2C", ",").replace("%3D", "=");
+        match k {
+            "cc" => {
+                r.headers_mut()
+                    .append("cache-control", HeaderValue::from_str(&v).unwrap());
+            }
+            "vary" => {
+                r.headers_mut().append("vary", HeaderValue::from_str(&v).unwrap());
+            }
+            "delay_ms" => tokio::time::sleep(Duration::from_millis(v.parse().unwrap_or(0))).await,
+            _ => {}
+        }
+    }
+    r
 }
 
 async fn echo(req: Request<Incoming>) -> Response<Body> {

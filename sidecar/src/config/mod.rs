@@ -202,6 +202,8 @@ pub struct Route {
     pub concurrency: Option<ConcurrencyPolicy>,
     /// Who may call the route; anyone when absent.
     pub auth: Option<RouteAuth>,
+    /// The response cache; none when absent.
+    pub cache: Option<CachePolicy>,
 }
 
 /// How many requests a route lets in flight.
@@ -261,6 +263,35 @@ impl Serialize for RateLimitKey {
             RateLimitKey::ClientIp => s.serialize_str("client_ip"),
             RateLimitKey::Tenant => s.serialize_str("tenant"),
             RateLimitKey::Header(h) => s.collect_str(&format_args!("header:{h}")),
+        }
+    }
+}
+
+/// A route's response cache (see `policy::cache` for what is stored and for how long).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CachePolicy {
+    /// Freshness of an answer without `s-maxage` or `max-age`.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Bound of the whole cache: bodies, headers and keys.
+    pub max_bytes: u64,
+    /// Larger answers pass through unstored.
+    pub max_object: u64,
+    /// How long past freshness an entry may be served instead of a failure (0: never).
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Duration,
+    /// Let a client's `Cache-Control: no-cache` / `no-store` bypass the cache.
+    pub honor_client_no_cache: bool,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy {
+            ttl: Duration::from_secs(30),
+            max_bytes: 64 << 20,
+            max_object: 1 << 20,
+            stale_if_error: Duration::ZERO,
+            honor_client_no_cache: false,
         }
     }
 }

@@ -90,6 +90,7 @@ pub struct RouteSpec {
     pub rate_limit: Option<Spanned<RateLimitSpec>>,
     pub concurrency: Option<Spanned<ConcurrencySpec>>,
     pub auth: Option<super::auth::RouteAuthSpec>,
+    pub cache: Option<Spanned<CacheSpec>>,
 }
 
 /// `rate_limit = { requests = 100, per = "1s", burst = 200, key = "client_ip", shadow = false }`
@@ -102,6 +103,18 @@ pub struct RateLimitSpec {
     pub key: Option<Spanned<String>>,
     #[serde(default)]
     pub shadow: bool,
+}
+
+/// `cache = { ttl = "30s", max_bytes = "64MiB", max_object = "1MiB", stale_if_error = "5m" }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSpec {
+    pub ttl: Option<Spanned<HumanDuration>>,
+    pub max_bytes: Option<Spanned<ByteSize>>,
+    pub max_object: Option<Spanned<ByteSize>>,
+    pub stale_if_error: Option<Spanned<HumanDuration>>,
+    #[serde(default)]
+    pub honor_client_no_cache: bool,
 }
 
 /// `retry = { retry_on = ["connect-failure", "gateway-error"], max_retries = 2, ... }`

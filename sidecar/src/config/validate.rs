@@ -14,8 +14,8 @@ use toml::Spanned;
 use super::error::{ConfigError, did_you_mean};
 use super::load::FileSpec;
 use super::spec::{
-    ClusterSpec, ConcurrencySpec, HeaderMatchSpec, HealthSpec, ListenerSpec, MatchSpec, OutlierSpec, RateLimitSpec,
-    RetrySpec, RouteSpec,
+    CacheSpec, ClusterSpec, ConcurrencySpec, HeaderMatchSpec, HealthSpec, ListenerSpec, MatchSpec, OutlierSpec,
+    RateLimitSpec, RetrySpec, RouteSpec,
 };
 use super::*;
 
@@ -868,6 +868,7 @@ fn route_spec(c: &mut Checker, i: usize, spec: &RouteSpec, clusters: &[&str]) ->
         rate_limit: spec.rate_limit.as_ref().map(|r| rate_limit(c, &p("rate_limit"), r)),
         concurrency: spec.concurrency.as_ref().map(|r| concurrency(c, &p("concurrency"), r)),
         auth: None, // set by the caller, which knows [auth]
+        cache: spec.cache.as_ref().map(|r| cache_policy(c, &p("cache"), r)),
     };
     (c.errors.len() == before).then_some(route)
 }
@@ -1124,6 +1125,52 @@ fn retry_policy(c: &mut Checker, path: &str, spec: &Spanned<RetrySpec>, route_ti
             .budget_min_per_second
             .as_ref()
             .map_or(d.budget_min_per_second, |m| *m.get_ref()),
+    }
+}
+
+fn cache_policy(c: &mut Checker, path: &str, spec: &Spanned<CacheSpec>) -> CachePolicy {
+    let p = |f: &str| format!("{path}.{f}");
+    let d = CachePolicy::default();
+    let s = spec.get_ref();
+    let ttl = c.positive(&p("ttl"), s.ttl.as_ref(), d.ttl);
+    let mut size = |field: &str, value: &Option<Spanned<ballast_model::ByteSize>>, default: u64| match value {
+        Some(v) if v.get_ref().get() == 0 => {
+            c.err(
+                p(field),
+                v.span(),
+                format!("{field} is zero"),
+                "use a size such as \"1MiB\"",
+            );
+            default
+        }
+        Some(v) => v.get_ref().get(),
+        None => default,
+    };
+    let max_bytes = size("max_bytes", &s.max_bytes, d.max_bytes);
+    let max_object = size("max_object", &s.max_object, d.max_object.min(max_bytes));
+    if let Some(m) = &s.max_object
+        && max_object > max_bytes
+    {
+        c.err(
+            p("max_object"),
+            m.span(),
+            format!(
+                "max_object {} is larger than max_bytes {}",
+                ballast_model::ByteSize(max_object),
+                ballast_model::ByteSize(max_bytes)
+            ),
+            "an entry must fit in the cache: make max_object at most max_bytes",
+        );
+    }
+    CachePolicy {
+        ttl,
+        max_bytes,
+        max_object,
+        stale_if_error: s
+            .stale_if_error
+            .as_ref()
+            .map_or(d.stale_if_error, |v| v.get_ref().get()),
+        honor_client_no_cache: s.honor_client_no_cache,
     }
 }
 

@@ -30,6 +30,8 @@ struct Shard {
     rate_limited: AtomicU64,
     rate_limited_shadow: AtomicU64,
     auth_failures: [AtomicU64; Reason::ALL.len()],
+    /// Response cache outcomes: hit, miss, stale, and misses whose answer was not stored.
+    cache: [AtomicU64; 4],
 }
 
 struct Tally {
@@ -93,6 +95,7 @@ impl Meter {
             rate_limited: AtomicU64::new(0),
             rate_limited_shadow: AtomicU64::new(0),
             auth_failures: Default::default(),
+            cache: Default::default(),
         };
         let shards = if enabled { workers.max(1) } else { 1 };
         Meter {
@@ -201,6 +204,18 @@ impl Meter {
         }
     }
 
+    /// How the response cache answered a request (route meters); `uncacheable` for a miss
+    /// whose answer was not stored.
+    pub fn count_cache(&self, outcome: crate::policy::cache::Outcome, uncacheable: bool) {
+        if self.enabled {
+            let cache = &self.shard().cache;
+            cache[outcome as usize].fetch_add(1, Relaxed);
+            if uncacheable {
+                cache[3].fetch_add(1, Relaxed);
+            }
+        }
+    }
+
     /// All shards merged.
     pub fn traffic(&self) -> Traffic {
         let mut counters = Counters {
@@ -224,6 +239,10 @@ impl Meter {
                     *counters.auth_failures.entry(reason.as_str().to_owned()).or_default() += n;
                 }
             }
+            counters.cache_hits += s.cache[0].load(Relaxed);
+            counters.cache_misses += s.cache[1].load(Relaxed);
+            counters.cache_stale += s.cache[2].load(Relaxed);
+            counters.cache_uncacheable += s.cache[3].load(Relaxed);
             let t = s.tally.lock().unwrap_or_else(|p| p.into_inner());
             counters.requests += t.requests;
             for (sum, n) in by_status_class.iter_mut().zip(t.by_status_class) {

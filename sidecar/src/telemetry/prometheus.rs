@@ -3,7 +3,8 @@
 //! Three families of metrics share one shape, labelled by route, by cluster, or by cluster and
 //! endpoint: `ballast_{route,cluster,endpoint}_requests_total{status_class}`,
 //! `…_errors_total{error}` (the `ballast-error` classes), `…_requests_in_flight`, for routes
-//! `…_retries_total`, `…_retry_budget_exhausted_total` and
+//! `…_retries_total`, `…_retry_budget_exhausted_total`, `…_cache_total{result}`,
+//! `…_cache_uncacheable_total` and
 //! `…_auth_failures_total{reason}` (`missing`, `invalid`, `expired`, `not_yet_valid`, `claims`,
 //! `forbidden`),
 //! `…_bytes_total{direction="in"|"out"}` and `…_request_duration_seconds` (a histogram).
@@ -187,6 +188,24 @@ fn write_family(out: &mut String, f: &Family<'_>, buckets: &[f64]) {
                 );
             }
         }
+        let help = "Requests through a route's response cache, by result (a miss went upstream).";
+        header(out, "cache_total", "counter", help);
+        for (labels, t) in &f.series {
+            let c = &t.counters;
+            for (result, n) in [
+                ("hit", c.cache_hits),
+                ("miss", c.cache_misses),
+                ("stale", c.cache_stale),
+            ] {
+                let _ = writeln!(out, "ballast_{scope}_cache_total{{{labels},result=\"{result}\"}} {n}");
+            }
+        }
+        let help = "Cache misses per route whose answer was not stored (uncacheable, too big, failed).";
+        header(out, "cache_uncacheable_total", "counter", help);
+        for (labels, t) in &f.series {
+            let n = t.counters.cache_uncacheable;
+            let _ = writeln!(out, "ballast_{scope}_cache_uncacheable_total{{{labels}}} {n}");
+        }
     }
     header(
         out,
@@ -250,6 +269,7 @@ mod tests {
         t.counters.by_error.insert(ErrorClass::Timeout, 1);
         t.counters.bytes_out = 640;
         t.counters.auth_failures.insert("expired".into(), 4);
+        t.counters.cache_hits = 7;
         for us in [90_000, 300_000, 2_000_000] {
             t.latency.0.record(us).unwrap();
         }
@@ -274,6 +294,8 @@ mod tests {
             "ballast_route_bytes_total{route=\"api\",direction=\"out\"} 640",
             "# TYPE ballast_route_auth_failures_total counter",
             "ballast_route_auth_failures_total{route=\"api\",reason=\"expired\"} 4",
+            "ballast_route_cache_total{route=\"api\",result=\"hit\"} 7",
+            "ballast_route_cache_uncacheable_total{route=\"api\"} 0",
             "ballast_route_request_duration_seconds_bucket{route=\"api\",le=\"0.1\"} 1",
             "ballast_route_request_duration_seconds_bucket{route=\"api\",le=\"0.3\"} 2",
             "ballast_route_request_duration_seconds_bucket{route=\"api\",le=\"+Inf\"} 3",
