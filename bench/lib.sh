@@ -41,8 +41,11 @@ ${6:-}
 C
 }
 
-wait_for() { # URL: up to 30 s
-  for _ in $(seq 150); do curl -sf "$1" >/dev/null && return 0; sleep 0.2; done
+wait_for() { # URL: up to 30 s for any HTTP answer (a 401 from an auth route counts)
+  for _ in $(seq 150); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" != 000 ] && return 0
+    sleep 0.2
+  done
   echo "not answering: $1" >&2
   return 1
 }
@@ -54,10 +57,10 @@ callgrind_per_request() {
   BALLAST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$W/cg.$name.%p" "$@" >/dev/null 2>"$W/vg.$name.err" &
   local vp=$!
   wait_for "http://127.0.0.1:$port/"
-  wrk -t1 -c8 -d2s ${WRK_ARGS:-} "http://127.0.0.1:$port${BENCH_PATH:-/}" >/dev/null   # warm up: connections, pools
+  wrk -t1 -c8 -d2s ${WRK_HEADER:+-H "$WRK_HEADER"} "http://127.0.0.1:$port${BENCH_PATH:-/}" >/dev/null   # warm up: connections, pools
   callgrind_control -z >/dev/null 2>&1 || true
   local n ir
-  n=$(wrk -t1 -c8 -d"${DUR:-6s}" ${WRK_ARGS:-} "http://127.0.0.1:$port${BENCH_PATH:-/}" | awk '/requests in/ {print $1}')
+  n=$(wrk -t1 -c8 -d"${DUR:-6s}" ${WRK_HEADER:+-H "$WRK_HEADER"} "http://127.0.0.1:$port${BENCH_PATH:-/}" | awk '/requests in/ {print $1}')
   callgrind_control -d >/dev/null 2>&1 || true
   sleep 1
   kill "$vp" 2>/dev/null; wait "$vp" 2>/dev/null || true
@@ -84,7 +87,7 @@ compare_sidecars() {
   : >"$W/rps"
   for _ in $(seq "${ROUNDS:-5}"); do
     for target in "$a:$PORT_A" "$b:$PORT_B"; do
-      rps=$(wrk -t1 -c"${CONNS:-32}" -d"${RUN:-5s}" ${WRK_ARGS:-} "http://127.0.0.1:${target#*:}${BENCH_PATH:-/}" | awk '/Requests\/sec/ {print $2}')
+      rps=$(wrk -t1 -c"${CONNS:-32}" -d"${RUN:-5s}" ${WRK_HEADER:+-H "$WRK_HEADER"} "http://127.0.0.1:${target#*:}${BENCH_PATH:-/}" | awk '/Requests\/sec/ {print $2}')
       echo "${target%%:*} $rps" >>"$W/rps"
     done
   done

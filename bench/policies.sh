@@ -31,5 +31,5 @@ $cache_line" \
   "health = { path = \"/\", interval = \"1s\" }" >"$W/policies.toml"
 start_upstream
 # Both sides get the key (the plain side ignores it) and ask for the never-stored path.
-export WRK_ARGS="-H x-api-key:bench-key" BENCH_PATH=/nostore
+export WRK_HEADER="x-api-key: bench-key" BENCH_PATH=/nostore
 PORT_A=18087 PORT_B=18088 compare_sidecars "$BIN" plain policies
