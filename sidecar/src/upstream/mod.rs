@@ -305,3 +305,71 @@ fn verdict(status: u16, error: Option<ErrorClass>) -> Option<Verdict> {
         Some(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Balance, Endpoint, HealthCheck, Limits, Protocol};
+    use std::time::Duration;
+
+    fn cluster(n: usize, panic_threshold: u32, max_requests: usize) -> Arc<Upstream> {
+        let config = Cluster {
+            endpoints: (0..n)
+                .map(|i| Endpoint {
+                    address: format!("10.0.0.{i}:80"),
+                    weight: 1,
+                })
+                .collect(),
+            balance: Balance::RoundRobin,
+            protocol: Protocol::Http1,
+            connect_timeout: Duration::from_secs(1),
+            max_idle_per_endpoint: 1,
+            idle_timeout: Duration::from_secs(1),
+            outlier: None,
+            health: Some(HealthCheck {
+                path: "/".into(),
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(1),
+                healthy_threshold: 1,
+                unhealthy_threshold: 1,
+                expected_statuses: vec![],
+                panic_threshold,
+            }),
+            limits: Limits {
+                max_connections: 10,
+                max_pending: 10,
+                max_requests,
+                max_retries: None,
+            },
+        };
+        Upstream::new("u", &config, 1, &Registry::new(1, true), Arc::new(Events::default()))
+    }
+
+    fn picks(u: &Arc<Upstream>, n: usize) -> Vec<usize> {
+        (0..n).map(|_| u.pick(&[]).map(|(i, _)| i).unwrap()).collect()
+    }
+
+    #[test]
+    fn unhealthy_endpoints_leave_the_rotation_until_the_panic_threshold() {
+        let u = cluster(4, 50, 100);
+        u.endpoints[1].healthy.store(false, Ordering::Relaxed);
+        assert!(!picks(&u, 8).contains(&1), "an unhealthy endpoint takes no requests");
+        // Two of four healthy is 50%: not below the threshold, still no panic.
+        u.endpoints[2].healthy.store(false, Ordering::Relaxed);
+        let p = picks(&u, 8);
+        assert!(!p.contains(&1) && !p.contains(&2), "{p:?}");
+        // One of four (25%) is below 50%: every endpoint takes traffic again (panic mode).
+        u.endpoints[3].healthy.store(false, Ordering::Relaxed);
+        let p = picks(&u, 8);
+        assert!((0..4).all(|i| p.contains(&i)), "{p:?}");
+    }
+
+    #[test]
+    fn max_requests_overflows_and_frees_with_the_guard() {
+        let u = cluster(2, 0, 2);
+        let (a, b) = (u.pick(&[]).unwrap(), u.pick(&[]).unwrap());
+        assert!(matches!(u.pick(&[]), Err(ErrorClass::Overflow)));
+        drop((a, b));
+        assert!(u.pick(&[]).is_ok());
+    }
+}
