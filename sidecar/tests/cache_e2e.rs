@@ -65,14 +65,7 @@ async fn a_hit_after_a_miss_and_no_store_respected_with_counters_in_metrics() {
         (c.cache_hits, c.cache_misses, c.cache_stale, c.cache_uncacheable),
         (1, 4, 0, 3)
     );
-    let metrics = http
-        .get(sc.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&sc).await;
     for line in [
         "ballast_route_cache_total{route=\"r\",result=\"hit\"} 1",
         "ballast_route_cache_total{route=\"r\",result=\"miss\"} 4",
