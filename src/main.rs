@@ -5,12 +5,14 @@
 //! - [`demo`]: `ballast demo`, the built-in default job (demo upstream + sidecar + traffic).
 //! - [`demo_upstream`]: `ballast demo-upstream`, a service with tunable latency and errors.
 //! - [`fault`]: `ballast fault add|list|clear`, faults on a running sidecar.
+//! - [`slo`]: `ballast slo rules`, Prometheus rules for SLOs.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 78 config error.
 
 mod demo;
 mod demo_upstream;
 mod fault;
+mod slo;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +46,8 @@ enum Command {
     },
     /// Inject, list and clear faults on a running sidecar (through its admin API).
     Fault(fault::FaultArgs),
+    /// SLOs: Prometheus recording and burn-rate alerting rules.
+    Slo(slo::SloArgs),
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
     DemoUpstream {
         /// Address to listen on.
@@ -60,6 +64,14 @@ fn main() -> ExitCode {
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = match cli.command {
         Command::Validate { files } => return validate(&files),
+        Command::Slo(args) => match slo::run(args) {
+            Ok(()) => return ExitCode::SUCCESS,
+            Err(e) if e.is::<slo::Invalid>() => {
+                eprintln!("{e}");
+                return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+            }
+            Err(e) => Err(e),
+        },
         Command::Fault(args) => match rt.block_on(fault::run(args)) {
             Ok(()) => return ExitCode::SUCCESS,
             // A refused fault is bad input: usage error.

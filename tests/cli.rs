@@ -219,3 +219,38 @@ upstream = "{}"
     assert_eq!(out.trim(), "no faults in place");
     running.stop();
 }
+
+#[test]
+fn slo_rules_are_written_for_valid_slos_and_bad_ones_exit_78_with_every_problem() {
+    let golden = format!("{}/slo-engine/tests/golden", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(BIN)
+        .args(["slo", "rules", &format!("{golden}/slos.toml")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let want = std::fs::read_to_string(format!("{golden}/rules.yml")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("slos.toml");
+    std::fs::write(
+        &bad,
+        "[[slo]]\nname = \"a\"\nobjective = 0.99\nwindow = \"1h\"\nsli = { availability = {} }\n\n\
+         [[slo]]\nname = \"a\"\nobjective = 99.9\nwindow = \"1h\"\nsli = { latency = { threshold = \"0s\" } }\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["slo", "rules", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for line in [
+        ":7:1: slo[1].objective: 99.9 is outside (0, 1)",
+        ":7:1: slo[1].sli.latency.threshold: the threshold is zero",
+        ":7:1: slo[1].name: duplicate SLO name \"a\"",
+        "fix: write a ratio such as 0.999 (not a percentage)",
+    ] {
+        assert!(err.contains(line), "missing {line:?} in:\n{err}");
+    }
+}

@@ -49,6 +49,20 @@ pub struct SloSpec {
     pub sli: Sli,
     #[serde(default)]
     pub alerting: Alerting,
+    /// For `ballast slo rules` over other metrics than the sidecar's: the error and total
+    /// rate queries, with `{{window}}` where the range goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promql: Option<PromQl>,
+}
+
+/// User-given PromQL for an SLI.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromQl {
+    /// e.g. `sum(rate(http_requests_total{code=~"5.."}[{{window}}]))`
+    pub errors: String,
+    /// e.g. `sum(rate(http_requests_total[{{window}}]))`
+    pub total: String,
 }
 
 /// The period over which the objective must hold.

@@ -7,11 +7,13 @@
 //! - [`burn`]: burn-rate alert windows: the SRE Workbook's table for any window, scaled, or
 //!   written out.
 //! - [`alert`]: an alert's state machine (inactive, pending, firing, resolved).
+//! - [`rules`]: Prometheus recording and alerting rules (Sloth-style) for fleets.
 //! - [`slo`]: one SLO over time: budget, burn rates, time to exhaustion, alerts and their
 //!   events; occurrences or timeslices; rolling or calendar windows.
 
 pub mod alert;
 pub mod burn;
+pub mod rules;
 pub mod series;
 pub mod slo;
 

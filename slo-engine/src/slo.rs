@@ -191,7 +191,7 @@ impl Slo {
 
 /// The length a window's budget covers: the rolling duration, or a calendar period's (a week,
 /// or 30 days for a month: the Workbook's).
-fn period(window: Window) -> Duration {
+pub(crate) fn period(window: Window) -> Duration {
     match window {
         Window::Rolling(d) => d,
         Window::Calendar(CalendarUnit::Week) => Duration::from_millis(7 * DAY_MS),
