@@ -8,6 +8,8 @@
 //!   written out.
 //! - [`alert`]: an alert's state machine (inactive, pending, firing, resolved).
 //! - [`rules`]: Prometheus recording and alerting rules (Sloth-style) for fleets.
+//! - [`source`]: SLI counts from the sidecar's stats windows (availability by class, latency
+//!   exactly from the HDR histogram).
 //! - [`slo`]: one SLO over time: budget, burn rates, time to exhaustion, alerts and their
 //!   events; occurrences or timeslices; rolling or calendar windows.
 
@@ -16,6 +18,7 @@ pub mod burn;
 pub mod rules;
 pub mod series;
 pub mod slo;
+pub mod source;
 
 pub use series::{Counts, Series};
 pub use slo::{Slo, Status};
