@@ -70,6 +70,10 @@ fn main() -> ExitCode {
                 eprintln!("{e}");
                 return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
             }
+            Err(e) if e.is::<slo::OverBudget>() => {
+                eprintln!("ballast: {e}");
+                return ExitCode::FAILURE;
+            }
             Err(e) => Err(e),
         },
         Command::Fault(args) => match rt.block_on(fault::run(args)) {

@@ -254,3 +254,62 @@ fn slo_rules_are_written_for_valid_slos_and_bad_ones_exit_78_with_every_problem(
         assert!(err.contains(line), "missing {line:?} in:\n{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slo_status_reads_live_sidecars_and_exits_1_over_budget() {
+    let up = ballast_testkit::MockUpstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sidecar.toml");
+    let text = format!(
+        "[runtime]\nworker_threads = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listeners]]\nlisten = \"127.0.0.1:0\"\n\
+         [[routes]]\nname = \"api\"\ncluster = \"u\"\n[clusters.u]\nendpoints = [{{ address = \"{}\" }}]\n",
+        up.addr
+    );
+    std::fs::write(&path, &text).unwrap();
+    let running =
+        ballast_sidecar::sidecar::start(&path, ballast_sidecar::config::parse(&text, "sidecar.toml").unwrap()).unwrap();
+    let base = format!("http://{}", running.bound.listeners[0]);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    for path in ["/echo"; 95].into_iter().chain(["/status/503"; 5]) {
+        http.get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+    }
+    let slos = dir.path().join("slos.toml");
+    let admin = format!("http://{}", running.bound.admin);
+    let run = |objective: &str| {
+        std::fs::write(
+            &slos,
+            format!("[[slo]]\nname = \"api\"\nobjective = {objective}\nwindow = \"1h\"\nsli = {{ availability = {{ route = \"api\" }} }}\n"),
+        )
+        .unwrap();
+        Command::new(BIN)
+            .args([
+                "slo",
+                "status",
+                slos.to_str().unwrap(),
+                "--admin",
+                &admin,
+                "--sample",
+                "200ms",
+                "--output",
+                "json",
+            ])
+            .output()
+            .unwrap()
+    };
+    // 5 bad of 100 against a 10% budget: half of it left.
+    let out = run("0.9");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v[0]["good"].as_u64(), v[0]["total"].as_u64()), (Some(95), Some(100)));
+    assert!((v[0]["budget_remaining"].as_f64().unwrap() - 0.5).abs() < 1e-9, "{v}");
+    // Against a 1% budget they are five times over: exit 1.
+    let out = run("0.99");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    running.stop();
+}
