@@ -180,6 +180,11 @@ impl Slo {
         (status, events)
     }
 
+    /// Buckets of counts kept (16 bytes each), for memory accounting.
+    pub fn buckets(&self) -> usize {
+        self.events.buckets() + self.slices.as_ref().map_or(0, |(_, _, s)| s.buckets())
+    }
+
     /// How far back the window reaches at `now_ms`.
     fn window_ms(&self, now_ms: u64) -> u64 {
         match self.spec.window {
