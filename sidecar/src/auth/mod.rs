@@ -103,10 +103,12 @@ pub struct Guard {
 }
 
 /// Who the credentials belong to.
-struct Identity {
+/// Who the credentials say the caller is: borrowed from the key's config for API keys (no
+/// copies per request), owned for a token's claims.
+struct Identity<'a> {
     scheme: Scheme,
-    tenant: Option<String>,
-    scopes: Vec<String>,
+    tenant: Option<std::borrow::Cow<'a, str>>,
+    scopes: std::borrow::Cow<'a, [String]>,
     forward: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -151,7 +153,7 @@ impl Guard {
         Ok(())
     }
 
-    fn authenticate(&self, parts: &Parts) -> Result<Identity, Denial> {
+    fn authenticate(&self, parts: &Parts) -> Result<Identity<'_>, Denial> {
         let bearer = bearer(parts);
         match self.policy.require {
             Require::Jwt => self.jwt(bearer),
@@ -166,7 +168,7 @@ impl Guard {
         }
     }
 
-    fn jwt(&self, bearer: Option<&str>) -> Result<Identity, Denial> {
+    fn jwt(&self, bearer: Option<&str>) -> Result<Identity<'_>, Denial> {
         let cfg = self.jwt.as_ref().expect("validated: jwt routes have [auth.jwt]");
         let Some(token) = bearer else {
             return Err(self.deny(Scheme::Bearer, Reason::Missing, "no bearer token"));
@@ -179,13 +181,13 @@ impl Guard {
         })?;
         Ok(Identity {
             scheme: Scheme::Bearer,
-            tenant: v.tenant,
-            scopes: v.scopes,
+            tenant: v.tenant.map(std::borrow::Cow::Owned),
+            scopes: std::borrow::Cow::Owned(v.scopes),
             forward: v.forward,
         })
     }
 
-    fn api_key(&self, parts: &Parts) -> Result<Identity, Denial> {
+    fn api_key(&self, parts: &Parts) -> Result<Identity<'_>, Denial> {
         let keys = self.api_keys.as_ref().expect("validated: api_key routes have keys");
         let Some(key) = api_key::presented(keys, parts) else {
             return Err(self.deny(Scheme::ApiKey, Reason::Missing, "no API key"));
@@ -197,15 +199,15 @@ impl Guard {
         let k = &keys.keys[i];
         Ok(Identity {
             scheme: Scheme::ApiKey,
-            tenant: Some(k.tenant.clone()),
-            scopes: k.scopes.clone(),
+            tenant: Some(std::borrow::Cow::Borrowed(k.tenant.as_str())),
+            scopes: std::borrow::Cow::Borrowed(&k.scopes),
             forward: Vec::new(),
         })
     }
 
-    fn authorize(&self, id: &Identity) -> Result<(), Denial> {
+    fn authorize(&self, id: &Identity<'_>) -> Result<(), Denial> {
         let p = &self.policy;
-        if !p.tenants.is_empty() && !id.tenant.as_ref().is_some_and(|t| p.tenants.contains(t)) {
+        if !p.tenants.is_empty() && !id.tenant.as_deref().is_some_and(|t| p.tenants.iter().any(|a| a == t)) {
             let detail = match &id.tenant {
                 Some(t) => format!("tenant {t:?} is not allowed on this route"),
                 None => "the credentials name no tenant".to_owned(),

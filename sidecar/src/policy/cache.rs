@@ -213,7 +213,8 @@ enum Shared {
     Failed,
 }
 
-type Inflight = Mutex<HashMap<String, watch::Receiver<Option<Shared>>>>;
+/// Keys are shared with the fetch leading them (one allocation per miss, not two).
+type Inflight = Mutex<HashMap<Arc<str>, watch::Receiver<Option<Shared>>>>;
 
 struct Store {
     policy: CachePolicy,
@@ -225,7 +226,7 @@ struct Store {
 /// Removes a leader's in-flight entry however its fetch ends (also when it is dropped).
 struct Leading<'a> {
     inflight: &'a Inflight,
-    key: String,
+    key: Arc<str>,
     tx: watch::Sender<Option<Shared>>,
 }
 
@@ -293,10 +294,11 @@ impl Store {
             return Role::Waiter(rx.clone());
         }
         let (tx, rx) = watch::channel(None);
-        map.insert(key.to_owned(), rx);
+        let key: Arc<str> = key.into();
+        map.insert(key.clone(), rx);
         Role::Leader(Leading {
             inflight: &self.inflight,
-            key: key.to_owned(),
+            key,
             tx,
         })
     }

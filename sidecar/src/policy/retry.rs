@@ -122,7 +122,7 @@ where
     async fn run(mut self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
         self.budget.deposit();
         let policy = self.policy.clone();
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let retriable_method = is_idempotent(&parts.method) || policy.retry_non_idempotent;
         // Read the body ahead only if a retry could replay it.
         let (mut first, replay) = if retriable_method && policy.max_retries > 0 {
@@ -130,19 +130,25 @@ where
         } else {
             (Some(body), None)
         };
+        // What a retry is built from: the request without its body, and only the extensions
+        // a try reads (cloning them all would cost allocations on every request).
+        let snapshot = replay.as_ref().map(|_| Snapshot::of(&parts));
         let mut tried = Tried::default();
         let mut attempt = 0u32;
         let mut _retry_slot = None;
+        let mut first_parts = Some(parts);
         loop {
             let body = match (first.take(), &replay) {
                 (Some(b), _) => b,
                 (None, Some(r)) => r.body(),
                 (None, None) => unreachable!("a request without a replayable body is tried once"),
             };
-            if !tried.0.is_empty() {
-                parts.extensions.insert(tried.clone());
-            }
-            let result = self.try_once(Request::from_parts(parts.clone(), body)).await;
+            let req = match (first_parts.take(), &snapshot) {
+                (Some(parts), _) => Request::from_parts(parts, body),
+                (None, Some(s)) => s.request(body, &tried),
+                (None, None) => unreachable!("a request without a snapshot is tried once"),
+            };
+            let result = self.try_once(req).await;
             let wait = match decide(&policy, &result, attempt, replay.is_some(), self.route_timeout) {
                 Decision::Done => return with_attempts(result, attempt + 1),
                 Decision::RetryAfter(wait) => wait,
@@ -293,6 +299,53 @@ fn with_attempts(result: Result<Response<Body>, ProxyError>, n: u32) -> Result<R
             e.attempts = Some(n);
             Err(e)
         }
+    }
+}
+
+/// A request as a retry sends it again: method, URI, version, headers, and the extensions a
+/// try reads (the upstream faults it selected, its trace context, a pending upgrade).
+struct Snapshot {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: HeaderMap,
+    faults: Option<crate::faults::http::UpstreamFaults>,
+    trace: Option<opentelemetry::Context>,
+    /// A protocol upgrade still has to be bridged if a retry is the try that gets the 101.
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+impl Snapshot {
+    fn of(parts: &http::request::Parts) -> Self {
+        Snapshot {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            faults: parts.extensions.get().cloned(),
+            trace: parts.extensions.get().cloned(),
+            upgrade: parts.extensions.get().cloned(),
+        }
+    }
+
+    fn request(&self, body: Body, tried: &Tried) -> Request<Body> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        let ext = req.extensions_mut();
+        if let Some(f) = &self.faults {
+            ext.insert(f.clone());
+        }
+        if let Some(t) = &self.trace {
+            ext.insert(t.clone());
+        }
+        if let Some(u) = &self.upgrade {
+            ext.insert(u.clone());
+        }
+        ext.insert(tried.clone());
+        req
     }
 }
 
