@@ -343,3 +343,91 @@ async fn over_the_route_concurrency_limit_requests_are_shed_at_once() {
         200
     );
 }
+
+/// An upstream with `capacity` workers and a 20 ms service time: past `capacity` requests in
+/// flight, requests queue and latency grows. Returns its address and the most requests it
+/// ever held at once.
+async fn queueing_upstream(capacity: usize) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let workers = Arc::new(tokio::sync::Semaphore::new(capacity));
+    let (held, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let peak_out = peak.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (workers, held, peak) = (workers.clone(), held.clone(), peak.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let (workers, held, peak) = (workers.clone(), held.clone(), peak.clone());
+                    async move {
+                        let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        let _worker = workers.acquire().await.unwrap();
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        held.fetch_sub(1, Ordering::SeqCst);
+                        Ok::<_, Infallible>(hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+                            "ok",
+                        ))))
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    (addr, peak_out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_adaptive_limit_sheds_overload_and_keeps_the_upstream_near_its_capacity() {
+    let (addr, peak) = queueing_upstream(8).await;
+    let cfg = cluster_config(
+        &[addr],
+        "",
+        "timeout = \"10s\"\nconcurrency = { adaptive = true, min = 2, max = 200, sample_window = \"100ms\", min_rtt_requests = 20 }",
+    );
+    let sc = Proc::sidecar(BIN, &cfg);
+    // 64 clients in a closed loop for 3 seconds: eight times what the upstream serves at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (http, url) = (client(), sc.url("/"));
+            tokio::spawn(async move {
+                let (mut ok, mut shed) = (0u32, 0u32);
+                while std::time::Instant::now() < deadline {
+                    let resp = http.get(&url).send().await.unwrap();
+                    match (resp.status().as_u16(), error_class(&resp).as_str()) {
+                        (200, _) => ok += 1,
+                        (503, "shed") => {
+                            shed += 1;
+                            // A shed client backs off a little, as a real one would.
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                    resp.bytes().await.unwrap();
+                }
+                (ok, shed)
+            })
+        })
+        .collect();
+    let (mut ok, mut shed) = (0, 0);
+    for t in tasks {
+        let (o, s) = t.await.unwrap();
+        (ok, shed) = (ok + o, shed + s);
+    }
+    assert!(ok > 200, "requests were served: {ok}");
+    assert!(shed > 0, "overload was shed, not queued: {ok} served, {shed} shed");
+    // Without a limit all 64 would sit in the upstream's queue; the gradient keeps the queue
+    // short (a limit near capacity plus its √limit headroom).
+    let peak = peak.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("{ok} served, {shed} shed, at most {peak} in the upstream at once");
+    assert!(peak < 48, "the upstream held {peak} requests at once");
+}
