@@ -189,7 +189,8 @@ impl Slo {
     fn window_ms(&self, now_ms: u64) -> u64 {
         match self.spec.window {
             Window::Rolling(d) => d.as_millis() as u64,
-            Window::Calendar(unit) => now_ms - calendar_start(now_ms, unit, self.utc_offset_ms),
+            // From the period's first millisecond on, that one included.
+            Window::Calendar(unit) => now_ms - calendar_start(now_ms, unit, self.utc_offset_ms) + 1,
         }
     }
 }
@@ -346,6 +347,30 @@ mod tests {
         }
         let (st, _) = o.evaluate(99 * MIN);
         assert_eq!((st.good, st.total), (9950, 10_000));
+    }
+
+    #[test]
+    fn a_calendar_month_starts_over_at_the_month_boundary() {
+        let text = "name = \"api\"\nobjective = 0.99\nwindow = \"calendar month\"\nsli = { availability = {} }";
+        let mut s = Slo::new(toml::from_str(text).unwrap()).unwrap();
+        let feb = days_from_civil(2026, 2, 1) as u64 * DAY_MS;
+        // The last two hours of January were all failures; February so far is clean.
+        for m in 0..120 {
+            minute(&mut s, feb - (120 - m) * MIN, 100, 100);
+        }
+        for m in 0..600 {
+            minute(&mut s, feb + m * MIN, 100, 0);
+        }
+        let (st, _) = s.evaluate(feb + 600 * MIN);
+        assert_eq!(
+            (st.good, st.total),
+            (60_000, 60_000),
+            "January's failures are not in February's budget"
+        );
+        assert_eq!(st.budget_remaining, 1.0);
+        // Still January: the failures count.
+        let (st, _) = s.evaluate(feb - MIN);
+        assert!(st.total > st.good);
     }
 
     #[test]
