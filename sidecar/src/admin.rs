@@ -82,14 +82,14 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/stats") => {
             let mut snapshot = shared.telemetry.meters.snapshot();
             snapshot.faults = shared.faults.list();
-            let gateway = shared.gateway();
-            let states = gateway.endpoint_states();
-            for (name, cluster) in &mut snapshot.clusters {
-                for e in &mut cluster.endpoints {
-                    e.state = states
-                        .get(name.as_str())
-                        .and_then(|eps| eps.iter().find(|(a, _)| **a == *e.address))
-                        .map(|(_, s)| s.clone());
+            for upstream in shared.gateway().upstreams() {
+                let Some(cluster) = snapshot.clusters.get_mut(&upstream.name) else {
+                    continue;
+                };
+                for (address, state) in upstream.states() {
+                    if let Some(e) = cluster.endpoints.iter_mut().find(|e| *e.address == *address) {
+                        e.state = Some(state);
+                    }
                 }
             }
             json(
@@ -216,23 +216,22 @@ async fn add_fault(shared: &Shared, config: &Config, req: Request<Incoming>) -> 
             );
         }
     };
-    let mut errors = match spec.validate() {
-        Ok(fault) => match crate::faults::check_ttl(&config.fault_limits, fault.ttl) {
-            Ok(()) => Vec::new(),
-            Err(e) => vec![e],
-        },
-        Err(errors) => errors,
+    let (fault, mut errors) = match spec.validate() {
+        Ok(fault) => {
+            let ttl = crate::faults::check_ttl(&config.fault_limits, fault.ttl).err();
+            (Some(fault), ttl.into_iter().collect())
+        }
+        Err(errors) => (None, errors),
     };
     errors.extend(config.fault_names(&spec));
-    if !errors.is_empty() {
+    let Some(fault) = fault.filter(|_| errors.is_empty()) else {
         return problem(
             StatusCode::BAD_REQUEST,
             "invalid fault",
             "the fault was not put in place; fix the fields listed",
             &errors,
         );
-    }
-    let fault = spec.validate().expect("checked above");
+    };
     match shared.faults.add(spec, fault, Origin::Api, &shared.events) {
         Ok(active) => json(
             StatusCode::CREATED,

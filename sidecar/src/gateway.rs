@@ -82,14 +82,6 @@ impl Gateway {
         all.into_iter()
     }
 
-    /// Each endpoint's health and ejection, by cluster name and endpoint address.
-    pub fn endpoint_states(&self) -> HashMap<&str, Vec<(Arc<str>, ballast_model::stats::EndpointState)>> {
-        self.upstreams
-            .iter()
-            .map(|(name, u)| (name.as_str(), u.states()))
-            .collect()
-    }
-
     /// Build a gateway. Clusters whose settings did not change keep their upstream (pools,
     /// balancer position) from `previous`, so a reload does not drop warm connections.
     pub fn build(config: Arc<Config>, previous: Option<&Gateway>, ctx: &Context) -> Self {
@@ -346,7 +338,7 @@ impl Gateway {
     /// its headers) and select the upstream faults for `Forward` to draw per attempt.
     fn inbound_faults(&self, parts: &mut http::request::Parts, route: &RouteEntry) -> Result<Option<Plan>, ProxyError> {
         let header_plan = if route.config.header_faults {
-            let plan = faults::http::from_headers(&self.faults, &parts.headers, self.faults.limits())
+            let plan = faults::http::from_headers(&parts.headers, self.faults.limits())
                 .map_err(|e| ProxyError::new(ErrorClass::BadRequest, e.to_string()))?;
             for name in faults::http::CONTROL_HEADERS {
                 parts.headers.remove(name);

@@ -72,7 +72,7 @@ impl Shared {
         let faults = Arc::new(FaultTable::new(config.fault_limits.clone(), tcp_names));
         let events = Arc::new(Events::default());
         faults
-            .replace_config_faults(checked(&config.faults), &events)
+            .replace_config_faults(&config.faults, &events)
             .map_err(std::io::Error::other)?;
         let background = background_runtime()?;
         let ctx = Context {
@@ -148,7 +148,7 @@ impl Shared {
         }
         if new.faults != old.faults {
             self.faults
-                .replace_config_faults(checked(&new.faults), &self.events)
+                .replace_config_faults(&new.faults, &self.events)
                 .map_err(|e| ReloadError::Faults(format!("{file}: {e}; the running config is unchanged")))?;
         }
         let gateway = Gateway::build(Arc::new(new), Some(&current), &self.context());
@@ -194,14 +194,6 @@ fn background_runtime() -> std::io::Result<tokio::runtime::Handle> {
             rt.block_on(std::future::pending::<()>());
         })?;
     rx.recv().map_err(std::io::Error::other)
-}
-
-/// Faults from a validated config, ready for the fault table.
-fn checked(specs: &[ballast_model::FaultSpec]) -> Vec<(ballast_model::FaultSpec, ballast_model::fault::Fault)> {
-    specs
-        .iter()
-        .map(|s| (s.clone(), s.validate().expect("config faults were validated")))
-        .collect()
 }
 
 /// Addresses actually bound (port 0 in the config becomes a real port).

@@ -48,7 +48,7 @@ pub struct Config {
     pub fault_limits: FaultLimits,
     /// Faults in place from start, without a TTL: `[[faults]]`, each listener's `toxics`, and
     /// a `down` toxic for each listener with `enabled = false`.
-    pub faults: Vec<ballast_model::FaultSpec>,
+    pub faults: Vec<ConfigFault>,
     /// `[[slo]]`: their latency thresholds become exact `/metrics` bucket boundaries.
     pub slos: Vec<ballast_model::slo::SloSpec>,
     /// `[auth]`: API keys and JWT verification, used by routes with `auth`.
@@ -70,6 +70,15 @@ impl Config {
     pub fn fault_names(&self, fault: &ballast_model::FaultSpec) -> Vec<ballast_model::fault::FieldError> {
         validate::fault_names(fault, &self.routes, &self.clusters, &self.tcp_listeners)
     }
+}
+
+/// A fault from the config file: as written (shown by `GET /config`), and as checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigFault {
+    #[serde(flatten)]
+    pub spec: ballast_model::FaultSpec,
+    #[serde(skip)]
+    pub fault: ballast_model::fault::Fault,
 }
 
 /// Limits on faults (safety: a forgotten fault must not stay, an untrusted one must not pile up).

@@ -323,17 +323,20 @@ fn faults(
     clusters: &BTreeMap<String, Cluster>,
     tcp: &[TcpListener],
     limits: &FaultLimits,
-) -> Vec<ballast_model::FaultSpec> {
-    let mut out: Vec<ballast_model::FaultSpec> = Vec::new();
+) -> Vec<ConfigFault> {
+    let mut out: Vec<ConfigFault> = Vec::new();
     let mut check =
-        |c: &mut Checker, path: &str, fault: ballast_model::FaultSpec, span: &dyn Fn(&str) -> Range<usize>| {
-            let mut problems = match fault.validate() {
-                Ok(f) => crate::faults::check_ttl(limits, f.ttl).err().into_iter().collect(),
-                Err(errors) => errors,
+        |c: &mut Checker, path: &str, spec: ballast_model::FaultSpec, span: &dyn Fn(&str) -> Range<usize>| {
+            let (fault, mut problems) = match spec.validate() {
+                Ok(f) => {
+                    let ttl = crate::faults::check_ttl(limits, f.ttl).err().into_iter().collect();
+                    (Some(f), ttl)
+                }
+                Err(errors) => (None, errors),
             };
-            problems.extend(fault_names(&fault, routes, clusters, tcp));
-            if let Some(id) = &fault.id
-                && out.iter().any(|f| f.id.as_ref() == Some(id))
+            problems.extend(fault_names(&spec, routes, clusters, tcp));
+            if let Some(id) = &spec.id
+                && out.iter().any(|f| f.spec.id.as_ref() == Some(id))
             {
                 problems.push(ballast_model::fault::FieldError {
                     field: "id".into(),
@@ -341,11 +344,11 @@ fn faults(
                     fix: "give each fault its own id, or leave ids out".into(),
                 });
             }
-            if problems.is_empty() {
-                out.push(fault);
-            }
-            for e in problems {
+            for e in problems.iter().cloned() {
                 c.err(format!("{path}.{}", e.field), span(&e.field), e.message, e.fix);
+            }
+            if let (Some(fault), true) = (fault, problems.is_empty()) {
+                out.push(ConfigFault { spec, fault });
             }
         };
     for (i, item) in spec.faults.iter().enumerate() {

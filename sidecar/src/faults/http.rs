@@ -75,6 +75,8 @@ pub struct Plan {
     pub slot: Option<Slot>,
     /// Faults drawn, counted as injected once the plan is admitted.
     drawn: Vec<Arc<Installed>>,
+    /// Header-controlled faults drawn (delay, abort), counted once the plan is admitted.
+    from_headers: (bool, bool),
 }
 
 /// One request's share of `max_active`, held while any of its plans (or a shaped body) lives.
@@ -94,6 +96,15 @@ impl Plan {
         };
         for f in &plan.drawn {
             f.counters.injected.fetch_add(1, Relaxed);
+        }
+        let counters = &table.counters;
+        for (drawn, counter) in [
+            (plan.from_headers.0, &counters.header_delays),
+            (plan.from_headers.1, &counters.header_aborts),
+        ] {
+            if drawn {
+                counter.fetch_add(1, Relaxed);
+            }
         }
         Some(plan)
     }
@@ -222,11 +233,7 @@ pub struct BadFaultHeader {
 
 /// Faults asked for by request headers (routes with `header_faults = true`), capped by the
 /// limits; `Ok(None)` when none is asked for or drawn.
-pub fn from_headers(
-    table: &FaultTable,
-    headers: &HeaderMap,
-    limits: &FaultLimits,
-) -> Result<Option<Plan>, BadFaultHeader> {
+pub fn from_headers(headers: &HeaderMap, limits: &FaultLimits) -> Result<Option<Plan>, BadFaultHeader> {
     let number = |name: &HeaderName| -> Result<Option<f64>, BadFaultHeader> {
         let Some(v) = headers.get(name) else { return Ok(None) };
         let parsed = v.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok());
@@ -267,18 +274,8 @@ pub fn from_headers(
     if delay.is_none() && abort.is_none() {
         return Ok(None);
     }
-    let counters = &table.counters;
-    if delay.is_some() {
-        counters
-            .header_delays
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    if abort.is_some() {
-        counters
-            .header_aborts
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
     let plan = Plan {
+        from_headers: (delay.is_some(), abort.is_some()),
         delay: delay.unwrap_or_default(),
         answer: abort.map(|status| Answer::Abort {
             fault: "header".into(),
@@ -299,6 +296,10 @@ pub fn merge(a: Option<Plan>, b: Option<Plan>) -> Option<Plan> {
             a.answer = a.answer.or(b.answer);
             a.shape = a.shape.and(b.shape);
             a.drawn.extend(b.drawn);
+            a.from_headers = (
+                a.from_headers.0 || b.from_headers.0,
+                a.from_headers.1 || b.from_headers.1,
+            );
             Some(a)
         }
         (a, b) => a.or(b),
@@ -459,15 +460,14 @@ mod tests {
 
     #[test]
     fn header_faults_are_capped_and_checked() {
-        let table = table_with(&[]);
         let limits = FaultLimits::default();
         let mut h = HeaderMap::new();
         h.insert(DELAY_HEADER, "60000".parse().unwrap());
         h.insert(ABORT_HEADER, "429".parse().unwrap());
-        let plan = from_headers(&table, &h, &limits).unwrap().unwrap();
+        let plan = from_headers(&h, &limits).unwrap().unwrap();
         assert_eq!(plan.delay, limits.max_header_delay);
         h.insert(DELAY_HEADER, "1e300".parse().unwrap());
-        let plan = from_headers(&table, &h, &limits).unwrap().unwrap();
+        let plan = from_headers(&h, &limits).unwrap().unwrap();
         assert_eq!(
             plan.delay, limits.max_header_delay,
             "capped before it becomes a duration"
@@ -475,12 +475,12 @@ mod tests {
         assert!(matches!(plan.answer, Some(Answer::Abort { status: 429, .. })));
         h.insert(ABORT_PERCENT_HEADER, "0".parse().unwrap());
         h.insert(DELAY_PERCENT_HEADER, "0".parse().unwrap());
-        assert!(from_headers(&table, &h, &limits).unwrap().is_none());
+        assert!(from_headers(&h, &limits).unwrap().is_none());
         h.insert(ABORT_HEADER, "99".parse().unwrap());
-        assert!(matches!(from_headers(&table, &h, &limits), Err(e) if e.header == ABORT_HEADER));
+        assert!(matches!(from_headers(&h, &limits), Err(e) if e.header == ABORT_HEADER));
         h.insert(ABORT_HEADER, "503".parse().unwrap());
         h.insert(DELAY_PERCENT_HEADER, "150".parse().unwrap());
-        assert!(from_headers(&table, &h, &limits).is_err());
+        assert!(from_headers(&h, &limits).is_err());
     }
 
     #[test]

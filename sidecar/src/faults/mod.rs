@@ -26,7 +26,7 @@ use ballast_model::{EventKind, FaultSpec};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::config::FaultLimits;
+use crate::config::{ConfigFault, FaultLimits};
 use crate::events::Events;
 
 /// How often a fault was selected and applied.
@@ -261,9 +261,9 @@ impl FaultTable {
     /// in one step: faults whose spec did not change stay as they are (id, counters, the
     /// toxicity drawn for open connections), the others go and the new ones come. Refused,
     /// changing nothing, if a new fault's id is taken by a fault that stays.
-    pub fn replace_config_faults(&self, faults: Vec<(FaultSpec, Fault)>, events: &Events) -> Result<(), Refused> {
+    pub fn replace_config_faults(&self, faults: &[ConfigFault], events: &Events) -> Result<(), Refused> {
         let mut state = self.lock();
-        let in_new_config = |f: &Installed| faults.iter().any(|(spec, _)| *spec == f.spec);
+        let in_new_config = |f: &Installed| faults.iter().any(|c| c.spec == f.spec);
         let stays = |f: &Installed| f.origin == Origin::Api || in_new_config(f);
         let in_place = |spec: &FaultSpec, state: &State| {
             state
@@ -271,8 +271,8 @@ impl FaultTable {
                 .iter()
                 .any(|f| f.origin == Origin::Config && f.spec == *spec)
         };
-        let fresh: Vec<&(FaultSpec, Fault)> = faults.iter().filter(|(spec, _)| !in_place(spec, &state)).collect();
-        for (spec, _) in &fresh {
+        let fresh: Vec<&ConfigFault> = faults.iter().filter(|c| !in_place(&c.spec, &state)).collect();
+        for ConfigFault { spec, .. } in &fresh {
             if let Some(id) = &spec.id
                 && state.faults.iter().any(|f| stays(f) && &*f.id == id)
             {
@@ -285,8 +285,8 @@ impl FaultTable {
             f.removed.store(true, Ordering::Relaxed);
         }
         let mut added = Vec::new();
-        for (spec, fault) in fresh {
-            added.push(self.install(&mut state, spec.clone(), fault.clone(), Origin::Config)?);
+        for c in fresh {
+            added.push(self.install(&mut state, c.spec.clone(), c.fault.clone(), Origin::Config)?);
         }
         if !gone.is_empty() || !added.is_empty() {
             self.publish(&state);
@@ -569,14 +569,16 @@ mod tests {
     fn config_faults_have_no_ttl_and_are_replaced_on_reload() {
         let (table, events) = (table(), Events::default());
         let (s, f) = spec("kind = \"latency\"\nlistener = \"redis\"\nlatency = 100");
-        table.replace_config_faults(vec![(s, f)], &events).unwrap();
+        table
+            .replace_config_faults(&[ConfigFault { spec: s, fault: f }], &events)
+            .unwrap();
         let toxics = table.toxics("redis").unwrap();
         assert_eq!(toxics.borrow().len(), 1);
         assert_eq!(toxics.borrow()[0].expires, None);
         assert_eq!(&*toxics.borrow()[0].id, "config-1");
         let (s, f) = spec("kind = \"abort\"\nstatus = 500");
         table.add(s, f, Origin::Api, &events).unwrap();
-        table.replace_config_faults(vec![], &events).unwrap();
+        table.replace_config_faults(&[], &events).unwrap();
         assert!(toxics.borrow().is_empty());
         assert_eq!(table.list().len(), 1, "the API fault stays");
         assert_eq!(table.clear(&events).len(), 1);

@@ -58,9 +58,8 @@ impl RetryLayer {
 impl<S> tower::Layer<S> for RetryLayer {
     type Service = Retry<S>;
     fn layer(&self, inner: S) -> Retry<S> {
-        let mut retry = Retry::new(inner, self.policy.clone(), self.meter.clone(), self.route_timeout);
-        retry.upstream = Some(self.upstream.clone());
-        retry
+        let (policy, meter) = (self.policy.clone(), self.meter.clone());
+        Retry::new(inner, policy, meter, self.route_timeout, Some(self.upstream.clone()))
     }
 }
 
@@ -78,7 +77,13 @@ pub struct Retry<S> {
 }
 
 impl<S> Retry<S> {
-    pub fn new(inner: S, policy: RetryPolicy, meter: Arc<Meter>, route_timeout: Duration) -> Self {
+    pub fn new(
+        inner: S,
+        policy: RetryPolicy,
+        meter: Arc<Meter>,
+        route_timeout: Duration,
+        upstream: Option<Arc<Upstream>>,
+    ) -> Self {
         let budget = TpsBudget::new(
             Duration::from_secs(10),
             policy.budget_min_per_second,
@@ -90,7 +95,7 @@ impl<S> Retry<S> {
             budget: Arc::new(budget),
             meter,
             route_timeout,
-            upstream: None,
+            upstream,
         }
     }
 }
@@ -486,7 +491,13 @@ mod tests {
     }
 
     fn retry(script: &Script, policy: RetryPolicy) -> Retry<Script> {
-        Retry::new(script.clone(), policy, Arc::new(Meter::new(1)), Duration::from_secs(15))
+        Retry::new(
+            script.clone(),
+            policy,
+            Arc::new(Meter::new(1)),
+            Duration::from_secs(15),
+            None,
+        )
     }
 
     async fn send(r: &Retry<Script>, method: Method, body: &'static str) -> Result<Response<Body>, ProxyError> {
@@ -623,6 +634,7 @@ mod tests {
             p,
             Arc::new(Meter::new(1)),
             Duration::from_secs(15),
+            None,
         );
         let t0 = tokio::time::Instant::now();
         let resp = tower::ServiceExt::oneshot(r, Request::new(Body::full("")))
