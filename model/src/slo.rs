@@ -49,6 +49,11 @@ pub struct SloSpec {
     pub sli: Sli,
     #[serde(default)]
     pub alerting: Alerting,
+    /// How long a severity's burn condition must hold before its alert fires, as a Prometheus
+    /// rule's `for`, e.g. `{ page = "2m", ticket = "15m" }`; at once when absent (the
+    /// Workbook's alerts need none: the short window already confirms).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alert_for: BTreeMap<Severity, HumanDuration>,
     /// For `ballast slo rules` over other metrics than the sidecar's: the error and total
     /// rate queries, with `{{window}}` where the range goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -484,7 +489,34 @@ impl SloSpec {
                 }
             }
         }
+        for (severity, hold) in &self.alert_for {
+            let field = format!("alert_for.{}", severity.as_str());
+            if self.alerting == Alerting::None {
+                err(
+                    &field,
+                    "the SLO has no alerts to hold back".into(),
+                    "remove alert_for, or choose an alerting preset or windows",
+                );
+            } else if let Some(window) = window
+                && hold.get() >= window
+            {
+                err(
+                    &field,
+                    format!("{hold} is not shorter than the SLO window {}", self.window),
+                    "hold alerts for minutes, e.g. \"2m\"",
+                );
+            }
+        }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Page => "page",
+            Severity::Ticket => "ticket",
+        }
     }
 }
 
@@ -545,6 +577,10 @@ mod tests {
         let errs = s.validate().unwrap_err();
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].field, "alerting[1].long", "6h is longer than the 1h window");
+        let s = SloSpec {
+            alert_for: [(Severity::Page, HumanDuration(Duration::from_secs(120)))].into(),
+            ..s
+        };
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<SloSpec>(&json).unwrap(), s);
     }
@@ -575,6 +611,12 @@ mod tests {
                 "sli.availability.bad_status: \"5XX\" is not a status class",
                 "alerting[0].short: the short window 1h is not shorter than the long window 5m"
             ]
+        );
+        assert_eq!(
+            errors(
+                "name = \"x\"\nobjective = 0.9\nwindow = \"1h\"\nsli = { availability = {} }\nalert_for = { page = \"2h\" }"
+            ),
+            ["alert_for.page: 2h is not shorter than the SLO window 1h"]
         );
         let unknown =
             toml::from_str::<SloSpec>("name = \"x\"\nobjective = 0.9\nwindow = \"1d\"\nsli = { latncy = {} }");

@@ -141,13 +141,15 @@ pub fn rules(slos: &[SloSpec]) -> String {
             if rows.is_empty() {
                 continue;
             }
-            let sev = match severity {
-                Severity::Page => "page",
-                Severity::Ticket => "ticket",
-            };
+            let sev = severity.as_str();
+            let hold = spec
+                .alert_for
+                .get(&severity)
+                .map(|d| format!("      for: {}\n", prom_duration(d.get())))
+                .unwrap_or_default();
             let _ = write!(
                 out,
-                "    - alert: {}\n      expr: |\n        {}\n      labels:\n        severity: {sev}\n        slo: {}\n        service: {}\n      annotations:\n        summary: {}\n",
+                "    - alert: {}\n      expr: |\n        {}\n{hold}      labels:\n        severity: {sev}\n        slo: {}\n        service: {}\n      annotations:\n        summary: {}\n",
                 quoted(&format!("{}-{sev}", spec.name)),
                 rows.join("\n        or\n        "),
                 quoted(&spec.name),

@@ -79,7 +79,13 @@ impl Slo {
         let coarse_ms = (period_ms / 720).max(fine_ms);
         let series = || Series::new(fine_ms, fine_span, coarse_ms, period_ms);
         let slices = (spec.budgeting == Budgeting::Timeslices).then(|| (0, Counts::default(), series()));
-        let alerts = burn.iter().map(|b| (b.severity, Alert::new(0))).collect();
+        let alerts = burn
+            .iter()
+            .map(|b| {
+                let hold = spec.alert_for.get(&b.severity).map_or(0, |d| d.get().as_millis() as u64);
+                (b.severity, Alert::new(hold))
+            })
+            .collect();
         let utc_offset_ms = spec.utc_offset.as_deref().and_then(parse_utc_offset).unwrap_or(0) as i64 * 1000;
         Ok(Slo {
             events: series(),
@@ -328,6 +334,36 @@ mod tests {
             st.budget_remaining
         );
         assert_eq!(st.total, 600_000);
+    }
+
+    #[test]
+    fn alert_for_holds_a_page_back_while_pending() {
+        let mut s = slo("alert_for = { page = \"5m\" }");
+        let mut page = Vec::new();
+        for m in 0..10 * 60 {
+            let bad = if (360..390).contains(&m) { 100 } else { 0 };
+            minute(&mut s, m * MIN, 1000, bad);
+            let (st, events) = s.evaluate(m * MIN);
+            if m == 370 {
+                assert_eq!(st.alerts[&Severity::Page], AlertState::Pending { since_ms: 368 * MIN });
+            }
+            for e in events {
+                match e {
+                    EventKind::AlertFiring {
+                        severity: Severity::Page,
+                        ..
+                    } => page.push((true, m)),
+                    EventKind::AlertResolved {
+                        severity: Severity::Page,
+                        ..
+                    } => page.push((false, m)),
+                    _ => {}
+                }
+            }
+        }
+        // The same spike as above: the condition holds from minute 368 to 417; held for five
+        // minutes, the page fires at 373 and resolves when the condition ends.
+        assert_eq!(page, [(true, 373), (false, 418)]);
     }
 
     #[test]
