@@ -5,7 +5,8 @@
 //! - [`demo`]: `ballast demo`, the built-in default job (demo upstream + sidecar + traffic).
 //! - [`demo_upstream`]: `ballast demo-upstream`, a service with tunable latency and errors.
 //! - [`fault`]: `ballast fault add|list|clear`, faults on a running sidecar.
-//! - [`slo`]: `ballast slo rules`, Prometheus rules for SLOs.
+//! - [`slo`]: `ballast slo rules|status`: Prometheus rules for SLOs, and where they stand (live
+//!   sidecars, Prometheus, span files).
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 78 config error.
 
@@ -46,7 +47,7 @@ enum Command {
     },
     /// Inject, list and clear faults on a running sidecar (through its admin API).
     Fault(fault::FaultArgs),
-    /// SLOs: Prometheus recording and burn-rate alerting rules.
+    /// SLOs: Prometheus recording and burn-rate alerting rules; where SLOs stand.
     Slo(slo::SloArgs),
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
     DemoUpstream {

@@ -255,22 +255,25 @@ fn slo_rules_are_written_for_valid_slos_and_bad_ones_exit_78_with_every_problem(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slo_status_reads_live_sidecars_and_exits_1_over_budget() {
-    let up = ballast_testkit::MockUpstream::start("u").await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sidecar.toml");
+/// A sidecar in this process with one route, `api`, to `up`; its base URL.
+fn api_sidecar(dir: &std::path::Path, up: std::net::SocketAddr) -> (ballast_sidecar::sidecar::Running, String) {
+    let path = dir.join("sidecar.toml");
     let text = format!(
         "[runtime]\nworker_threads = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[[listeners]]\nlisten = \"127.0.0.1:0\"\n\
-         [[routes]]\nname = \"api\"\ncluster = \"u\"\n[clusters.u]\nendpoints = [{{ address = \"{}\" }}]\n",
-        up.addr
+         [[routes]]\nname = \"api\"\ncluster = \"u\"\n[clusters.u]\nendpoints = [{{ address = \"{up}\" }}]\n"
     );
     std::fs::write(&path, &text).unwrap();
     let running =
         ballast_sidecar::sidecar::start(&path, ballast_sidecar::config::parse(&text, "sidecar.toml").unwrap()).unwrap();
     let base = format!("http://{}", running.bound.listeners[0]);
+    (running, base)
+}
+
+/// 95 good requests and 5 failed (503) through the sidecar, the failures spread among them.
+async fn ninety_five_good_five_bad(base: &str) {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    for path in ["/echo"; 95].into_iter().chain(["/status/503"; 5]) {
+    for i in 0..100 {
+        let path = if i % 20 == 7 { "/status/503" } else { "/echo" };
         http.get(format!("{base}{path}"))
             .send()
             .await
@@ -279,37 +282,147 @@ async fn slo_status_reads_live_sidecars_and_exits_1_over_budget() {
             .await
             .unwrap();
     }
-    let slos = dir.path().join("slos.toml");
+}
+
+/// `ballast slo status` over one SLO `api` with this objective, window and source arguments.
+fn slo_status(dir: &std::path::Path, slo: &str, source: &[&str]) -> std::process::Output {
+    let slos = dir.join("slos.toml");
+    std::fs::write(&slos, format!("[[slo]]\nname = \"api\"\n{slo}\n")).unwrap();
+    Command::new(BIN)
+        .args(["slo", "status", slos.to_str().unwrap(), "--output", "json"])
+        .args(source)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slo_status_reads_live_sidecars_and_exits_1_over_budget() {
+    let up = ballast_testkit::MockUpstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (running, base) = api_sidecar(dir.path(), up.addr);
+    ninety_five_good_five_bad(&base).await;
     let admin = format!("http://{}", running.bound.admin);
     let run = |objective: &str| {
-        std::fs::write(
-            &slos,
-            format!("[[slo]]\nname = \"api\"\nobjective = {objective}\nwindow = \"1h\"\nsli = {{ availability = {{ route = \"api\" }} }}\n"),
+        slo_status(
+            dir.path(),
+            &format!("objective = {objective}\nwindow = \"1h\"\nsli = {{ availability = {{ route = \"api\" }} }}"),
+            &["--admin", &admin, "--sample", "200ms"],
         )
-        .unwrap();
-        Command::new(BIN)
-            .args([
-                "slo",
-                "status",
-                slos.to_str().unwrap(),
-                "--admin",
-                &admin,
-                "--sample",
-                "200ms",
-                "--output",
-                "json",
-            ])
-            .output()
-            .unwrap()
     };
     // 5 bad of 100 against a 10% budget: half of it left.
     let out = run("0.9");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["source"], "sidecar");
     assert_eq!((v[0]["good"].as_u64(), v[0]["total"].as_u64()), (Some(95), Some(100)));
     assert!((v[0]["budget_remaining"].as_f64().unwrap() - 0.5).abs() < 1e-9, "{v}");
     // Against a 1% budget they are five times over: exit 1.
     let out = run("0.99");
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
     running.stop();
+}
+
+/// A real Prometheus scrapes the sidecar; `slo status --prometheus` reads the SLI, the budget
+/// and the burn rates with the queries the generated rules record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slo_status_reads_prometheus_with_the_rules_queries() {
+    let up = ballast_testkit::MockUpstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (running, base) = api_sidecar(dir.path(), up.addr);
+    let Some(prom) = ballast_testkit::Prometheus::start(&[running.bound.admin]) else {
+        return;
+    };
+    // A sample of the route's counters at zero first, so rate() sees every failure.
+    prom.wait_for("ballast_route_requests_total{route=\"api\",status_class=\"5xx\"}", "0")
+        .await;
+    ninety_five_good_five_bad(&base).await;
+    prom.wait_for("sum(ballast_route_requests_total{route=\"api\"})", "100")
+        .await;
+
+    let spec = |objective: &str, alerting: &str| {
+        format!(
+            "objective = {objective}\nwindow = \"1h\"\nsli = {{ availability = {{ route = \"api\" }} }}\nalerting = {alerting}"
+        )
+    };
+    let paging_at_14x = "[{ long = \"1h\", short = \"5m\", factor = 14.4, severity = \"page\" }]";
+    let out = slo_status(dir.path(), &spec("0.9", paging_at_14x), &["--prometheus", &prom.url]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v[0];
+    assert_eq!(s["source"], "prometheus", "{v}");
+    // Both counters are scraped at the same instants, so their rates' ratio is exact.
+    assert!((s["sli"].as_f64().unwrap() - 0.95).abs() < 1e-9, "{v}");
+    assert!((s["budget_remaining"].as_f64().unwrap() - 0.5).abs() < 1e-9, "{v}");
+    // Events are estimated from the rate over the hour (Prometheus extrapolates a little).
+    let total = s["total"].as_u64().unwrap();
+    assert!((100..=200).contains(&total), "{v}");
+    // 5% errors against a 10% budget burn at 0.5× over 1 h and over 5 m: no page at 14.4×.
+    let rates = s["burn_rates"].as_array().unwrap();
+    assert_eq!(rates.len(), 1, "{v}");
+    assert!((rates[0]["long"].as_f64().unwrap() - 0.5).abs() < 1e-9, "{v}");
+    assert!((rates[0]["short"].as_f64().unwrap() - 0.5).abs() < 1e-9, "{v}");
+    assert!(s.get("alerts_firing").is_none(), "{v}");
+
+    // Against a 0.1% budget the same traffic burns 50×: the Workbook's rows (for a 1 h
+    // window: 0.02× to 0.1×) page and ticket, and the budget is overspent.
+    let out = slo_status(dir.path(), &spec("0.999", "\"workbook\""), &["--prometheus", &prom.url]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["alerts_firing"], serde_json::json!(["page", "ticket"]), "{v}");
+    assert_eq!(v[0]["burn_rates"].as_array().unwrap().len(), 4, "{v}");
+    assert!(
+        (v[0]["burn_rates"][0]["short"].as_f64().unwrap() - 50.0).abs() < 1e-6,
+        "{v}"
+    );
+    running.stop();
+}
+
+/// Spans in the collector's file format: a trace SLO counts the selected ones and names the
+/// bad traces; a broken line is reported with its file and line.
+#[test]
+fn slo_status_evaluates_trace_slis_from_collector_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let span = |n: u64, ms: u64, error: bool, service: &str| {
+        let start = 1_700_000_000_000_000_000u64 + n * 1_000_000_000;
+        format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{service}"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"{n:032x}","spanId":"{n:016x}","name":"GET /checkout","startTimeUnixNano":"{start}","endTimeUnixNano":"{}","status":{{"code":{}}}}}]}}]}}]}}"#,
+            start + ms * 1_000_000,
+            if error { 2 } else { 0 }
+        )
+    };
+    // 20 spans of shop a second apart: #3 failed, #11 took 900 ms; 5 of another service.
+    let mut lines: Vec<String> = (0..20)
+        .map(|n| span(n, if n == 11 { 900 } else { 50 }, n == 3, "shop"))
+        .collect();
+    lines.extend((20..25).map(|n| span(n, 2000, true, "other")));
+    let spans = dir.path().join("spans.jsonl");
+    std::fs::write(&spans, lines.join("\n")).unwrap();
+    let trace_slo = "objective = 0.8\nwindow = \"1h\"\nsli = { trace = { service = \"shop\", threshold = \"500ms\" } }";
+    let out = slo_status(dir.path(), trace_slo, &["--traces", spans.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v[0];
+    assert_eq!(
+        (s["source"].as_str(), s["good"].as_u64(), s["total"].as_u64()),
+        (Some("traces"), Some(18), Some(20))
+    );
+    // 2 bad of 20 where 20% (4) were allowed: half the budget left.
+    assert!((s["budget_remaining"].as_f64().unwrap() - 0.5).abs() < 1e-9, "{v}");
+    assert_eq!(
+        s["bad_trace_ids"],
+        serde_json::json!([format!("{:032x}", 3), format!("{:032x}", 11)])
+    );
+
+    std::fs::write(&spans, format!("{}\n{{\"resourceSpans\": 7}}\n", lines[0])).unwrap();
+    let out = slo_status(dir.path(), trace_slo, &["--traces", spans.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2: not an OTLP JSON trace export", spans.display())),
+        "{stderr}"
+    );
+
+    // No source at all is a usage error.
+    let out = slo_status(dir.path(), trace_slo, &[]);
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -10,6 +10,7 @@
 //! - [`rules`]: Prometheus recording and alerting rules (Sloth-style) for fleets.
 //! - [`source`]: SLI counts from the sidecar's stats windows (availability by class, latency
 //!   exactly from the HDR histogram).
+//! - [`traces`]: trace SLIs: spans from OTLP JSON lines, matched by a selector, fed to an SLO.
 //! - [`slo`]: one SLO over time: budget, burn rates, time to exhaustion, alerts and their
 //!   events; occurrences or timeslices; rolling or calendar windows.
 
@@ -19,6 +20,7 @@ pub mod rules;
 pub mod series;
 pub mod slo;
 pub mod source;
+pub mod traces;
 
 pub use series::{Counts, Series};
 pub use slo::{Slo, Status};

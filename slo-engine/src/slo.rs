@@ -82,7 +82,10 @@ impl Slo {
         let alerts = burn
             .iter()
             .map(|b| {
-                let hold = spec.alert_for.get(&b.severity).map_or(0, |d| d.get().as_millis() as u64);
+                let hold = spec
+                    .alert_for
+                    .get(&b.severity)
+                    .map_or(0, |d| d.get().as_millis() as u64);
                 (b.severity, Alert::new(hold))
             })
             .collect();
@@ -146,11 +149,7 @@ impl Slo {
                 short: burn_rate(b.short),
             })
             .collect();
-        // At the pace of the shortest long window, the rest of the budget lasts this long.
-        let exhaustion_in_ms = burn_rates.iter().min_by_key(|b| b.long_ms).and_then(|b| {
-            (b.long > 0.0 && budget_remaining > 0.0)
-                .then(|| (budget_remaining * period(self.spec.window).as_millis() as f64 / b.long) as u64)
-        });
+        let exhaustion_in_ms = exhaustion_in_ms(&burn_rates, budget_remaining, period(self.spec.window));
         let mut events = Vec::new();
         for (severity, alert) in &mut self.alerts {
             let firing = burn_rates
@@ -203,12 +202,19 @@ impl Slo {
 
 /// The length a window's budget covers: the rolling duration, or a calendar period's (a week,
 /// or 30 days for a month: the Workbook's).
-pub(crate) fn period(window: Window) -> Duration {
+pub fn period(window: Window) -> Duration {
     match window {
         Window::Rolling(d) => d,
         Window::Calendar(CalendarUnit::Week) => Duration::from_millis(7 * DAY_MS),
         Window::Calendar(CalendarUnit::Month) => Duration::from_millis(30 * DAY_MS),
     }
+}
+
+/// When the rest of the budget runs out (ms from now) at the pace of the shortest long alert
+/// window: a burn rate of 1 spends a whole budget in `period`.
+pub fn exhaustion_in_ms(burn_rates: &[BurnRate], budget_remaining: f64, period: Duration) -> Option<u64> {
+    let b = burn_rates.iter().min_by_key(|b| b.long_ms)?;
+    (b.long > 0.0 && budget_remaining > 0.0).then(|| (budget_remaining * period.as_millis() as f64 / b.long) as u64)
 }
 
 /// The start (Unix ms) of the calendar week (Monday) or month holding `now_ms`, in local time

@@ -1,11 +1,11 @@
 //! SLI counts from the sidecar's stats: how many of a window's requests were good, by the
-//! SLO's SLI. Availability reads status classes and `ballast-error` classes; latency reads the
+//! SLO's SLI (those with `source = "sidecar"`, the default). Availability reads status classes and `ballast-error` classes; latency reads the
 //! HDR histogram exactly at the threshold (to its 3 significant digits), not a bucket near it.
 //!
 //! A route selector picks one route; without one, every route but `(unmatched)` counts.
 
-use ballast_model::slo::{Sli, SloSpec};
-use ballast_model::stats::{StatsWindow, Traffic};
+use ballast_model::slo::{Sli, SloSpec, Source};
+use ballast_model::stats::{Exemplar, StatsWindow, Traffic};
 
 use crate::series::Counts;
 
@@ -13,25 +13,63 @@ use crate::series::Counts;
 const UNMATCHED: &str = "(unmatched)";
 
 /// Good and total requests of `window` for the SLO's SLI; `None` for SLIs the sidecar's stats
-/// cannot answer (trace SLIs).
+/// cannot answer (trace SLIs, and those the load generator measures).
 pub fn sidecar_counts(spec: &SloSpec, window: &StatsWindow) -> Option<Counts> {
-    let route = match &spec.sli {
-        Sli::Availability(a) => a.route.as_deref(),
-        Sli::Latency(l) => l.route.as_deref(),
-        Sli::Trace(_) => return None,
-    };
-    let routes = window
-        .routes
-        .iter()
-        .filter(|(name, _)| route.map_or(name.as_str() != UNMATCHED, |r| r == name.as_str()));
+    let route = sidecar_route(spec)?;
     Some(
-        routes
-            .map(|(_, t)| counts(&spec.sli, t))
+        selected(window, route)
+            .map(|t| counts(&spec.sli, t))
             .fold(Counts::default(), |a, b| Counts {
                 good: a.good + b.good,
                 total: a.total + b.total,
             }),
     )
+}
+
+/// Trace ids of the window's exemplars (the sidecar's slowest and failed traced requests) that
+/// the SLO counts as bad, newest last: examples to look up, not a count.
+pub fn bad_exemplars(spec: &SloSpec, window: &StatsWindow) -> Vec<String> {
+    let Some(route) = sidecar_route(spec) else {
+        return Vec::new();
+    };
+    let mut bad: Vec<&Exemplar> = selected(window, route)
+        .flat_map(|t| t.exemplars.failed.iter().chain(&t.exemplars.slowest))
+        .filter(|e| match &spec.sli {
+            Sli::Availability(a) => {
+                a.bad_status.contains(&format!("{}xx", e.status / 100))
+                    || e.error.is_some_and(|c| a.bad_errors.contains(&c))
+            }
+            Sli::Latency(l) => e.latency_us > l.threshold.get().as_micros() as u64,
+            Sli::Trace(_) => false,
+        })
+        .collect();
+    bad.sort_by_key(|e| e.at_ms);
+    let mut ids: Vec<String> = Vec::new();
+    for e in bad {
+        if !ids.contains(&e.trace_id) {
+            ids.push(e.trace_id.clone());
+        }
+    }
+    ids
+}
+
+/// The traffic of the route selected, or of every route but the unmatched.
+fn selected<'a>(window: &'a StatsWindow, route: Option<&'a str>) -> impl Iterator<Item = &'a Traffic> {
+    window
+        .routes
+        .iter()
+        .filter(move |(name, _)| route.map_or(name.as_str() != UNMATCHED, |r| r == name.as_str()))
+        .map(|(_, t)| t)
+}
+
+/// For SLIs the sidecar measures: the route selector (`None` for every route). Outer `None`
+/// for trace SLIs and for those the load generator measures.
+fn sidecar_route(spec: &SloSpec) -> Option<Option<&str>> {
+    match &spec.sli {
+        Sli::Availability(a) if a.source == Source::Sidecar => Some(a.route.as_deref()),
+        Sli::Latency(l) if l.source == Source::Sidecar => Some(l.route.as_deref()),
+        _ => None,
+    }
 }
 
 fn counts(sli: &Sli, t: &Traffic) -> Counts {
@@ -106,6 +144,36 @@ mod tests {
         // Every route but the unmatched ones.
         let all = spec("{ availability = {} }");
         assert_eq!(sidecar_counts(&all, &w), Some(Counts { good: 194, total: 200 }));
+    }
+
+    #[test]
+    fn bad_exemplars_are_the_ones_the_sli_counts_bad() {
+        let ex = |id: &str, at_ms: u64, latency_ms: u64, status: u16| Exemplar {
+            trace_id: id.into(),
+            at_ms,
+            latency_us: latency_ms * 1000,
+            status,
+            error: (status == 429).then_some(ErrorClass::RateLimited),
+        };
+        let mut t = traffic(1, 0, 0, &[]);
+        t.exemplars.failed = vec![ex("a", 1, 5, 503), ex("b", 2, 900, 504), ex("c", 3, 1, 429)];
+        t.exemplars.slowest = Some(ex("d", 4, 700, 200));
+        let mut w = StatsWindow::default();
+        w.routes.insert("api".into(), t);
+        w.routes.insert("(unmatched)".into(), {
+            let mut u = traffic(0, 1, 0, &[]);
+            u.exemplars.failed = vec![ex("z", 5, 1, 503)];
+            u
+        });
+        assert_eq!(bad_exemplars(&spec("{ availability = {} }"), &w), ["a", "b"]);
+        assert_eq!(
+            bad_exemplars(&spec("{ availability = { bad_errors = [\"rate-limited\"] } }"), &w),
+            ["a", "b", "c"]
+        );
+        assert_eq!(
+            bad_exemplars(&spec("{ latency = { route = \"api\", threshold = \"500ms\" } }"), &w),
+            ["b", "d"]
+        );
     }
 
     #[test]

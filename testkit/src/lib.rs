@@ -5,13 +5,16 @@
 //!   WebSocket-style upgrade, resets) and raw TCP peers that answer with fixed bytes.
 //! - [`process`]: run a real binary (the sidecar, the CLI) with a config written to a temp
 //!   dir, learn its bound addresses from its ready line, signal it, read its memory use.
+//! - [`prometheus`]: a real Prometheus scraping given targets, with its query API.
 //! - [`assert_eventually!`]: poll a condition until it holds or a deadline passes, instead of
 //!   sleeping in tests.
 
 pub mod process;
+pub mod prometheus;
 pub mod upstream;
 
 pub use process::{Proc, rss_kib};
+pub use prometheus::Prometheus;
 pub use upstream::{Collector, MockUpstream, RawUpstream};
 
 /// Poll `cond` every 20 ms until it is true; panic with `msg` after `timeout` (default 10 s).

@@ -86,8 +86,11 @@ fn write_family(out: &mut String, f: &Family<'_>, buckets: &[f64]) {
         "counter",
         &format!("Requests per {subject}, by response status class."),
     );
+    // Every class from the start, at 0 until used: `rate()` needs a sample before the first
+    // failure to see it (a series born at 1 hides its first increase).
     for (labels, t) in &f.series {
-        for (class, n) in &t.counters.by_status_class {
+        for class in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
+            let n = t.counters.by_status_class.get(class).copied().unwrap_or(0);
             let _ = writeln!(
                 out,
                 "ballast_{scope}_requests_total{{{labels},status_class=\"{class}\"}} {n}"
@@ -290,6 +293,8 @@ mod tests {
         for line in [
             "# TYPE ballast_route_requests_total counter",
             "ballast_route_requests_total{route=\"api\",status_class=\"5xx\"} 1",
+            // Unused classes are there at 0, so the first 4xx shows up in rate().
+            "ballast_route_requests_total{route=\"api\",status_class=\"4xx\"} 0",
             "ballast_route_errors_total{route=\"api\",error=\"timeout\"} 1",
             "ballast_route_bytes_total{route=\"api\",direction=\"out\"} 640",
             "# TYPE ballast_route_auth_failures_total counter",
