@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`series`]: good/total counts over time in two tiers of buckets; any window's sum in O(1).
+//! - [`latency`]: latency percentiles over recent windows, coarser than HDR, bounded memory.
 //! - [`burn`]: burn-rate alert windows: the SRE Workbook's table for any window, scaled, or
 //!   written out.
 //! - [`alert`]: an alert's state machine (inactive, pending, firing, resolved).
@@ -16,6 +17,7 @@
 
 pub mod alert;
 pub mod burn;
+pub mod latency;
 pub mod rules;
 pub mod series;
 pub mod slo;

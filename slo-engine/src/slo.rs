@@ -17,11 +17,13 @@ use std::time::Duration;
 
 use ballast_model::EventKind;
 use ballast_model::fault::FieldError;
-use ballast_model::slo::{Budgeting, CalendarUnit, Severity, SloSpec, Window, parse_utc_offset};
+use ballast_model::slo::{Budgeting, CalendarUnit, Severity, Sli, SloSpec, Window, parse_utc_offset};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::alert::{Alert, AlertState, Change};
 use crate::burn::{BurnWindow, windows};
+use crate::latency::LatencySeries;
 use crate::series::{Counts, Series};
 
 /// Everything [`Slo::evaluate`] reports.
@@ -62,6 +64,8 @@ pub struct Slo {
     slices: Option<(u64, Counts, Series)>,
     alerts: BTreeMap<Severity, Alert>,
     utc_offset_ms: i64,
+    /// Latency SLIs: the distributions, for percentiles (fed by [`Slo::record_latency`]).
+    latency: Option<LatencySeries>,
 }
 
 const DAY_MS: u64 = 86_400_000;
@@ -90,7 +94,9 @@ impl Slo {
             })
             .collect();
         let utc_offset_ms = spec.utc_offset.as_deref().and_then(parse_utc_offset).unwrap_or(0) as i64 * 1000;
+        let latency = matches!(spec.sli, Sli::Latency(_)).then(|| LatencySeries::new(period));
         Ok(Slo {
+            latency,
             events: series(),
             slices,
             burn,
@@ -117,6 +123,20 @@ impl Slo {
             counts.good += good.min(total);
             counts.total += total;
         }
+    }
+
+    /// A latency SLI's histogram of latencies (µs) at `at_ms`, for [`Slo::latency_quantile`]
+    /// (the good/total counts still come through [`Slo::record`]). Ignored by other SLIs.
+    pub fn record_latency(&mut self, at_ms: u64, h: &Histogram<u64>) {
+        if let Some(l) = &mut self.latency {
+            l.record(at_ms, h);
+        }
+    }
+
+    /// The `q` quantile of a latency SLI's latencies over the `window` ending at `now_ms`
+    /// (to a 16th; see [`crate::latency`]).
+    pub fn latency_quantile(&self, now_ms: u64, window: Duration, q: f64) -> Option<Duration> {
+        self.latency.as_ref()?.quantile(now_ms, window, q)
     }
 
     /// The SLO at `now_ms`, and the alert events of this step.
@@ -188,6 +208,11 @@ impl Slo {
     /// Buckets of counts kept (16 bytes each), for memory accounting.
     pub fn buckets(&self) -> usize {
         self.events.buckets() + self.slices.as_ref().map_or(0, |(_, _, s)| s.buckets())
+    }
+
+    /// Bytes of latency distributions kept (latency SLIs), for memory accounting.
+    pub fn latency_bytes(&self) -> usize {
+        self.latency.as_ref().map_or(0, LatencySeries::bytes)
     }
 
     /// How far back the window reaches at `now_ms`.

@@ -7,6 +7,8 @@
 use ballast_model::slo::{Sli, SloSpec, Source};
 use ballast_model::stats::{Exemplar, StatsWindow, Traffic};
 
+use hdrhistogram::Histogram;
+
 use crate::series::Counts;
 
 /// The route the sidecar counts requests that match no route under.
@@ -24,6 +26,22 @@ pub fn sidecar_counts(spec: &SloSpec, window: &StatsWindow) -> Option<Counts> {
                 total: a.total + b.total,
             }),
     )
+}
+
+/// The latencies of `window`'s requests that a latency SLI selects, merged over its routes,
+/// for [`crate::Slo::record_latency`]; `None` for other SLIs.
+pub fn sidecar_latency(spec: &SloSpec, window: &StatsWindow) -> Option<Histogram<u64>> {
+    if !matches!(spec.sli, Sli::Latency(_)) {
+        return None;
+    }
+    let mut merged: Option<Histogram<u64>> = None;
+    for t in selected(window, sidecar_route(spec)?) {
+        match &mut merged {
+            Some(m) => m.add(&t.latency.0).ok()?,
+            None => merged = Some(t.latency.0.clone()),
+        }
+    }
+    merged
 }
 
 /// Trace ids of the window's exemplars (the sidecar's slowest and failed traced requests) that
@@ -183,5 +201,13 @@ mod tests {
             .insert("api".into(), traffic(5, 0, 0, &[10, 299, 300, 301, 900]));
         let l = spec("{ latency = { route = \"api\", threshold = \"300ms\" } }");
         assert_eq!(sidecar_counts(&l, &w), Some(Counts { good: 3, total: 5 }));
+        // The same latencies feed the SLO's percentiles.
+        let mut slo = crate::Slo::new(l.clone()).unwrap();
+        slo.record_latency(60_000, &sidecar_latency(&l, &w).unwrap());
+        let p50 = slo
+            .latency_quantile(60_000, std::time::Duration::from_secs(60), 0.5)
+            .unwrap();
+        assert!((300..320).contains(&p50.as_millis()), "{p50:?}");
+        assert!(sidecar_latency(&spec("{ availability = {} }"), &w).is_none());
     }
 }
