@@ -258,6 +258,17 @@ impl Drop for Leading<'_> {
     }
 }
 
+/// The hit-for-miss marker of a request's primary key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    /// The key is marked: its last answer was not stored.
+    Set,
+    /// Not marked; mark it if this answer cannot be stored.
+    May,
+    /// The key holds the header names its answers vary by: leave it.
+    Keep,
+}
+
 /// What [`Store::lookup`] found for a request.
 #[derive(Default)]
 struct Lookup {
@@ -411,7 +422,6 @@ where
         }
         let stale = found.filter(|e| e.stale_servable(now));
         // Where answers are not stored, waiting on another request's fetch gains nothing.
-        let mark = !uncacheable && vary_key.is_none();
         let role = if uncacheable {
             None
         } else {
@@ -439,7 +449,13 @@ where
             // A refresh does not wait on another fetch.
             (_, Some(Role::Waiter(_))) => None,
         };
-        let (result, shared) = Self::fetch(inner, store, req, &primary, stale, mark).await;
+        let marker = match (uncacheable, &vary_key) {
+            (true, _) => Marker::Set,
+            (false, None) => Marker::May,
+            // The primary key holds the names answers vary by: leave it.
+            (false, Some(_)) => Marker::Keep,
+        };
+        let (result, shared) = Self::fetch(inner, store, req, &primary, stale, marker).await;
         if let Some(leading) = leading {
             leading.finish(shared);
         }
@@ -454,9 +470,13 @@ where
         req: Request<Body>,
         primary: &str,
         stale: Option<Arc<Entry>>,
-        mark_uncacheable: bool,
+        marker: Marker,
     ) -> (Result<Response<Body>, BoxError>, Shared) {
-        let req_headers = req.headers().clone();
+        let authorized = req.headers().contains_key(header::AUTHORIZATION);
+        // The request's headers fill in the key of an answer that varies by them. A key known
+        // not to be stored skips the copy: an answer that turns storable is then stored only
+        // if it does not vary, else the marker goes and the next request stores it.
+        let req_headers = (marker != Marker::Set).then(|| req.headers().clone());
         let result = tower::ServiceExt::oneshot(inner, req).await.map_err(Into::into);
         let failed = match &result {
             Ok(resp) => resp.status().is_server_error(),
@@ -473,13 +493,22 @@ where
                 return (Err(e), Shared::Failed);
             }
         };
-        let Some(lifetime) = storable(&store.policy, &req_headers, &resp) else {
+        let Some(lifetime) = storable(&store.policy, authorized, &resp) else {
             store.count(Outcome::Miss, false);
-            if mark_uncacheable && !failed {
+            if marker == Marker::May && !failed {
                 store.mark_uncacheable(primary);
             }
             let shared = if failed { Shared::Failed } else { Shared::NotStored };
             return (Ok(miss(resp)), shared);
+        };
+        let req_headers = match req_headers {
+            Some(h) => h,
+            None if !resp.headers().contains_key(header::VARY) => HeaderMap::new(),
+            None => {
+                store.entries.invalidate(primary);
+                store.count(Outcome::Miss, false);
+                return (Ok(miss(resp)), Shared::NotStored);
+            }
         };
         let (parts, body) = resp.into_parts();
         let (body, trailers) = match read_up_to(body, store.policy.max_object).await {
@@ -548,10 +577,12 @@ fn primary_key(req: &Request<Body>) -> String {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or_default();
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let mut key = String::with_capacity(req.method().as_str().len() + host.len() + pq.len() + 2);
-    key.push_str(req.method().as_str());
+    let method = req.method().as_str();
+    let mut key = String::with_capacity(method.len() + host.len() + pq.len() + 2);
+    key.push_str(method);
     key.push(' ');
-    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    key.push_str(host);
+    key[method.len() + 1..].make_ascii_lowercase();
     key.push(' ');
     key.push_str(pq);
     key
@@ -637,7 +668,8 @@ impl Directives {
 
 /// How long an answer stays fresh, if it may be stored: `s-maxage`, else `max-age`, else the
 /// route's `ttl`.
-fn storable(policy: &CachePolicy, req: &HeaderMap, resp: &Response<Body>) -> Option<Duration> {
+/// `authorized`: the request had `Authorization`.
+fn storable(policy: &CachePolicy, authorized: bool, resp: &Response<Body>) -> Option<Duration> {
     let h = resp.headers();
     if !CACHEABLE_STATUSES.contains(&resp.status().as_u16())
         || h.contains_key(header::SET_COOKIE)
@@ -652,7 +684,7 @@ fn storable(policy: &CachePolicy, req: &HeaderMap, resp: &Response<Body>) -> Opt
     if cc.no_store || cc.no_cache || cc.private {
         return None;
     }
-    if req.contains_key(header::AUTHORIZATION) && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
+    if authorized && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
         return None;
     }
     let lifetime = cc.s_maxage.or(cc.max_age).map_or(policy.ttl, Duration::from_secs);
@@ -1122,6 +1154,22 @@ mod tests {
         assert_eq!(get(&c, "/cold", &[]).await.1, "miss");
         assert_eq!(get(&c, "/cold", &[]).await.1, "hit");
         assert_eq!(script.calls(), 21);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_marked_key_stores_a_varying_answer_one_request_later() {
+        let script = Script::ok(vec![("cache-control", "no-store")]);
+        let c = cache(&script, policy());
+        assert_eq!(get(&c, "/v", &[]).await.1, "miss");
+        // Marked: the request's headers were not kept, so an answer that varies by them
+        // cannot be keyed yet; the marker goes instead.
+        script.set(Answer::Ok(200, vec![("vary", "accept")], "payload"));
+        let json = [("accept", "application/json")];
+        assert_eq!(get(&c, "/v", &json).await.1, "miss");
+        assert_eq!(get(&c, "/v", &json).await.1, "miss");
+        assert_eq!(get(&c, "/v", &json).await.1, "hit");
+        assert_eq!(get(&c, "/v", &[("accept", "text/html")]).await.1, "miss");
+        assert_eq!(script.calls(), 4);
     }
 
     #[tokio::test(start_paused = true)]
