@@ -32,7 +32,7 @@ use crate::upstream::Upstream;
 #[derive(Clone, Debug, Default)]
 pub struct Tried(pub Vec<Arc<str>>);
 
-/// How many tries a request took, for the access log.
+/// How many tries a request took, for the access log (on answers after more than one).
 #[derive(Clone, Copy, Debug)]
 pub struct Attempts(pub u32);
 
@@ -296,6 +296,8 @@ fn endpoint_of(result: &Result<Response<Body>, ProxyError>) -> Option<Arc<str>> 
 
 fn with_attempts(result: Result<Response<Body>, ProxyError>, n: u32) -> Result<Response<Body>, ProxyError> {
     match result {
+        // One try needs no note: an answer with an endpoint counts as one attempt.
+        Ok(resp) if n == 1 => Ok(resp),
         Ok(mut resp) => {
             resp.extensions_mut().insert(Attempts(n));
             Ok(resp)
