@@ -316,7 +316,7 @@ impl Gateway {
     ) -> Result<Response<Body>, ProxyError> {
         // Rate limiting before any upstream work (GCRA; shadow mode only counts).
         if let Some(limit) = &route.rate_limit {
-            match limit.check(&parts, client, verified_tenant(route.auth.as_ref(), &parts)) {
+            match limit.check(&parts, client, || verified_tenant(route.auth.as_ref(), &parts)) {
                 Decision::Allow => {}
                 Decision::Shadowed => route.meter.count_rate_limited(true),
                 Decision::Limited { retry_after } => {

@@ -671,17 +671,20 @@ impl Directives {
 /// `authorized`: the request had `Authorization`.
 fn storable(policy: &CachePolicy, authorized: bool, resp: &Response<Body>) -> Option<Duration> {
     let h = resp.headers();
-    if !CACHEABLE_STATUSES.contains(&resp.status().as_u16())
+    if !CACHEABLE_STATUSES.contains(&resp.status().as_u16()) {
+        return None;
+    }
+    // Cache-Control first: it is what usually says no.
+    let cc = Directives::parse(h);
+    if cc.no_store
+        || cc.no_cache
+        || cc.private
         || h.contains_key(header::SET_COOKIE)
         || h.contains_key(FAULT_HEADER)
         || h.get_all(header::VARY)
             .iter()
             .any(|v| v.to_str().map_or(true, |v| v.split(',').any(|n| n.trim() == "*")))
     {
-        return None;
-    }
-    let cc = Directives::parse(h);
-    if cc.no_store || cc.no_cache || cc.private {
         return None;
     }
     if authorized && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {

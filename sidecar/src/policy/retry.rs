@@ -182,7 +182,8 @@ where
     }
 
     async fn try_once(&mut self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
-        let call = tower::ServiceExt::oneshot(self.inner.clone(), req);
+        // This future owns its copy of the service already: no clone per try.
+        let call = tower::ServiceExt::ready(&mut self.inner).await?.call(req);
         match self.policy.per_try_timeout {
             None => call.await,
             Some(limit) => match tokio::time::timeout(limit, call).await {
