@@ -159,7 +159,7 @@ async fn refusing_h2_upstream() -> (std::net::SocketAddr, std::sync::Arc<std::sy
                     return;
                 };
                 while let Some(Ok((_req, mut respond))) = conn.accept().await {
-                    if seen.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                    if seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
                         respond.send_reset(h2::Reason::REFUSED_STREAM);
                     } else if let Ok(mut body) = respond.send_response(http::Response::new(()), false) {
                         let _ = body.send_data(bytes::Bytes::from_static(b"answered"), true);
