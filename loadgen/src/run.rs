@@ -83,6 +83,7 @@ pub async fn run_with(profile: &Profile, options: Options, cancel: impl Future<O
         schedule,
         records,
         in_flight: AtomicU64::new(0),
+        pending: AtomicU64::new(0),
         client,
         next_user: AtomicUsize::new(0),
     });
@@ -110,7 +111,7 @@ pub async fn run_with(profile: &Profile, options: Options, cancel: impl Future<O
                 // Open model: done once every scheduled request is sent and answered.
                 if ended_by.is_none()
                     && shared.schedule.as_ref().is_some_and(|s| s.remaining() == 0)
-                    && shared.in_flight() == 0
+                    && shared.pending.load(std::sync::atomic::Ordering::Relaxed) == 0
                 {
                     ended_by = Some(EndedBy::Completed);
                 }

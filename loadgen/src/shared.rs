@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     pub draw: Option<(WeightedIndex<f64>, Vec<Arc<Transaction>>)>,
     pub records: mpsc::UnboundedSender<Msg>,
     pub in_flight: AtomicU64,
+    /// Open model: slots taken from the schedule and not yet recorded (their users may still
+    /// be waiting for their time).
+    pub pending: AtomicU64,
     /// Users share this client unless the profile asks for cookies.
     pub client: reqwest::Client,
     pub next_user: AtomicUsize,

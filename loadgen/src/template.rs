@@ -43,6 +43,10 @@ enum Part {
 pub(crate) struct Names<'a> {
     pub vars: &'a [String],
     pub data: &'a [Arc<DataSet>],
+    /// Take unknown variables (or data sets) as empty instead of errors: their declarations
+    /// could not be read, so they may exist.
+    pub lenient_vars: bool,
+    pub lenient_data: bool,
 }
 
 /// A template that cannot compile: what is wrong and how to fix it.
@@ -185,6 +189,7 @@ fn placeholder(inner: &str, names: &Names<'_>) -> Result<Part, TemplateError> {
             let name = &word[4..];
             match names.vars.iter().position(|v| v == name) {
                 Some(i) => Ok(Part::Var(i)),
+                None if names.lenient_vars => Ok(Part::Text(String::new())),
                 None => {
                     let fix = match did_you_mean(name, names.vars.iter().map(String::as_str)) {
                         Some(s) => format!("did you mean {{{{var.{s}}}}}?"),
@@ -204,6 +209,9 @@ fn placeholder(inner: &str, names: &Names<'_>) -> Result<Part, TemplateError> {
                 );
             };
             let Some(set) = names.data.iter().position(|d| d.name == set_name) else {
+                if names.lenient_data {
+                    return Ok(Part::Text(String::new()));
+                }
                 let fix = match did_you_mean(set_name, names.data.iter().map(|d| d.name.as_str())) {
                     Some(s) => format!("did you mean {{{{data.{s}.{column}}}}}?"),
                     None => format!("declare it: [data.{set_name}] file = \"{set_name}.csv\""),
@@ -267,6 +275,8 @@ mod tests {
         let names = Names {
             vars: &vars,
             data: &data,
+            lenient_vars: false,
+            lenient_data: false,
         };
         let t = Template::compile(
             "/u/{{user}}/{{seq}}?n={{random_int 5 6}}&e={{data.users.email}}&p={{ data.users.password }}&t={{var.token}}",
@@ -293,6 +303,8 @@ mod tests {
         let names = Names {
             vars: &vars,
             data: &data,
+            lenient_vars: false,
+            lenient_data: false,
         };
         let e = |s: &str| Template::compile(s, &names).unwrap_err();
         assert_eq!(e("{{uuidd}}").fix, "did you mean {{uuid}}?");

@@ -127,16 +127,19 @@ pub(crate) async fn login(
 pub(crate) async fn arrival(shared: Arc<Shared>, user: &mut GooseUser) -> TransactionResult {
     ensure_user(&shared, user, None);
     let schedule = shared.schedule.as_ref().expect("open model has a schedule");
+    use std::sync::atomic::Ordering;
+    shared.pending.fetch_add(1, Ordering::Relaxed);
     let Some((_, due)) = schedule.next() else {
+        shared.pending.fetch_sub(1, Ordering::Relaxed);
         idle(&shared).await;
         return Ok(());
     };
-    if !shared.sleep_until(due).await {
-        return Ok(());
+    if shared.sleep_until(due).await {
+        let (weights, txs) = shared.draw.as_ref().expect("open model has a draw");
+        let tx = txs[weights.sample(&mut state(user).rng)].clone();
+        send(&shared, user, &tx, due).await;
     }
-    let (weights, txs) = shared.draw.as_ref().expect("open model has a draw");
-    let tx = txs[weights.sample(&mut state(user).rng)].clone();
-    send(&shared, user, &tx, due).await;
+    shared.pending.fetch_sub(1, Ordering::Relaxed);
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use http::{HeaderName, Method};
 use toml::Spanned;
 use url::Url;
 
+use super::parse::Parsed;
 use super::spec::{LoadProfile, ScenarioSpec, StageSpec, ThinkSpec, TransactionSpec};
 use super::{Body, Capture, CaptureFrom, Profile, Scenario, Think, Transaction, UserVariable};
 use crate::data::DataSet;
@@ -26,9 +27,15 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 struct Checker<'a> {
     prefix: &'a str,
     errors: &'a mut Vec<ProfileError>,
+    /// Top-level keys phase one could not read.
+    broken: &'a HashSet<String>,
 }
 
 impl Checker<'_> {
+    fn broken(&self, keys: &[&str]) -> bool {
+        keys.iter().any(|k| self.broken.contains(*k))
+    }
+
     fn push(&mut self, path: &str, span: Option<Range<usize>>, message: impl Into<String>, fix: impl Into<String>) {
         let path = format!("{}{path}", self.prefix);
         self.errors
@@ -40,15 +47,21 @@ impl Checker<'_> {
     }
 }
 
-pub(super) fn check(
-    spec: LoadProfile,
-    base_dir: &Path,
-    prefix: &str,
-    span: Range<usize>,
-    errors: &mut Vec<ProfileError>,
-) -> Option<Profile> {
+/// Check what phase one read. Keys it could not read are left out, and so are the checks that
+/// would only repeat their errors (a missing base URL when `base_url` had a type error).
+pub(super) fn check(parsed: Parsed, base_dir: &Path, errors: &mut Vec<ProfileError>) -> Option<Profile> {
+    let Parsed {
+        spec,
+        broken,
+        span,
+        prefix,
+    } = parsed;
     let before = errors.len();
-    let mut c = Checker { prefix, errors };
+    let mut c = Checker {
+        prefix: &prefix,
+        errors,
+        broken: &broken,
+    };
     let whole = Some(span.start..span.start);
 
     let base_urls = base_urls(&spec, &mut c, whole.clone());
@@ -106,6 +119,10 @@ pub(super) fn check(
     let names = Names {
         vars: &variables,
         data: &data,
+        // Names declared in parts that could not be read are not known: do not call them
+        // unknown.
+        lenient_vars: c.broken(&["variables", "login", "transactions", "scenarios"]),
+        lenient_data: c.broken(&["data"]),
     };
 
     let mut user_variables = Vec::new();
@@ -152,6 +169,7 @@ pub(super) fn check(
     let top_login = spec.login.as_ref().and_then(|l| build(&mut c, "login", l, Some("login")));
     let mut scenarios = Vec::new();
     match (spec.scenarios.is_empty(), spec.transactions.is_empty()) {
+        (true, true) if c.broken(&["transactions", "scenarios"]) => {}
         (true, true) => c.push("", whole.clone(), "no transactions", "add [[transactions]] (method, path), or [[scenarios]] with their own [[scenarios.transactions]]"),
         (false, false) => c.push(
             "transactions",
@@ -226,6 +244,7 @@ pub(super) fn check(
                 }
                 thresholds.push(th);
             }
+            Err((message, _)) if message.starts_with("no transaction named") && c.broken(&["login", "transactions", "scenarios"]) => {}
             Err((message, fix)) => c.at(&format!("thresholds[{i}]"), t, message, fix),
         }
     }
@@ -267,7 +286,9 @@ fn base_urls(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -
             return Vec::new();
         }
         (None, None) => {
-            c.push("", whole, "no base_url", "add base_url = \"http://127.0.0.1:8080\"");
+            if !c.broken(&["base_url", "base_urls"]) {
+                c.push("", whole, "no base_url", "add base_url = \"http://127.0.0.1:8080\"");
+            }
             return Vec::new();
         }
     };
@@ -285,6 +306,9 @@ fn base_urls(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -
 /// The load shape from `users`/`rate`, `hatch_rate`, `duration`, `iterations`, `max_users`
 /// and `stages`.
 fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Option<Shape> {
+    if c.broken(&["users", "rate", "hatch_rate", "stages", "duration", "iterations", "max_users"]) {
+        return None;
+    }
     let before = c.errors.len();
     let not_with_stages = |c: &mut Checker, key: &str, span: Option<Range<usize>>| {
         c.push(key, span, format!("`{key}` with `stages`"), "the stages set the shape: remove it, or remove `stages`");

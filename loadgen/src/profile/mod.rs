@@ -165,8 +165,7 @@ pub fn load_section(text: &str, file: &str, section: &str) -> Result<Profile, Pr
 fn load(text: &str, file: &str, section: Option<&str>) -> Result<Profile, ProfileErrors> {
     let mut errors = Vec::new();
     let base_dir = Path::new(file).parent().unwrap_or(Path::new(""));
-    let profile = parse::parse(text, section, &mut errors)
-        .and_then(|(spec, span, prefix)| check::check(spec, base_dir, &prefix, span, &mut errors));
+    let profile = parse::parse(text, section, &mut errors).and_then(|p| check::check(p, base_dir, &mut errors));
     match profile {
         Some(p) if errors.is_empty() => Ok(p),
         _ => Err(ProfileErrors::new(file, text, errors)),

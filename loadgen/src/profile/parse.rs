@@ -2,6 +2,7 @@
 //! error of whatever it reads, so each top-level key, each list item and each key of a scenario
 //! is read on its own first: one mistake does not hide the next.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use serde::de::DeserializeOwned;
@@ -11,13 +12,43 @@ use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 use super::spec::{DataSpec, LoadProfile, ScenarioSpec, StageSpec, ThresholdSpec, TransactionSpec};
 use crate::error::{ProfileError, did_you_mean};
 
-/// The profile in `text` (the whole document, or its `[section]` table), with the span of the
-/// profile's table; `None` if anything could not be read (the errors say what).
-pub(crate) fn parse(
-    text: &str,
-    section: Option<&str>,
-    errors: &mut Vec<ProfileError>,
-) -> Option<(LoadProfile, Range<usize>, String)> {
+/// The top-level keys of a profile.
+const PROFILE_KEYS: [&str; 20] = [
+    "name",
+    "base_url",
+    "base_urls",
+    "timeout",
+    "cookies",
+    "http2",
+    "headers",
+    "variables",
+    "users",
+    "hatch_rate",
+    "rate",
+    "max_users",
+    "stages",
+    "duration",
+    "iterations",
+    "thresholds",
+    "data",
+    "login",
+    "scenarios",
+    "transactions",
+];
+
+/// What phase one read: the profile without the keys that had errors (so phase two can still
+/// check the rest), which keys those were, the span of the profile's table and the prefix of
+/// its field paths.
+pub(crate) struct Parsed {
+    pub spec: LoadProfile,
+    pub broken: HashSet<String>,
+    pub span: Range<usize>,
+    pub prefix: String,
+}
+
+/// The profile in `text` (the whole document, or its `[section]` table); `None` if the TOML
+/// itself could not be read.
+pub(crate) fn parse(text: &str, section: Option<&str>, errors: &mut Vec<ProfileError>) -> Option<Parsed> {
     let (doc, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         errors.extend(syntax.into_iter().map(|e| {
@@ -59,16 +90,34 @@ pub(crate) fn parse(
             }
         }
     };
-    let before = errors.len();
+    let mut broken = HashSet::new();
     for (key, value) in table.iter() {
+        let before = errors.len();
         check_profile_key(key, value.clone(), &prefix, errors);
+        if errors.len() > before {
+            let name = key.get_ref().to_string();
+            // A misspelt key stands for the key it should be: that one is missing for a reason.
+            if let Some(meant) = did_you_mean(&name, PROFILE_KEYS) {
+                broken.insert(meant.to_owned());
+            }
+            broken.insert(name);
+        }
     }
-    if errors.len() > before {
-        return None;
+    let mut kept = DeTable::new();
+    for (k, v) in table {
+        if !broken.contains(k.get_ref().as_ref()) {
+            kept.insert(k, v);
+        }
     }
+    let table = kept;
     let whole = Spanned::new(span.clone(), DeValue::Table(table));
-    let profile = check::<LoadProfile>(whole, prefix.trim_end_matches('.'), errors)?;
-    Some((profile, span, prefix))
+    let spec = check::<LoadProfile>(whole, prefix.trim_end_matches('.'), errors)?;
+    Some(Parsed {
+        spec,
+        broken,
+        span,
+        prefix,
+    })
 }
 
 /// One top-level key: lists item by item, other keys alone.
