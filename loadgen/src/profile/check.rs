@@ -74,7 +74,8 @@ pub(super) fn check(parsed: Parsed, base_dir: &Path, errors: &mut Vec<ProfileErr
         None => DEFAULT_TIMEOUT,
     };
     let shape = shape(&spec, &mut c, whole.clone());
-    let open = matches!(shape, Some(Shape::Open { .. }));
+    // When the shape has errors, `rate` still says which model was meant.
+    let open = matches!(shape, Some(Shape::Open { .. })) || (shape.is_none() && spec.rate.is_some());
 
     // Data sets first: templates name their columns.
     let mut data = Vec::new();
