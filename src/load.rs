@@ -55,7 +55,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     };
     let (feed, progress) = if std::io::stderr().is_terminal() {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        (Some(tx), Some(tokio::spawn(show_progress(rx, profile.shape.duration().as_secs()))))
+        (
+            Some(tx),
+            Some(tokio::spawn(show_progress(rx, profile.shape.duration().as_secs()))),
+        )
     } else {
         (None, None)
     };
@@ -150,9 +153,25 @@ fn table(r: &Results) -> String {
     }
     line(&mut out, "(all)", &r.all, r.rps);
     let statuses: Vec<String> = r.all.by_status.iter().map(|(s, n)| format!("{s} x{n}")).collect();
-    let _ = writeln!(out, "\nstatuses: {}", if statuses.is_empty() { "none".into() } else { statuses.join(", ") });
+    let _ = writeln!(
+        out,
+        "\nstatuses: {}",
+        if statuses.is_empty() {
+            "none".into()
+        } else {
+            statuses.join(", ")
+        }
+    );
     let errors: Vec<String> = r.all.by_error.iter().map(|(e, n)| format!("{e} x{n}")).collect();
-    let _ = writeln!(out, "errors: {}", if errors.is_empty() { "none".into() } else { errors.join(", ") });
+    let _ = writeln!(
+        out,
+        "errors: {}",
+        if errors.is_empty() {
+            "none".into()
+        } else {
+            errors.join(", ")
+        }
+    );
     if !r.thresholds.is_empty() {
         let _ = writeln!(out, "\nthresholds:");
         for t in &r.thresholds {

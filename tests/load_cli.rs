@@ -62,7 +62,11 @@ fn thresholds_that_hold_exit_0_and_a_failed_one_exits_1_with_the_table() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("ok    p99 < 10s"), "{stdout}");
     assert!(stdout.contains("FAIL  max < 1us"), "{stdout}");
-    assert!(text(&out.stderr).contains("ballast: 1 threshold failed"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ballast: 1 threshold failed"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // The same verdicts as JSON, with the run's files in --out.
     let run = dir.path().join("run");
@@ -95,10 +99,17 @@ fn a_threshold_with_abort_after_ends_a_failing_run_early() {
         &["--out", run.to_str().unwrap()],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("aborted early: error_rate < 0.1 failed"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("aborted early: error_rate < 0.1 failed"),
+        "{}",
+        text(&out.stderr)
+    );
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["ended_by"]["by"], "aborted");
-    assert!(results["timeline"].as_array().unwrap().len() < 10, "ended within seconds of an hour");
+    assert!(
+        results["timeline"].as_array().unwrap().len() < 10,
+        "ended within seconds of an hour"
+    );
 }
 
 #[test]
@@ -132,7 +143,9 @@ fn an_unreachable_target_is_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = load(
         dir.path(),
-        &format!("base_url = \"http://127.0.0.1:{port}\"\nusers = 50\nduration = \"30s\"\n[[transactions]]\npath = \"/\"\n"),
+        &format!(
+            "base_url = \"http://127.0.0.1:{port}\"\nusers = 50\nduration = \"30s\"\n[[transactions]]\npath = \"/\"\n"
+        ),
         &[],
     );
     assert_eq!(out.status.code(), Some(1));

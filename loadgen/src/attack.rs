@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
-use goose::config::{GooseDefault, GooseDefaultType};
-use goose::goose::{Scenario, Transaction, TransactionFunction};
 use goose::GooseAttack;
 use goose::config::GooseConfiguration;
+use goose::config::{GooseDefault, GooseDefaultType};
+use goose::goose::{Scenario, Transaction, TransactionFunction};
 
 use crate::error::LoadError;
 use crate::profile;
@@ -32,7 +32,11 @@ pub(crate) fn build(shared: &Arc<Shared>) -> Result<GooseAttack, LoadError> {
     attack = *attack
         .set_default(GooseDefault::Host, p.base_urls[0].as_str())
         .map_err(goose_err)?;
-    for flag in [GooseDefault::NoTelnet, GooseDefault::NoPrintMetrics, GooseDefault::NoMetrics] {
+    for flag in [
+        GooseDefault::NoTelnet,
+        GooseDefault::NoPrintMetrics,
+        GooseDefault::NoMetrics,
+    ] {
         attack = *attack.set_default(flag, true).map_err(goose_err)?;
     }
     attack = *attack.set_default(GooseDefault::Quiet, 1usize).map_err(goose_err)?;
@@ -65,7 +69,10 @@ pub(crate) fn build(shared: &Arc<Shared>) -> Result<GooseAttack, LoadError> {
             // Our schedule ends the run; an hour past its end is only a backstop.
             let hold = p.shape.duration().as_secs() + 3600;
             attack = *attack
-                .set_default(GooseDefault::TestPlan, format!("{max_users},0s;{max_users},{hold}s").as_str())
+                .set_default(
+                    GooseDefault::TestPlan,
+                    format!("{max_users},0s;{max_users},{hold}s").as_str(),
+                )
                 .map_err(goose_err)?;
         }
     }

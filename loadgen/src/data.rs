@@ -87,6 +87,10 @@ mod tests {
         let random = DataSet::load("u", &path, RowOrder::Random).unwrap();
         assert!((0..50).all(|_| random.pick(0, &mut rng) < 3));
         std::fs::write(&path, "email\n").unwrap();
-        assert!(DataSet::load("u", &path, RowOrder::Sequential).unwrap_err().contains("no data rows"));
+        assert!(
+            DataSet::load("u", &path, RowOrder::Sequential)
+                .unwrap_err()
+                .contains("no data rows")
+        );
     }
 }

@@ -16,7 +16,11 @@ pub(crate) async fn reach(profile: &Profile) -> Result<(), LoadError> {
             url: url.to_string(),
             reason,
         };
-        let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = url.port_or_known_default().unwrap_or(80);
         let addrs: Vec<_> = tokio::net::lookup_host((host, port))
             .await

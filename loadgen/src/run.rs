@@ -50,7 +50,11 @@ pub async fn run(
 }
 
 /// [`run`] with every option.
-pub async fn run_with(profile: &Profile, options: Options, cancel: impl Future<Output = ()>) -> Result<Results, LoadError> {
+pub async fn run_with(
+    profile: &Profile,
+    options: Options,
+    cancel: impl Future<Output = ()>,
+) -> Result<Results, LoadError> {
     let _one = ONE_AT_A_TIME.lock().await;
     crate::preflight::reach(profile).await?;
     let client = crate::client::build(profile, false)?;

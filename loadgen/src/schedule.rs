@@ -130,7 +130,10 @@ mod tests {
         assert_eq!(s.offset(0), Duration::ZERO);
         assert_eq!(s.offset(1), Duration::from_millis(2));
         assert_eq!(s.offset(9_999), Duration::from_micros(19_998_000));
-        assert_eq!(Schedule::new(&[stage(500.0, 20, false)], Some(7), Instant::now()).total(), 7);
+        assert_eq!(
+            Schedule::new(&[stage(500.0, 20, false)], Some(7), Instant::now()).total(),
+            7
+        );
     }
 
     #[test]

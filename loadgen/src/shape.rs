@@ -124,10 +124,7 @@ mod tests {
             stage(50.0, 5, false),
             stage(0.0, 10, true),
         ];
-        assert_eq!(
-            Shape::goose_test_plan(&stages),
-            "10,10s;10,60s;50,0s;50,5s;0,10s"
-        );
+        assert_eq!(Shape::goose_test_plan(&stages), "10,10s;10,60s;50,0s;50,5s;0,10s");
         assert_eq!(Shape::goose_test_plan(&[stage(4.0, 30, false)]), "4,0s;4,30s;0,0s");
     }
 

@@ -94,5 +94,8 @@ pub(crate) fn open_draw(profile: &Profile) -> (WeightedIndex<f64>, Vec<Arc<Trans
             txs.push(t.clone());
         }
     }
-    (WeightedIndex::new(&weights).expect("checked profiles have weights above 0"), txs)
+    (
+        WeightedIndex::new(&weights).expect("checked profiles have weights above 0"),
+        txs,
+    )
 }

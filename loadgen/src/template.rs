@@ -234,7 +234,9 @@ fn placeholder(inner: &str, names: &Names<'_>) -> Result<Part, TemplateError> {
             let first = words.first().copied().unwrap_or("");
             let fix = match did_you_mean(first, FUNCTIONS) {
                 Some(s) => format!("did you mean {{{{{s}}}}}?"),
-                None => "use {{seq}}, {{random_int A B}}, {{uuid}}, {{user}}, {{var.NAME}} or {{data.SET.COLUMN}}".into(),
+                None => {
+                    "use {{seq}}, {{random_int A B}}, {{uuid}}, {{user}}, {{var.NAME}} or {{data.SET.COLUMN}}".into()
+                }
             };
             err(format!("unknown placeholder {{{{{inner}}}}}"), fix)
         }

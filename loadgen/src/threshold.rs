@@ -46,7 +46,17 @@ enum Op {
     Eq,
 }
 
-const METRICS: [&str; 9] = ["p99", "med", "avg", "min", "max", "error_rate", "rps", "requests", "failed"];
+const METRICS: [&str; 9] = [
+    "p99",
+    "med",
+    "avg",
+    "min",
+    "max",
+    "error_rate",
+    "rps",
+    "requests",
+    "failed",
+];
 
 impl Threshold {
     /// Parse `expr`; `transactions` are the names a `{transaction="..."}` tag may use.
@@ -71,15 +81,21 @@ impl Threshold {
             None => (None, rest),
         };
         let rest = rest.trim_start();
-        let (op, bound) = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("<", Op::Lt), (">", Op::Gt)]
-            .into_iter()
-            .find_map(|(text, op)| rest.strip_prefix(text).map(|b| (op, b.trim())))
-            .ok_or_else(|| {
-                (
-                    format!("no comparison in {expr:?}"),
-                    "compare the metric with <, <=, >, >= or ==, e.g. \"p99 < 300ms\"".to_owned(),
-                )
-            })?;
+        let (op, bound) = [
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("==", Op::Eq),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ]
+        .into_iter()
+        .find_map(|(text, op)| rest.strip_prefix(text).map(|b| (op, b.trim())))
+        .ok_or_else(|| {
+            (
+                format!("no comparison in {expr:?}"),
+                "compare the metric with <, <=, >, >= or ==, e.g. \"p99 < 300ms\"".to_owned(),
+            )
+        })?;
         let bound = match metric {
             Metric::Quantile(_) | Metric::Avg | Metric::Min | Metric::Max => latency_ms(bound)?,
             _ => bound.parse::<f64>().map_err(|_| {
@@ -146,7 +162,10 @@ impl Threshold {
 
     /// Whether the measured value is a latency in milliseconds.
     pub fn is_latency(&self) -> bool {
-        matches!(self.metric, Metric::Quantile(_) | Metric::Avg | Metric::Min | Metric::Max)
+        matches!(
+            self.metric,
+            Metric::Quantile(_) | Metric::Avg | Metric::Min | Metric::Max
+        )
     }
 }
 
@@ -209,7 +228,13 @@ fn latency_ms(text: &str) -> Result<f64, (String, String)> {
         return Ok(ms);
     }
     // humantime has no fractions: read `1.5s` ourselves.
-    for (unit, scale) in [("ms", 1.0), ("us", 0.001), ("µs", 0.001), ("s", 1000.0), ("m", 60_000.0)] {
+    for (unit, scale) in [
+        ("ms", 1.0),
+        ("us", 0.001),
+        ("µs", 0.001),
+        ("s", 1000.0),
+        ("m", 60_000.0),
+    ] {
         if let Some(n) = text.strip_suffix(unit).and_then(|n| n.trim().parse::<f64>().ok()) {
             return Ok(n * scale);
         }
@@ -237,7 +262,10 @@ mod tests {
     fn thresholds_parse_k6_style() {
         let txs = ["checkout", "browse"];
         let t = Threshold::parse("p95{transaction=\"checkout\"} < 200ms", &txs).unwrap();
-        assert_eq!((t.metric, t.transaction.as_deref(), t.op, t.bound), (Metric::Quantile(0.95), Some("checkout"), Op::Lt, 200.0));
+        assert_eq!(
+            (t.metric, t.transaction.as_deref(), t.op, t.bound),
+            (Metric::Quantile(0.95), Some("checkout"), Op::Lt, 200.0)
+        );
         assert_eq!(Threshold::parse("p(99.9)<1.5s", &txs).unwrap().bound, 1500.0);
         let Metric::Quantile(q) = Threshold::parse("p99.9 < 250", &txs).unwrap().metric else {
             panic!("a quantile")

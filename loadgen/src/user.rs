@@ -63,7 +63,10 @@ fn ensure_user(shared: &Shared, user: &mut GooseUser, scenario: Option<usize>) {
         });
         vars[v.slot] = value;
     }
-    let base = p.base_urls[number % p.base_urls.len()].as_str().trim_end_matches('/').to_owned();
+    let base = p.base_urls[number % p.base_urls.len()]
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
     if p.cookies {
         // A jar of its own needs a client of its own.
         if let Ok(c) = crate::client::build(p, true) {

@@ -32,11 +32,19 @@ async fn an_open_model_holds_500_requests_per_second_at_nginx() {
     assert_eq!((r.requests, r.failed), (10_000, 0), "{:?}", r.all.by_error);
     assert!(within(r.rps, 500.0, 0.03), "client rate {}", r.rps);
     // Counted where they arrive: nginx logs each request's arrival (ms).
-    assert_eventually!(nginx.arrivals().len() == 10_000, "nginx logged {}", nginx.arrivals().len());
+    assert_eventually!(
+        nginx.arrivals().len() == 10_000,
+        "nginx logged {}",
+        nginx.arrivals().len()
+    );
     let times: Vec<f64> = nginx.arrivals().iter().map(|a| a.0).collect();
     let (first, last) = (times[0], times[times.len() - 1]);
     let rate = (times.len() - 1) as f64 / (last - first);
-    assert!(within(rate, 500.0, 0.03), "nginx saw {rate:.1} req/s over {:.2}s", last - first);
+    assert!(
+        within(rate, 500.0, 0.03),
+        "nginx saw {rate:.1} req/s over {:.2}s",
+        last - first
+    );
     // Held all along: every 5 s at nginx has its 2,500 requests, ±3%.
     for w in 0..4 {
         let from = first + 5.0 * w as f64;
@@ -158,13 +166,22 @@ body = "{{{{data.people.name}}}}:{{{{seq}}}}"
         let seq: u64 = path.strip_prefix("/orders/").unwrap().parse().unwrap();
         let q: BTreeMap<&str, &str> = query.split('&').filter_map(|kv| kv.split_once('=')).collect();
         let session = req.headers["x-session"].to_str().unwrap();
-        let user: usize = session.strip_prefix("s-").unwrap().strip_suffix("-7").unwrap().parse().unwrap();
+        let user: usize = session
+            .strip_prefix("s-")
+            .unwrap()
+            .strip_suffix("-7")
+            .unwrap()
+            .parse()
+            .unwrap();
         let (name, city) = people[user % 2];
         assert_eq!(q["city"], city, "the user's row (per-user order)");
         assert_eq!(req.body, format!("{name}:{seq}"), "one sequence number per request");
         assert_eq!(uuid::Uuid::parse_str(q["id"]).unwrap().get_version_num(), 4);
         assert!(("1"..="3").contains(&q["n"]), "{}", q["n"]);
-        assert_eq!(req.headers["x-kind"], "application/x-protobuf", "captured from the login's answer");
+        assert_eq!(
+            req.headers["x-kind"], "application/x-protobuf",
+            "captured from the login's answer"
+        );
         seqs.push(seq);
     }
     assert_eq!((logins, seqs.len()), (2, 6));
@@ -229,7 +246,11 @@ async fn latency_counts_from_the_intended_send_time_when_the_upstream_stalls() {
     let r = run_with(&p, options, pending()).await.unwrap();
     assert_eq!((r.requests, r.failed), (1600, 0));
     // About 200 requests were due during the stall: their wait is in their latency.
-    assert!(r.latency_ms.p99 >= 800.0, "p99 {} ms: the stall is missing", r.latency_ms.p99);
+    assert!(
+        r.latency_ms.p99 >= 800.0,
+        "p99 {} ms: the stall is missing",
+        r.latency_ms.p99
+    );
     let slow = r.all.latency.0.count_between(500_000, 60_000_000);
     assert!(slow >= 50, "{slow} requests over 500 ms");
     // Measured from the actual send instead, the stall nearly vanishes: only the 8 requests
@@ -278,7 +299,10 @@ weight = 2
     assert_eq!(r.ended_by, EndedBy::Completed);
     assert_eq!(r.transactions["login"].tally.requests, 3);
     assert_eq!(r.transactions["GET /a"].tally.requests, 12, "3 users x 4 iterations");
-    assert_eq!(r.transactions["GET /b"].tally.requests, 24, "weight 2: twice per iteration");
+    assert_eq!(
+        r.transactions["GET /b"].tally.requests, 24,
+        "weight 2: twice per iteration"
+    );
     assert_eq!(up.requests(), 39);
 
     let staged = profile(
@@ -331,7 +355,9 @@ async fn an_unreachable_target_is_one_error_before_any_load() {
     let dir = tempfile::tempdir().unwrap();
     let p = profile(
         dir.path(),
-        &format!("base_url = \"http://127.0.0.1:{port}\"\nrate = 100\nduration = \"10s\"\n[[transactions]]\npath = \"/\"\n"),
+        &format!(
+            "base_url = \"http://127.0.0.1:{port}\"\nrate = 100\nduration = \"10s\"\n[[transactions]]\npath = \"/\"\n"
+        ),
     );
     match run(&p, None, pending()).await {
         Err(LoadError::Unreachable { url, reason }) => {
@@ -382,7 +408,14 @@ path = "/status/500"
     let mut reader = csv::Reader::from_path(out.join(files::REQUESTS_CSV)).unwrap();
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["intended_us", "start_us", "latency_us", "status", "transaction", "error"]
+        [
+            "intended_us",
+            "start_us",
+            "latency_us",
+            "status",
+            "transaction",
+            "error"
+        ]
     );
     for row in reader.records() {
         let row = row.unwrap();
@@ -404,7 +437,12 @@ path = "/status/500"
     let mut reader = csv::Reader::from_path(out.join(files::TIMESERIES_CSV)).unwrap();
     let header = reader.headers().unwrap().clone();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let (route, requests, failed, unexpected) = (col("route"), col("requests"), col("failed"), col("errors_unexpected_status"));
+    let (route, requests, failed, unexpected) = (
+        col("route"),
+        col("requests"),
+        col("failed"),
+        col("errors_unexpected_status"),
+    );
     let mut sums: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     for row in reader.records() {
         let row = row.unwrap();

@@ -263,7 +263,10 @@ mod tests {
         for f in Failure::all() {
             assert_eq!(f.as_str().parse::<Failure>().unwrap(), f);
         }
-        assert_eq!(Failure::Class(ErrorClass::ConnectRefused).to_string(), "connect-refused");
+        assert_eq!(
+            Failure::Class(ErrorClass::ConnectRefused).to_string(),
+            "connect-refused"
+        );
         assert_eq!(
             serde_json::to_string(&Failure::UnexpectedStatus).unwrap(),
             "\"unexpected-status\""

@@ -67,7 +67,12 @@ pub(super) fn check(parsed: Parsed, base_dir: &Path, errors: &mut Vec<ProfileErr
     let base_urls = base_urls(&spec, &mut c, whole.clone());
     let timeout = match &spec.timeout {
         Some(t) if t.get_ref().get().is_zero() => {
-            c.at("timeout", t, "timeout is zero", "give a positive duration such as \"10s\"");
+            c.at(
+                "timeout",
+                t,
+                "timeout is zero",
+                "give a positive duration such as \"10s\"",
+            );
             DEFAULT_TIMEOUT
         }
         Some(t) => t.get_ref().get(),
@@ -82,13 +87,23 @@ pub(super) fn check(parsed: Parsed, base_dir: &Path, errors: &mut Vec<ProfileErr
     for (name, set) in &spec.data {
         let path = format!("data.{name}");
         if !is_identifier(name) {
-            c.at(&path, set, format!("data set name {name:?} is not a plain name"), "use letters, digits, '_' and '-'");
+            c.at(
+                &path,
+                set,
+                format!("data set name {name:?} is not a plain name"),
+                "use letters, digits, '_' and '-'",
+            );
             continue;
         }
         let file = &set.get_ref().file;
         match DataSet::load(name, &base_dir.join(file.get_ref()), set.get_ref().order) {
             Ok(d) => data.push(Arc::new(d)),
-            Err(e) => c.at(&format!("{path}.file"), file, e, "give a CSV file with a header row, relative to the profile"),
+            Err(e) => c.at(
+                &format!("{path}.file"),
+                file,
+                e,
+                "give a CSV file with a header row, relative to the profile",
+            ),
         }
     }
 
@@ -96,11 +111,21 @@ pub(super) fn check(parsed: Parsed, base_dir: &Path, errors: &mut Vec<ProfileErr
     let mut variables: Vec<String> = Vec::new();
     let mut declare = |c: &mut Checker, path: &str, name: &str, span: Range<usize>, declared_once: bool| {
         if !is_identifier(name) {
-            c.push(path, Some(span), format!("variable name {name:?} is not a plain name"), "use letters, digits, '_' and '-'");
+            c.push(
+                path,
+                Some(span),
+                format!("variable name {name:?} is not a plain name"),
+                "use letters, digits, '_' and '-'",
+            );
         } else if !variables.iter().any(|v| v == name) {
             variables.push(name.to_owned());
         } else if declared_once {
-            c.push(path, Some(span), format!("variable {name:?} is declared twice"), "give each variable one declaration");
+            c.push(
+                path,
+                Some(span),
+                format!("variable {name:?} is declared twice"),
+                "give each variable one declaration",
+            );
         }
     };
     for (name, v) in &spec.variables {
@@ -108,7 +133,13 @@ pub(super) fn check(parsed: Parsed, base_dir: &Path, errors: &mut Vec<ProfileErr
     }
     for (i, s) in spec.scenarios.iter().enumerate() {
         for (name, v) in &s.get_ref().variables {
-            declare(&mut c, &format!("scenarios[{i}].variables.{name}"), name, v.span(), true);
+            declare(
+                &mut c,
+                &format!("scenarios[{i}].variables.{name}"),
+                name,
+                v.span(),
+                true,
+            );
         }
     }
     let all_transactions = transaction_specs(&spec);
@@ -128,7 +159,9 @@ pub(super) fn check(parsed: Parsed, base_dir: &Path, errors: &mut Vec<ProfileErr
 
     let mut user_variables = Vec::new();
     let mut variable = |c: &mut Checker, path: String, name: &str, v: &Spanned<String>, scenario: Option<usize>| {
-        let Some(slot) = variables.iter().position(|n| n == name) else { return };
+        let Some(slot) = variables.iter().position(|n| n == name) else {
+            return;
+        };
         match Template::compile(v.get_ref(), &names) {
             Ok(t) if t.uses_variables() => c.at(
                 &path,
@@ -157,21 +190,44 @@ pub(super) fn check(parsed: Parsed, base_dir: &Path, errors: &mut Vec<ProfileErr
     let mut txs: Vec<Arc<Transaction>> = Vec::new();
     let mut tx_names: HashSet<String> = HashSet::new();
     let mut build = |c: &mut Checker, path: &str, t: &Spanned<TransactionSpec>, default_name: Option<&str>| {
-        let tx = transaction(c, path, t, txs.len(), &spec.headers, default_name, &names, base_dir, open)?;
+        let tx = transaction(
+            c,
+            path,
+            t,
+            txs.len(),
+            &spec.headers,
+            default_name,
+            &names,
+            base_dir,
+            open,
+        )?;
         if !tx_names.insert(tx.name.clone()) {
             let span = t.get_ref().name.as_ref().map_or(t.span(), Spanned::span);
-            c.push(path, Some(span), format!("transaction name {:?} is used twice", tx.name), "give each transaction its own `name` (results are kept by name)");
+            c.push(
+                path,
+                Some(span),
+                format!("transaction name {:?} is used twice", tx.name),
+                "give each transaction its own `name` (results are kept by name)",
+            );
             return None;
         }
         let tx = Arc::new(tx);
         txs.push(tx.clone());
         Some(tx)
     };
-    let top_login = spec.login.as_ref().and_then(|l| build(&mut c, "login", l, Some("login")));
+    let top_login = spec
+        .login
+        .as_ref()
+        .and_then(|l| build(&mut c, "login", l, Some("login")));
     let mut scenarios = Vec::new();
     match (spec.scenarios.is_empty(), spec.transactions.is_empty()) {
         (true, true) if c.broken(&["transactions", "scenarios"]) => {}
-        (true, true) => c.push("", whole.clone(), "no transactions", "add [[transactions]] (method, path), or [[scenarios]] with their own [[scenarios.transactions]]"),
+        (true, true) => c.push(
+            "",
+            whole.clone(),
+            "no transactions",
+            "add [[transactions]] (method, path), or [[scenarios]] with their own [[scenarios.transactions]]",
+        ),
         (false, false) => c.push(
             "transactions",
             spec.transactions.first().map(Spanned::span),
@@ -203,13 +259,25 @@ pub(super) fn check(parsed: Parsed, base_dir: &Path, errors: &mut Vec<ProfileErr
                     transactions,
                     ..
                 } = s.get_ref();
-                let name_text = name.as_ref().map_or_else(|| format!("scenario-{i}"), |n| n.get_ref().clone());
+                let name_text = name
+                    .as_ref()
+                    .map_or_else(|| format!("scenario-{i}"), |n| n.get_ref().clone());
                 if !seen.insert(name_text.clone()) {
-                    c.push(&format!("{path}.name"), name.as_ref().map(Spanned::span), format!("scenario name {name_text:?} is used twice"), "give each scenario its own name");
+                    c.push(
+                        &format!("{path}.name"),
+                        name.as_ref().map(Spanned::span),
+                        format!("scenario name {name_text:?} is used twice"),
+                        "give each scenario its own name",
+                    );
                 }
                 let weight = positive(&mut c, &format!("{path}.weight"), weight.as_ref(), 1);
                 if transactions.is_empty() {
-                    c.at(&path, s, format!("scenario {name_text:?} has no transactions"), "add [[scenarios.transactions]] tables after it");
+                    c.at(
+                        &path,
+                        s,
+                        format!("scenario {name_text:?} has no transactions"),
+                        "add [[scenarios.transactions]] tables after it",
+                    );
                 }
                 let login = match login {
                     Some(l) if open => {
@@ -241,11 +309,18 @@ pub(super) fn check(parsed: Parsed, base_dir: &Path, errors: &mut Vec<ProfileErr
             Ok(mut th) => {
                 th.abort_after = t.get_ref().abort_after.map(|d| d.get());
                 if th.abort_after.is_some_and(|d| d < Duration::from_secs(1)) {
-                    c.at(&format!("thresholds[{i}].abort_after"), t, "abort_after is under a second", "thresholds are checked each second: give at least \"1s\"");
+                    c.at(
+                        &format!("thresholds[{i}].abort_after"),
+                        t,
+                        "abort_after is under a second",
+                        "thresholds are checked each second: give at least \"1s\"",
+                    );
                 }
                 thresholds.push(th);
             }
-            Err((message, _)) if message.starts_with("no transaction named") && c.broken(&["login", "transactions", "scenarios"]) => {}
+            Err((message, _))
+                if message.starts_with("no transaction named") && c.broken(&["login", "transactions", "scenarios"]) => {
+            }
             Err((message, fix)) => c.at(&format!("thresholds[{i}]"), t, message, fix),
         }
     }
@@ -283,7 +358,12 @@ fn base_urls(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -
             return Vec::new();
         }
         (Some(u), Some(_)) => {
-            c.at("base_url", u, "both base_url and base_urls", "keep one: base_urls = [...] for several targets");
+            c.at(
+                "base_url",
+                u,
+                "both base_url and base_urls",
+                "keep one: base_urls = [...] for several targets",
+            );
             return Vec::new();
         }
         (None, None) => {
@@ -297,8 +377,18 @@ fn base_urls(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -
     for (path, u) in written {
         match Url::parse(u.get_ref()) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => urls.push(url),
-            Ok(_) => c.at(&path, u, format!("{:?} is not an http(s) URL with a host", u.get_ref()), "write it like \"http://127.0.0.1:8080\""),
-            Err(e) => c.at(&path, u, format!("invalid URL {:?}: {e}", u.get_ref()), "write it like \"http://127.0.0.1:8080\""),
+            Ok(_) => c.at(
+                &path,
+                u,
+                format!("{:?} is not an http(s) URL with a host", u.get_ref()),
+                "write it like \"http://127.0.0.1:8080\"",
+            ),
+            Err(e) => c.at(
+                &path,
+                u,
+                format!("invalid URL {:?}: {e}", u.get_ref()),
+                "write it like \"http://127.0.0.1:8080\"",
+            ),
         }
     }
     urls
@@ -307,12 +397,25 @@ fn base_urls(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -
 /// The load shape from `users`/`rate`, `hatch_rate`, `duration`, `iterations`, `max_users`
 /// and `stages`.
 fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Option<Shape> {
-    if c.broken(&["users", "rate", "hatch_rate", "stages", "duration", "iterations", "max_users"]) {
+    if c.broken(&[
+        "users",
+        "rate",
+        "hatch_rate",
+        "stages",
+        "duration",
+        "iterations",
+        "max_users",
+    ]) {
         return None;
     }
     let before = c.errors.len();
     let not_with_stages = |c: &mut Checker, key: &str, span: Option<Range<usize>>| {
-        c.push(key, span, format!("`{key}` with `stages`"), "the stages set the shape: remove it, or remove `stages`");
+        c.push(
+            key,
+            span,
+            format!("`{key}` with `stages`"),
+            "the stages set the shape: remove it, or remove `stages`",
+        );
     };
     let (stages, open) = if let Some(stages) = &spec.stages {
         for (key, span) in [
@@ -327,7 +430,12 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
             }
         }
         if stages.get_ref().is_empty() {
-            c.at("stages", stages, "stages is empty", "add stages such as { users = 10, ramp = \"10s\" }");
+            c.at(
+                "stages",
+                stages,
+                "stages is empty",
+                "add stages such as { users = 10, ramp = \"10s\" }",
+            );
             return None;
         }
         let mut kind = None;
@@ -338,7 +446,12 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
             }
         }
         if out.iter().all(|s| s.target == 0.0) && c.errors.len() == before {
-            c.at("stages", stages, "no stage has any load", "give a stage users or a rate above 0");
+            c.at(
+                "stages",
+                stages,
+                "no stage has any load",
+                "give a stage users or a rate above 0",
+            );
         }
         (out, kind == Some(true))
     } else {
@@ -346,7 +459,12 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
         if let Some(d) = &spec.duration
             && d.get_ref().get().is_zero()
         {
-            c.at("duration", d, "duration is zero", "give a positive duration such as \"30s\"");
+            c.at(
+                "duration",
+                d,
+                "duration is zero",
+                "give a positive duration such as \"30s\"",
+            );
         }
         match (&spec.duration, &spec.iterations) {
             (None, None) if spec.users.is_some() || spec.rate.is_some() => c.push(
@@ -355,7 +473,12 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
                 "neither duration nor iterations",
                 "add duration = \"30s\", or iterations = 100",
             ),
-            (Some(_), Some(i)) => c.at("iterations", i, "both duration and iterations", "keep one: the run ends by time or by count"),
+            (Some(_), Some(i)) => c.at(
+                "iterations",
+                i,
+                "both duration and iterations",
+                "keep one: the run ends by time or by count",
+            ),
             (_, Some(i)) if *i.get_ref() == 0 => c.at("iterations", i, "iterations is 0", "give at least 1"),
             _ => {}
         }
@@ -367,7 +490,12 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
                 }
                 let ramp = match &spec.hatch_rate {
                     Some(h) if *h.get_ref() <= 0.0 || !h.get_ref().is_finite() => {
-                        c.at("hatch_rate", h, "hatch_rate must be above 0", "give users started per second, e.g. hatch_rate = 10");
+                        c.at(
+                            "hatch_rate",
+                            h,
+                            "hatch_rate must be above 0",
+                            "give users started per second, e.g. hatch_rate = 10",
+                        );
                         0.0
                     }
                     Some(h) => (n as f64 / h.get_ref()).ceil(),
@@ -377,7 +505,15 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
                 if let (Some(d), Some(total)) = (&spec.duration, duration)
                     && ramp > total
                 {
-                    c.at("duration", d, format!("starting {n} users at hatch_rate takes {}s, longer than the duration", ramp.as_secs()), "raise hatch_rate or the duration (it includes the ramp)");
+                    c.at(
+                        "duration",
+                        d,
+                        format!(
+                            "starting {n} users at hatch_rate takes {}s, longer than the duration",
+                            ramp.as_secs()
+                        ),
+                        "raise hatch_rate or the duration (it includes the ramp)",
+                    );
                 }
                 let mut stages = vec![Stage {
                     target: n as f64,
@@ -396,10 +532,20 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
             (None, Some(rate)) => {
                 let r = *rate.get_ref();
                 if r <= 0.0 || !r.is_finite() {
-                    c.at("rate", rate, "rate must be above 0", "give requests per second, e.g. rate = 100");
+                    c.at(
+                        "rate",
+                        rate,
+                        "rate must be above 0",
+                        "give requests per second, e.g. rate = 100",
+                    );
                 }
                 if let Some(h) = &spec.hatch_rate {
-                    c.at("hatch_rate", h, "hatch_rate with an arrival rate", "hatch_rate starts users (closed model): remove it, or use stages to ramp the rate");
+                    c.at(
+                        "hatch_rate",
+                        h,
+                        "hatch_rate with an arrival rate",
+                        "hatch_rate starts users (closed model): remove it, or use stages to ramp the rate",
+                    );
                 }
                 let secs = match (duration, &spec.iterations) {
                     (Some(d), _) => d,
@@ -420,14 +566,24 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
                 return None;
             }
             (None, None) => {
-                c.push("", whole, "no load shape", "add users = 10 (closed model) or rate = 100 (requests per second), with a duration; or stages");
+                c.push(
+                    "",
+                    whole,
+                    "no load shape",
+                    "add users = 10 (closed model) or rate = 100 (requests per second), with a duration; or stages",
+                );
                 return None;
             }
         }
     };
     if let Some(m) = &spec.max_users {
         if !open {
-            c.at("max_users", m, "max_users without an arrival rate", "max_users sizes the open model's pool: remove it, or use rate");
+            c.at(
+                "max_users",
+                m,
+                "max_users without an arrival rate",
+                "max_users sizes the open model's pool: remove it, or use rate",
+            );
         } else if *m.get_ref() == 0 {
             c.at("max_users", m, "max_users is 0", "give at least 1");
         }
@@ -435,8 +591,17 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
     if !open {
         for (i, s) in stages.iter().enumerate() {
             if s.duration.subsec_nanos() != 0 && spec.stages.is_some() {
-                let span = spec.stages.as_ref().and_then(|st| st.get_ref().get(i)).map(Spanned::span);
-                c.push(&format!("stages[{i}]"), span, format!("{:?} is not a whole number of seconds", s.duration), "goose's test plans count whole seconds: round it");
+                let span = spec
+                    .stages
+                    .as_ref()
+                    .and_then(|st| st.get_ref().get(i))
+                    .map(Spanned::span);
+                c.push(
+                    &format!("stages[{i}]"),
+                    span,
+                    format!("{:?} is not a whole number of seconds", s.duration),
+                    "goose's test plans count whole seconds: round it",
+                );
             }
         }
     }
@@ -446,10 +611,10 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
     let iterations = spec.iterations.as_ref().map(|i| *i.get_ref());
     Some(if open {
         let peak = stages.iter().map(|s| s.target).fold(0.0, f64::max);
-        let max_users = spec
-            .max_users
-            .as_ref()
-            .map_or_else(|| ((peak / 10.0).ceil() as usize).clamp(10, 1000), |m| *m.get_ref() as usize);
+        let max_users = spec.max_users.as_ref().map_or_else(
+            || ((peak / 10.0).ceil() as usize).clamp(10, 1000),
+            |m| *m.get_ref() as usize,
+        );
         Shape::Open {
             stages,
             iterations,
@@ -463,22 +628,42 @@ fn shape(spec: &LoadProfile, c: &mut Checker, whole: Option<Range<usize>>) -> Op
 /// One stage; `open` learns from the first stage whether they are users or rates.
 fn stage(c: &mut Checker, i: usize, s: &Spanned<StageSpec>, open: &mut Option<bool>) -> Option<Stage> {
     let path = format!("stages[{i}]");
-    let StageSpec { users, rate, ramp, hold } = s.get_ref();
+    let StageSpec {
+        users,
+        rate,
+        ramp,
+        hold,
+    } = s.get_ref();
     let (target, is_rate) = match (users, rate) {
         (Some(u), None) => (*u as f64, false),
         (None, Some(r)) if *r >= 0.0 && r.is_finite() => (*r, true),
         (None, Some(r)) => {
-            c.at(&path, s, format!("rate {r} is negative"), "give requests per second, 0 or more");
+            c.at(
+                &path,
+                s,
+                format!("rate {r} is negative"),
+                "give requests per second, 0 or more",
+            );
             return None;
         }
         _ => {
-            c.at(&path, s, "a stage needs exactly one of users or rate", "write it like { users = 10, ramp = \"30s\" } or { rate = 100, hold = \"1m\" }");
+            c.at(
+                &path,
+                s,
+                "a stage needs exactly one of users or rate",
+                "write it like { users = 10, ramp = \"30s\" } or { rate = 100, hold = \"1m\" }",
+            );
             return None;
         }
     };
     match open {
         Some(o) if *o != is_rate => {
-            c.at(&path, s, "stages mix users and rate", "use users in every stage (closed model) or rate in every stage (open model)");
+            c.at(
+                &path,
+                s,
+                "stages mix users and rate",
+                "use users in every stage (closed model) or rate in every stage (open model)",
+            );
             return None;
         }
         _ => *open = Some(is_rate),
@@ -487,7 +672,12 @@ fn stage(c: &mut Checker, i: usize, s: &Spanned<StageSpec>, open: &mut Option<bo
         (Some(d), None) => (d.get(), true),
         (None, Some(d)) => (d.get(), false),
         _ => {
-            c.at(&path, s, "a stage needs exactly one of ramp or hold", "ramp = \"30s\" goes linearly from the previous level, hold = \"1m\" jumps to it and stays");
+            c.at(
+                &path,
+                s,
+                "a stage needs exactly one of ramp or hold",
+                "ramp = \"30s\" goes linearly from the previous level, hold = \"1m\" jumps to it and stays",
+            );
             return None;
         }
     };
@@ -514,7 +704,12 @@ fn transaction(
             Method::from_bytes(m.get_ref().as_bytes()).unwrap_or(Method::GET)
         }
         Some(m) => {
-            c.at(&format!("{path}.method"), m, format!("invalid method {:?}", m.get_ref()), "methods are upper case, such as \"POST\"");
+            c.at(
+                &format!("{path}.method"),
+                m,
+                format!("invalid method {:?}", m.get_ref()),
+                "methods are upper case, such as \"POST\"",
+            );
             Method::GET
         }
     };
@@ -527,7 +722,15 @@ fn transaction(
     };
     let path_t = template(c, format!("{path}.path"), &spec.path);
     if !spec.path.get_ref().starts_with('/') {
-        c.at(&format!("{path}.path"), &spec.path, format!("path {:?} does not start with '/'", spec.path.get_ref()), format!("write it as \"/{}\" (it is joined to the base URL)", spec.path.get_ref()));
+        c.at(
+            &format!("{path}.path"),
+            &spec.path,
+            format!("path {:?} does not start with '/'", spec.path.get_ref()),
+            format!(
+                "write it as \"/{}\" (it is joined to the base URL)",
+                spec.path.get_ref()
+            ),
+        );
     }
     let mut headers = Vec::new();
     let mut merged: BTreeMap<&String, (String, &Spanned<String>)> = common_headers
@@ -544,7 +747,12 @@ fn transaction(
                     headers.push((h, t));
                 }
             }
-            Err(_) => c.at(&field, value, format!("invalid header name {name:?}"), "header names are letters, digits and '-'"),
+            Err(_) => c.at(
+                &field,
+                value,
+                format!("invalid header name {name:?}"),
+                "header names are letters, digits and '-'",
+            ),
         }
     }
     let body = match (&spec.body, &spec.body_file, &spec.body_template) {
@@ -553,7 +761,12 @@ fn transaction(
         (None, Some(f), None) => match std::fs::read(base_dir.join(f.get_ref())) {
             Ok(bytes) => Body::Bytes(Bytes::from(bytes)),
             Err(e) => {
-                c.at(&format!("{path}.body_file"), f, format!("cannot read {:?}: {e}", f.get_ref()), "give a file path relative to the profile");
+                c.at(
+                    &format!("{path}.body_file"),
+                    f,
+                    format!("cannot read {:?}: {e}", f.get_ref()),
+                    "give a file path relative to the profile",
+                );
                 Body::None
             }
         },
@@ -563,12 +776,22 @@ fn transaction(
                 template(c, format!("{path}.body_template"), &spanned).map_or(Body::None, Body::Template)
             }
             Err(e) => {
-                c.at(&format!("{path}.body_template"), f, format!("cannot read {:?}: {e}", f.get_ref()), "give a UTF-8 text file path relative to the profile");
+                c.at(
+                    &format!("{path}.body_template"),
+                    f,
+                    format!("cannot read {:?}: {e}", f.get_ref()),
+                    "give a UTF-8 text file path relative to the profile",
+                );
                 Body::None
             }
         },
         _ => {
-            c.at(path, t, "more than one of body, body_file and body_template", "keep one: body (inline, templated), body_file (sent as is) or body_template (a templated file)");
+            c.at(
+                path,
+                t,
+                "more than one of body, body_file and body_template",
+                "keep one: body (inline, templated), body_file (sent as is) or body_template (a templated file)",
+            );
             Body::None
         }
     };
@@ -577,29 +800,54 @@ fn transaction(
         for &code in &s.get_ref().0 {
             match u16::try_from(code) {
                 Ok(code) if (100..=599).contains(&code) => codes.push(code),
-                _ => c.at(&format!("{path}.status"), s, format!("{code} is not an HTTP status"), "give statuses from 100 to 599, e.g. status = [200, 201]"),
+                _ => c.at(
+                    &format!("{path}.status"),
+                    s,
+                    format!("{code} is not an HTTP status"),
+                    "give statuses from 100 to 599, e.g. status = [200, 201]",
+                ),
             }
         }
         if codes.is_empty() && s.get_ref().0.is_empty() {
-            c.at(&format!("{path}.status"), s, "status is an empty list", "list the statuses that count as success, or remove it for any status below 400");
+            c.at(
+                &format!("{path}.status"),
+                s,
+                "status is an empty list",
+                "list the statuses that count as success, or remove it for any status below 400",
+            );
         }
         codes
     });
     let think = spec.think.as_ref().and_then(|th| {
         if open {
-            c.at(&format!("{path}.think"), th, "think time with an arrival rate", "with `rate` the schedule sets the pace: remove think, or use users (closed model)");
+            c.at(
+                &format!("{path}.think"),
+                th,
+                "think time with an arrival rate",
+                "with `rate` the schedule sets the pace: remove think, or use users (closed model)",
+            );
             return None;
         }
         match *th.get_ref() {
             ThinkSpec::Fixed(d) => Some(Think::Fixed(d.get())),
             ThinkSpec::Uniform(lo, hi) if lo <= hi => Some(Think::Uniform(lo.get(), hi.get())),
             ThinkSpec::Uniform(lo, hi) => {
-                c.at(&format!("{path}.think"), th, format!("uniform think time from {lo} down to {hi}"), "write the shorter time first");
+                c.at(
+                    &format!("{path}.think"),
+                    th,
+                    format!("uniform think time from {lo} down to {hi}"),
+                    "write the shorter time first",
+                );
                 None
             }
             ThinkSpec::Exponential(mean) if !mean.get().is_zero() => Some(Think::Exponential(mean.get())),
             ThinkSpec::Exponential(_) => {
-                c.at(&format!("{path}.think"), th, "exponential think time with a mean of zero", "give a positive mean such as \"2s\"");
+                c.at(
+                    &format!("{path}.think"),
+                    th,
+                    "exponential think time with a mean of zero",
+                    "give a positive mean such as \"2s\"",
+                );
                 None
             }
         }
@@ -611,13 +859,20 @@ fn transaction(
         let parsed = if let Some(pointer) = from.get_ref().strip_prefix("json:") {
             (pointer.is_empty() || pointer.starts_with('/')).then(|| CaptureFrom::Json(pointer.to_owned()))
         } else if let Some(h) = from.get_ref().strip_prefix("header:") {
-            HeaderName::from_bytes(h.trim().as_bytes()).ok().map(CaptureFrom::Header)
+            HeaderName::from_bytes(h.trim().as_bytes())
+                .ok()
+                .map(CaptureFrom::Header)
         } else {
             None
         };
         match (parsed, names.vars.iter().position(|v| v == var)) {
             (Some(from), Some(variable)) => captures.push(Capture { variable, from }),
-            (None, _) => c.at(&field, from, format!("cannot capture from {:?}", from.get_ref()), "write \"json:/token\" (a JSON pointer into the body) or \"header:x-session\""),
+            (None, _) => c.at(
+                &field,
+                from,
+                format!("cannot capture from {:?}", from.get_ref()),
+                "write \"json:/token\" (a JSON pointer into the body) or \"header:x-session\"",
+            ),
             (Some(_), None) => {} // a bad variable name, reported with the declarations
         }
     }

@@ -144,7 +144,10 @@ pub fn load_file(path: &Path) -> Result<Profile, ProfileErrors> {
         ProfileErrors::new(
             &name,
             "",
-            vec![ProfileError::new("", None, format!("cannot read the file: {e}")).fix("check the path and its permissions")],
+            vec![
+                ProfileError::new("", None, format!("cannot read the file: {e}"))
+                    .fix("check the path and its permissions"),
+            ],
         )
     })?;
     load_str(&text, &name)

@@ -121,7 +121,12 @@ pub(crate) fn parse(text: &str, section: Option<&str>, errors: &mut Vec<ProfileE
 }
 
 /// One top-level key: lists item by item, other keys alone.
-fn check_profile_key(key: &Spanned<DeString<'_>>, value: Spanned<DeValue<'_>>, prefix: &str, errors: &mut Vec<ProfileError>) {
+fn check_profile_key(
+    key: &Spanned<DeString<'_>>,
+    value: Spanned<DeValue<'_>>,
+    prefix: &str,
+    errors: &mut Vec<ProfileError>,
+) {
     let name = key.get_ref().as_ref();
     let path = format!("{prefix}{name}");
     match (name, value.get_ref()) {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use ballast_model::HumanDuration;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::Spanned;
 
 /// The whole profile: the top level of a profile file, or a scenario's `[load]` table.
