@@ -158,3 +158,48 @@ fn an_unreachable_target_is_one_clear_error() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn the_example_profiles_run_against_the_demo_upstream() {
+    let mut demo = Command::new(BIN)
+        .args(["demo-upstream", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(demo.stdout.take().unwrap()), &mut line).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let addr = ready["ready"]["listen"].as_str().unwrap().to_owned();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/load");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(examples.join("customers.csv"), dir.path().join("customers.csv")).unwrap();
+    // The same profiles, shortened to a few seconds.
+    let runs: [(&str, &[(&str, &str)]); 2] = [
+        ("shop.toml", &[("duration = \"30s\"", "duration = \"4s\"")]),
+        (
+            "shop-rate.toml",
+            &[("\"10s\"", "\"1s\""), ("\"20s\"", "\"2s\""), ("\"5s\"", "\"1s\"")],
+        ),
+    ];
+    for (name, shorter) in runs {
+        let mut profile = std::fs::read_to_string(examples.join(name))
+            .unwrap()
+            .replace("127.0.0.1:8081", &addr);
+        for (from, to) in shorter {
+            profile = profile.replace(from, to);
+        }
+        let out = load(dir.path(), &profile, &["--output", "json"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(json["requests"].as_u64().unwrap() > 10, "{name}: {json}");
+    }
+    let _ = demo.kill();
+    let _ = demo.wait();
+}
