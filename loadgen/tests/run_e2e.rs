@@ -215,6 +215,27 @@ status = 201
     let r = run(&p, None, pending()).await.unwrap();
     assert_eq!(r.all.by_status.get("201"), Some(&3), "{:?}", r.all.by_status);
     assert_eq!(r.failed, 0);
+
+    // With `http2 = true` the requests go as h2c (the echo says which version came).
+    let h2 = profile(
+        dir.path(),
+        &format!(
+            r#"base_url = "http://{}"
+http2 = true
+users = 1
+iterations = 2
+[login]
+path = "/"
+capture = {{ version = "json:/version" }}
+[[transactions]]
+path = "/cache/{{{{var.version}}}}"
+"#,
+            up.addr
+        ),
+    );
+    let r = run(&h2, None, pending()).await.unwrap();
+    assert_eq!(r.failed, 0);
+    assert_eq!(up.requests_to("/cache/HTTP/2.0"), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
