@@ -5,6 +5,8 @@
 //! - [`demo`]: `ballast demo`, the built-in default job (demo upstream + sidecar + traffic).
 //! - [`demo_upstream`]: `ballast demo-upstream`, a service with tunable latency and errors.
 //! - [`fault`]: `ballast fault add|list|clear`, faults on a running sidecar.
+//! - [`load`]: `ballast load PROFILE.toml`, a load profile run by the load generator
+//!   (`ballast-loadgen`), with thresholds that set the exit code.
 //! - [`slo`]: `ballast slo rules|status`: Prometheus rules for SLOs, and where they stand (live
 //!   sidecars, Prometheus, span files).
 //!
@@ -13,6 +15,7 @@
 mod demo;
 mod demo_upstream;
 mod fault;
+mod load;
 mod slo;
 
 use std::net::SocketAddr;
@@ -47,6 +50,8 @@ enum Command {
     },
     /// Inject, list and clear faults on a running sidecar (through its admin API).
     Fault(fault::FaultArgs),
+    /// Run a load profile (TOML): closed or open model, thresholds that set the exit code.
+    Load(load::LoadArgs),
     /// SLOs: Prometheus recording and burn-rate alerting rules; where SLOs stand.
     Slo(slo::SloArgs),
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
@@ -86,6 +91,22 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Load(args) => {
+            // goose logs through `log`: routed to tracing, its per-request warnings hidden.
+            init_logging("warn,goose=error");
+            match rt.block_on(load::run(args)) {
+                Ok(()) => return ExitCode::SUCCESS,
+                Err(e) if e.is::<load::Invalid>() => {
+                    eprint!("{e}");
+                    return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+                }
+                Err(e) if e.is::<load::Failed>() => {
+                    eprintln!("ballast: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::Demo { requests } => {
             init_logging("warn");
             rt.block_on(demo::run(requests))
