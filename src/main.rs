@@ -7,6 +7,7 @@
 //! - [`fault`]: `ballast fault add|list|clear`, faults on a running sidecar.
 //! - [`load`]: `ballast load PROFILE.toml`, a load profile run by the load generator
 //!   (`ballast-loadgen`), with thresholds that set the exit code.
+//! - [`run`]: `ballast run SCENARIO.toml`, the scenario runner and its run folder.
 //! - [`slo`]: `ballast slo rules|status`: Prometheus rules for SLOs, and where they stand (live
 //!   sidecars, Prometheus, span files).
 //!
@@ -16,6 +17,7 @@ mod demo;
 mod demo_upstream;
 mod fault;
 mod load;
+mod run;
 mod slo;
 
 use std::net::SocketAddr;
@@ -52,6 +54,9 @@ enum Command {
     Fault(fault::FaultArgs),
     /// Run a load profile (TOML): closed or open model, thresholds that set the exit code.
     Load(load::LoadArgs),
+    /// Run a scenario (TOML): target, load, SLOs evaluated live; records a run folder. Exits 1
+    /// when a threshold or SLO did not hold.
+    Run(run::RunArgs),
     /// SLOs: Prometheus recording and burn-rate alerting rules; where SLOs stand.
     Slo(slo::SloArgs),
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
@@ -91,6 +96,21 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Run(args) => {
+            init_logging("warn,goose=error");
+            match rt.block_on(run::run(args)) {
+                Ok(_) => return ExitCode::SUCCESS,
+                Err(e) if run::is_invalid(&e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+                }
+                Err(e) if run::is_failed(&e) => {
+                    eprintln!("ballast: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::Load(args) => {
             // goose logs through `log`: routed to tracing, its per-request warnings hidden.
             init_logging("warn,goose=error");

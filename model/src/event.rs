@@ -70,6 +70,8 @@ pub enum EventKind {
         slo: String,
         severity: crate::slo::Severity,
     },
+    /// The scenario runner: the run `started` or `ended`.
+    RunPhase { phase: String },
 }
 
 impl Event {
