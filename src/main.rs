@@ -8,6 +8,7 @@
 //! - [`load`]: `ballast load PROFILE.toml`, a load profile run by the load generator
 //!   (`ballast-loadgen`), with thresholds that set the exit code.
 //! - [`run`]: `ballast run SCENARIO.toml`, the scenario runner and its run folder.
+//! - [`validate`]: `ballast validate FILE...`, any of ballast's TOML files checked.
 //! - [`slo`]: `ballast slo rules|status`: Prometheus rules for SLOs, and where they stand (live
 //!   sidecars, Prometheus, span files).
 //!
@@ -19,6 +20,7 @@ mod fault;
 mod load;
 mod run;
 mod slo;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,7 +47,8 @@ enum Command {
         #[arg(long, default_value_t = 400)]
         requests: usize,
     },
-    /// Check sidecar config files; print every error with file:line:column (exit 78 if any).
+    /// Check sidecar configs, scenarios, load profiles and SLO files; print every error with
+    /// file:line:column (exit 78 if any).
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -74,7 +77,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = match cli.command {
-        Command::Validate { files } => return validate(&files),
+        Command::Validate { files } => return validate::run(&files),
         Command::Slo(args) => match slo::run(args) {
             Ok(()) => return ExitCode::SUCCESS,
             Err(e) if e.is::<slo::Invalid>() => {
@@ -152,29 +155,6 @@ fn main() -> ExitCode {
             eprintln!("ballast: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn validate(files: &[PathBuf]) -> ExitCode {
-    let mut ok = true;
-    for path in files {
-        match ballast_sidecar::config::load_file(path) {
-            Ok(c) => println!(
-                "{}: ok ({} routes, {} clusters)",
-                path.display(),
-                c.routes.len(),
-                c.clusters.len()
-            ),
-            Err(e) => {
-                ok = false;
-                eprint!("{e}");
-            }
-        }
-    }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(ballast_sidecar::EXIT_CONFIG)
     }
 }
 
