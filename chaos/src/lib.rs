@@ -1,0 +1,10 @@
+//! ballast-chaos: chaos experiments.
+pub mod act;
+pub mod action;
+pub mod doubles;
+pub mod experiment;
+pub mod journal;
+pub mod observe;
+pub mod probe;
+pub mod run;
+pub mod spec;
