@@ -75,7 +75,10 @@ impl Scripted {
             .counters
             .by_status_class
             .insert("2xx".into(), t.requests.saturating_sub(t.errors));
-        route.counters.by_status_class.insert("5xx".into(), t.errors.min(t.requests));
+        route
+            .counters
+            .by_status_class
+            .insert("5xx".into(), t.errors.min(t.requests));
         let mut latency = Latency::default();
         if t.requests > 0 {
             latency

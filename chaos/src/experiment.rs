@@ -288,7 +288,11 @@ fn step_action(s: &StepSpec, rollback: bool, errs: &mut Vec<FieldError>) -> Opti
         }
     };
     if s.signal.is_some() && first != "kill" {
-        err("signal", "applies to `kill` only".into(), "remove it (stop sends SIGSTOP, continue SIGCONT)");
+        err(
+            "signal",
+            "applies to `kill` only".into(),
+            "remove it (stop sends SIGSTOP, continue SIGCONT)",
+        );
     }
     if rollback && matches!(first, "fault" | "stop" | "cpu_stress" | "memory_stress" | "pause") {
         err(
@@ -301,7 +305,11 @@ fn step_action(s: &StepSpec, rollback: bool, errs: &mut Vec<FieldError>) -> Opti
     let has_duration = s.duration.is_some();
     let no_duration = |err: &mut dyn FnMut(&str, String, &str), what: &str| {
         if has_duration {
-            err("duration", format!("`{what}` happens at once and has no duration"), "remove `duration`");
+            err(
+                "duration",
+                format!("`{what}` happens at once and has no duration"),
+                "remove `duration`",
+            );
         }
     };
     match first {
@@ -407,7 +415,11 @@ fn step_action(s: &StepSpec, rollback: bool, errs: &mut Vec<FieldError>) -> Opti
         "demo_upstream" => demo_upstream(s, rollback, &mut err),
         "pause" => {
             if has_duration {
-                err("duration", "a pause's length is its value".into(), "remove `duration`: write `pause = \"10s\"`");
+                err(
+                    "duration",
+                    "a pause's length is its value".into(),
+                    "remove `duration`: write `pause = \"10s\"`",
+                );
             }
             if s.pause.expect("given").get().is_zero() {
                 err("pause", "is zero".into(), "give a duration such as \"10s\"");
@@ -417,7 +429,11 @@ fn step_action(s: &StepSpec, rollback: bool, errs: &mut Vec<FieldError>) -> Opti
         "clear_faults" => {
             no_duration(&mut err, "clear_faults");
             if s.clear_faults != Some(true) {
-                err("clear_faults", "is false".into(), "remove it, or write `clear_faults = true`");
+                err(
+                    "clear_faults",
+                    "is false".into(),
+                    "remove it, or write `clear_faults = true`",
+                );
                 return None;
             }
             Some((Action::ClearFaults, false))
@@ -428,11 +444,7 @@ fn step_action(s: &StepSpec, rollback: bool, errs: &mut Vec<FieldError>) -> Opti
 
 const BEHAVIOUR_FIELDS: [&str; 5] = ["p50", "p99", "error_rate", "error_status", "size"];
 
-fn demo_upstream(
-    s: &StepSpec,
-    rollback: bool,
-    err: &mut impl FnMut(&str, String, &str),
-) -> Option<(Action, bool)> {
+fn demo_upstream(s: &StepSpec, rollback: bool, err: &mut impl FnMut(&str, String, &str)) -> Option<(Action, bool)> {
     let d = s.demo_upstream.as_ref().expect("given");
     let mut ok = true;
     if reqwest::Url::parse(&d.url).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
@@ -454,14 +466,22 @@ fn demo_upstream(
             ok = false;
         }
         if s.duration.is_some() {
-            err("duration", "a reset happens at once and has no duration".into(), "remove `duration`");
+            err(
+                "duration",
+                "a reset happens at once and has no duration".into(),
+                "remove `duration`",
+            );
             ok = false;
         }
         return ok.then_some((Action::ResetBehaviours { upstream }, false));
     }
     let path = d.path.clone().unwrap_or_else(|| "/".into());
     if !path.starts_with('/') {
-        err("demo_upstream.path", format!("{path:?} does not start with `/`"), "write it like \"/api/checkout\"");
+        err(
+            "demo_upstream.path",
+            format!("{path:?} does not start with `/`"),
+            "write it like \"/api/checkout\"",
+        );
         ok = false;
     }
     let Some(behaviour) = &d.behaviour else {
@@ -492,7 +512,9 @@ fn demo_upstream(
                 .then_some("write an HTTP status such as 503"),
             "size" => value
                 .as_str()
-                .map_or(value.as_u64().is_none(), |t| t.parse::<ballast_model::ByteSize>().is_err())
+                .map_or(value.as_u64().is_none(), |t| {
+                    t.parse::<ballast_model::ByteSize>().is_err()
+                })
                 .then_some("write a size such as \"2KiB\" or a number of bytes"),
             _ => {
                 err(
@@ -624,7 +646,9 @@ stop = "b"
         let errs = experiment("[[method]]\nat = \"5s\"\nstop = \"b\"").unwrap_err();
         assert_eq!(
             errs,
-            ["method[0].duration: is missing: `stop process \"b\" (SIGSTOP)` would last until the method ends, which is when it starts"]
+            [
+                "method[0].duration: is missing: `stop process \"b\" (SIGSTOP)` would last until the method ends, which is when it starts"
+            ]
         );
         let e = experiment("[[method]]\nstop = \"b\"\n[[method]]\nat = \"5s\"\nrestart = \"a\"").unwrap();
         assert_eq!(e.method_end, Duration::from_secs(5));

@@ -54,7 +54,12 @@ pub struct LoadError {
 impl fmt::Display for LoadErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        writeln!(f, "{}: {n} error{} in the experiment", self.file, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{}: {n} error{} in the experiment",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.errors {
             let at = if e.line == 0 {
                 self.file.clone()
@@ -209,7 +214,9 @@ impl Parser<'_> {
                 "rollbacks" => rollbacks = self.items::<StepSpec>(value, &path),
                 other => {
                     let fix = match did_you_mean(other, &FIELDS) {
-                        Some(s) => format!("did you mean `{s}`? (unknown fields are errors, so typos do not pass silently)"),
+                        Some(s) => {
+                            format!("did you mean `{s}`? (unknown fields are errors, so typos do not pass silently)")
+                        }
                         None => format!("remove it; an experiment has {}", FIELDS.join(", ")),
                     };
                     self.error(Some(key.span()), &path, format!("unknown field `{other}`"), &fix);
@@ -239,11 +246,7 @@ impl Parser<'_> {
         let result = Experiment::from_spec(&spec, &slos);
         let errors = match result {
             Ok(experiment) if !some_dropped => {
-                return Some(Loaded {
-                    experiment,
-                    spec,
-                    slos,
-                });
+                return Some(Loaded { experiment, spec, slos });
             }
             Ok(_) => return None,
             Err(errors) => errors,
@@ -292,7 +295,12 @@ impl Parser<'_> {
                 });
             }
             for e in errors {
-                self.error(Some(item.at.span_of(&e.field)), &format!("slo[{i}].{}", e.field), e.message, &e.fix);
+                self.error(
+                    Some(item.at.span_of(&e.field)),
+                    &format!("slo[{i}].{}", e.field),
+                    e.message,
+                    &e.fix,
+                );
             }
             slos.extend(item.value);
         }
@@ -535,7 +543,10 @@ expr = "p99 < 500ms"
         let loaded = parse("demo.toml", DESIGN_SCENARIO).unwrap();
         let e = &loaded.experiment;
         assert_eq!(e.title, "checkout survives a slow payment provider");
-        assert_eq!(e.steady_state[0].name, "burn rate of SLO checkout-availability over 30s < 2");
+        assert_eq!(
+            e.steady_state[0].name,
+            "burn rate of SLO checkout-availability over 30s < 2"
+        );
         assert_eq!(e.abort[0].sustain, std::time::Duration::from_secs(10));
         assert_eq!(e.method[0].at, std::time::Duration::from_secs(40));
         assert_eq!(e.method_end, std::time::Duration::from_secs(70));

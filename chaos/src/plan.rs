@@ -15,7 +15,11 @@ pub fn plan(e: &Experiment, start: SystemTime) -> String {
     let mut entries: Vec<(Duration, u8, Vec<String>)> = Vec::new();
     let before = e.before_at();
     if !before.is_zero() {
-        entries.push((Duration::ZERO, 0, vec!["lead-in: the probes watch, nothing is done".into()]));
+        entries.push((
+            Duration::ZERO,
+            0,
+            vec!["lead-in: the probes watch, nothing is done".into()],
+        ));
     }
     let mut lines = vec!["before: the steady state must hold, or nothing runs".to_owned()];
     lines.extend(e.steady_state.iter().map(|p| format!("  {}", p.name)));
@@ -46,8 +50,17 @@ pub fn plan(e: &Experiment, start: SystemTime) -> String {
         .filter(|s| s.ends.is_none() && undone_at_end(&s.action))
         .collect();
     open.sort_by_key(|s| std::cmp::Reverse(s.at));
-    over.extend(open.iter().map(|s| format!("  undo {}: {}", s.label, end_text(&s.action))));
-    over.extend(e.rollbacks.iter().map(|r| format!("  {}: {}", r.label, r.name.clone().unwrap_or_else(|| r.action.to_string()))));
+    over.extend(
+        open.iter()
+            .map(|s| format!("  undo {}: {}", s.label, end_text(&s.action))),
+    );
+    over.extend(e.rollbacks.iter().map(|r| {
+        format!(
+            "  {}: {}",
+            r.label,
+            r.name.clone().unwrap_or_else(|| r.action.to_string())
+        )
+    }));
     if over.len() == 1 {
         over[0] = "method over: nothing left to roll back".into();
     }

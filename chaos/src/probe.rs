@@ -18,8 +18,8 @@ use std::time::Duration;
 use ballast_model::fault::FieldError;
 use ballast_model::slo::SloSpec;
 use ballast_model::units::HumanDuration;
-use ballast_slo_engine::source::{sidecar_counts, sidecar_latency};
 use ballast_slo_engine::Counts;
+use ballast_slo_engine::source::{sidecar_counts, sidecar_latency};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::{HttpAnswer, Observe};
@@ -191,7 +191,7 @@ impl StatsProbe {
                         }
                         let requests = merged.as_ref().map_or(0, |h| h.len());
                         let ms = merged
-                            .filter(|h| h.len() > 0)
+                            .filter(|h| !h.is_empty())
                             .map(|h| h.value_at_quantile(q) as f64 / 1000.0);
                         Ok((requests, ms))
                     } else {
@@ -235,7 +235,10 @@ impl StatsProbe {
                 };
                 if requests < self.min_requests {
                     r.holds = false;
-                    r.note = Some(format!("{requests} requests, fewer than min_requests = {}", self.min_requests));
+                    r.note = Some(format!(
+                        "{requests} requests, fewer than min_requests = {}",
+                        self.min_requests
+                    ));
                 }
             }
         }
@@ -399,8 +402,18 @@ pub fn check(spec: &ProbeSpec, slos: &[SloSpec], context: Context) -> Result<(Pr
         );
     }
     let ratio_bounds = [
-        ("availability_above", spec.availability_above, Measure::Availability, true),
-        ("availability_below", spec.availability_below, Measure::Availability, false),
+        (
+            "availability_above",
+            spec.availability_above,
+            Measure::Availability,
+            true,
+        ),
+        (
+            "availability_below",
+            spec.availability_below,
+            Measure::Availability,
+            false,
+        ),
         ("error_rate_above", spec.error_rate_above, Measure::ErrorRate, true),
         ("error_rate_below", spec.error_rate_below, Measure::ErrorRate, false),
         ("sli_above", spec.sli_above, Measure::Sli, true),
@@ -443,7 +456,11 @@ pub fn check(spec: &ProbeSpec, slos: &[SloSpec], context: Context) -> Result<(Pr
         if let Some(d) = value {
             let ms = d.get().as_secs_f64() * 1000.0;
             if d.get().is_zero() && !above {
-                err(field, "is zero: no latency is below it".into(), "give a duration such as \"250ms\"");
+                err(
+                    field,
+                    "is zero: no latency is below it".into(),
+                    "give a duration such as \"250ms\"",
+                );
             }
             bounds.push((
                 field,
@@ -469,9 +486,16 @@ pub fn check(spec: &ProbeSpec, slos: &[SloSpec], context: Context) -> Result<(Pr
                 "HTTP probes take status, body_matches and latency_below; measure a route or an SLO in a probe of its own",
             );
         }
-        for (field, set) in [("over", spec.over.is_some()), ("min_requests", spec.min_requests.is_some())] {
+        for (field, set) in [
+            ("over", spec.over.is_some()),
+            ("min_requests", spec.min_requests.is_some()),
+        ] {
             if set {
-                err(field, "does not apply to HTTP probes".into(), "remove it: an HTTP probe is one request");
+                err(
+                    field,
+                    "does not apply to HTTP probes".into(),
+                    "remove it: an HTTP probe is one request",
+                );
             }
         }
         http_probe(spec, url, &mut err)
@@ -499,18 +523,30 @@ pub fn check(spec: &ProbeSpec, slos: &[SloSpec], context: Context) -> Result<(Pr
 fn http_probe(spec: &ProbeSpec, url: &str, err: &mut impl FnMut(&str, String, &str)) -> Option<ProbeKind> {
     let mut ok = true;
     if !(url.starts_with("http://") || url.starts_with("https://")) || reqwest::Url::parse(url).is_err() {
-        err("http", format!("{url:?} is not an http(s) URL"), "write it like \"http://127.0.0.1:8080/healthz\"");
+        err(
+            "http",
+            format!("{url:?} is not an http(s) URL"),
+            "write it like \"http://127.0.0.1:8080/healthz\"",
+        );
         ok = false;
     }
     let method = spec.method.clone().unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-        err("method", format!("{method:?} is not an HTTP method"), "write it like \"GET\" or \"POST\"");
+        err(
+            "method",
+            format!("{method:?} is not an HTTP method"),
+            "write it like \"GET\" or \"POST\"",
+        );
         ok = false;
     }
     let statuses = spec.status.clone().map(|s| s.0).unwrap_or_default();
     for s in &statuses {
         if !(100..=599).contains(s) {
-            err("status", format!("{s} is not an HTTP status"), "give statuses between 100 and 599, e.g. 200");
+            err(
+                "status",
+                format!("{s} is not an HTTP status"),
+                "give statuses between 100 and 599, e.g. 200",
+            );
             ok = false;
         }
     }
@@ -580,7 +616,7 @@ fn stats_probe(
         if !matches!(measure, Measure::BurnRate | Measure::Sli) {
             err(
                 field,
-                format!("does not apply to an SLO probe"),
+                "does not apply to an SLO probe".into(),
                 "SLO probes take burn_rate_above/_below and sli_above/_below; use `route` for availability, error rate and latency",
             );
             return None;
@@ -636,8 +672,10 @@ mod tests {
 
     fn probe(text: &str) -> Probe {
         let slos: Vec<SloSpec> = vec![
-            toml::from_str("name = \"avail\"\nobjective = 0.99\nwindow = \"1h\"\nsli = { availability = { route = \"api\" } }")
-                .unwrap(),
+            toml::from_str(
+                "name = \"avail\"\nobjective = 0.99\nwindow = \"1h\"\nsli = { availability = { route = \"api\" } }",
+            )
+            .unwrap(),
         ];
         let spec: ProbeSpec = toml::from_str(text).unwrap();
         check(&spec, &slos, Context::Abort).unwrap().0
@@ -671,7 +709,8 @@ mod tests {
             "error rate of every route over 30s < 0.01 (at least 10 requests)"
         );
         assert_eq!(
-            probe("http = \"http://x/healthz\"\nstatus = [200, 204]\nbody_matches = \"ok\"\nlatency_below = \"1s\"").name,
+            probe("http = \"http://x/healthz\"\nstatus = [200, 204]\nbody_matches = \"ok\"\nlatency_below = \"1s\"")
+                .name,
             "GET http://x/healthz answers 200 or 204 matching /ok/ within 1s"
         );
     }
@@ -682,8 +721,14 @@ mod tests {
             "route = \"api\"\nslo = \"x\"\navailability_above = 99.0\nfor = \"5s\"",
             Context::SteadyState,
         );
-        assert!(e.contains(&"for: `for` applies to abort conditions only".to_owned()), "{e:?}");
-        assert!(e.contains(&"slo: a probe measures one thing; route and slo are given".to_owned()), "{e:?}");
+        assert!(
+            e.contains(&"for: `for` applies to abort conditions only".to_owned()),
+            "{e:?}"
+        );
+        assert!(
+            e.contains(&"slo: a probe measures one thing; route and slo are given".to_owned()),
+            "{e:?}"
+        );
         assert!(e.contains(&"availability_above: 99 is outside 0-1".to_owned()), "{e:?}");
         let e = errors("route = \"api\"", Context::Abort);
         assert_eq!(e, [": the probe has no bound to compare with"]);
@@ -691,7 +736,10 @@ mod tests {
         assert_eq!(e, ["slo: no SLO named \"nope\""]);
         let e = errors("route = \"a\"\nburn_rate_below = 1.0", Context::Abort);
         assert_eq!(e, ["burn_rate_below: needs an SLO"]);
-        let e = errors("http = \"ftp://x\"\np99_below = \"1s\"\nbody_matches = \"(\"", Context::Abort);
+        let e = errors(
+            "http = \"ftp://x\"\np99_below = \"1s\"\nbody_matches = \"(\"",
+            Context::Abort,
+        );
         assert_eq!(e.len(), 3, "{e:?}");
         let e = errors("route = \"a\"\np99_below = \"1s\"\nstatus = 200", Context::Abort);
         assert_eq!(e, ["status: applies to HTTP probes only"]);
@@ -705,7 +753,9 @@ mod tests {
             errors: 10,
             latency_ms: 40,
         });
-        let r = probe("route = \"api\"\navailability_above = 0.95\nover = \"5s\"").read(&obs).await;
+        let r = probe("route = \"api\"\navailability_above = 0.95\nover = \"5s\"")
+            .read(&obs)
+            .await;
         assert_eq!(r.requests, Some(500));
         assert!((r.value.unwrap() - 0.9).abs() < 1e-9, "{r:?}");
         assert!(!r.holds);
@@ -716,16 +766,28 @@ mod tests {
         let r = probe("route = \"api\"\np50_above = \"50ms\"").read(&obs).await;
         assert!(!r.holds, "{r:?}");
         // 10% errors against a 1% budget: a burn rate of 10.
-        let r = probe("slo = \"avail\"\nburn_rate_above = 9.9\nover = \"3s\"").read(&obs).await;
+        let r = probe("slo = \"avail\"\nburn_rate_above = 9.9\nover = \"3s\"")
+            .read(&obs)
+            .await;
         assert!(r.holds && (r.value.unwrap() - 10.0).abs() < 1e-9, "{r:?}");
-        let r = probe("route = \"api\"\navailability_above = 0.5\nmin_requests = 100000").read(&obs).await;
-        assert!(!r.holds && r.note.as_deref().unwrap().contains("fewer than min_requests"), "{r:?}");
+        let r = probe("route = \"api\"\navailability_above = 0.5\nmin_requests = 100000")
+            .read(&obs)
+            .await;
+        assert!(
+            !r.holds && r.note.as_deref().unwrap().contains("fewer than min_requests"),
+            "{r:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn without_requests_nothing_failed() {
         let obs = Scripted::new(|_| Traffic::default());
-        assert!(probe("route = \"api\"\navailability_above = 0.99").read(&obs).await.holds);
+        assert!(
+            probe("route = \"api\"\navailability_above = 0.99")
+                .read(&obs)
+                .await
+                .holds
+        );
         assert!(probe("slo = \"avail\"\nburn_rate_below = 1.0").read(&obs).await.holds);
         assert!(probe("route = \"api\"\np99_below = \"1ms\"").read(&obs).await.holds);
         assert!(!probe("route = \"api\"\np99_above = \"1ms\"").read(&obs).await.holds);
@@ -744,7 +806,9 @@ mod tests {
         let r = healthy.read(&obs).await;
         assert!(r.holds && r.status == Some(200), "{r:?}");
         assert!(!healthy.triggers(&r), "a healthy answer does not abort");
-        let r = probe("http = \"http://x/\"\nstatus = 204\nlatency_below = \"10ms\"").read(&obs).await;
+        let r = probe("http = \"http://x/\"\nstatus = 204\nlatency_below = \"10ms\"")
+            .read(&obs)
+            .await;
         assert!(!r.holds);
         assert_eq!(r.note.as_deref(), Some("status 200; answered in 30ms, not below 10ms"));
     }

@@ -137,7 +137,10 @@ impl Run<'_> {
         if started && !self.cancelled {
             self.after(method_over).await;
             if self.cancelled && verdict.is_none() {
-                verdict = Some((Verdict::Interrupted, "cancelled while waiting for the steady state to come back".into()));
+                verdict = Some((
+                    Verdict::Interrupted,
+                    "cancelled while waiting for the steady state to come back".into(),
+                ));
             }
         }
         let (verdict, reason) = match verdict {
@@ -213,9 +216,8 @@ impl Run<'_> {
                 }
                 next += 1;
             }
-            let Some(&(at, _)) = timeline.get(next) else {
-                return None;
-            };
+            // The last moment done: the method is over.
+            let &(at, _) = timeline.get(next)?;
             let wake = (self.start + at).min(next_check);
             if self.wait_until(wake).await {
                 return Some((Verdict::Interrupted, "cancelled during the method".into()));
@@ -246,7 +248,8 @@ impl Run<'_> {
         let offset = self.offset();
         // A fault lives until its step ends (or the method does), never longer.
         let until = step.ends.unwrap_or(self.e.method_end);
-        let ttl = until.saturating_sub(offset).max(Duration::from_millis(1));
+        let left = until.saturating_sub(offset).as_millis().max(1) as u64;
+        let ttl = Duration::from_millis(left);
         let result = self.perform(&step.action, ttl, step.ends.is_some()).await;
         let (ok, error, detail, undo) = match result {
             Ok((undo, detail)) => (true, None, detail, undo),

@@ -18,8 +18,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use ballast_model::units::{ByteSize, HumanDuration};
 use ballast_model::FaultSpec;
+use ballast_model::units::{ByteSize, HumanDuration};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// One experiment as written.

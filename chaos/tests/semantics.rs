@@ -94,20 +94,38 @@ clear_faults = true
     assert_eq!(h.before.as_ref().unwrap().offset_ms, 2000);
     assert_eq!(offsets(&h.during), [3, 4, 5]);
     assert_eq!(offsets(&h.after), [5]);
-    assert_eq!((h.held_before, h.held_during, h.held_after), (Some(true), Some(true), Some(true)));
+    assert_eq!(
+        (h.held_before, h.held_during, h.held_after),
+        (Some(true), Some(true), Some(true))
+    );
     assert_eq!(h.recovered_in_ms, Some(0));
     assert_eq!(obs.reads(), [secs(2.0), secs(3.0), secs(4.0), secs(5.0), secs(5.0)]);
     let steps: Vec<(&str, u64, Option<u64>)> = j
         .steps
         .iter()
-        .map(|s| (s.run.step.as_str(), s.run.offset_ms, s.ended.as_ref().map(|e| e.offset_ms)))
+        .map(|s| {
+            (
+                s.run.step.as_str(),
+                s.run.offset_ms,
+                s.ended.as_ref().map(|e| e.offset_ms),
+            )
+        })
         .collect();
     assert_eq!(
         steps,
-        [("method[0]", 2000, Some(5000)), ("method[1]", 3000, Some(4000)), ("method[2]", 4000, Some(5000))]
+        [
+            ("method[0]", 2000, Some(5000)),
+            ("method[1]", 3000, Some(4000)),
+            ("method[2]", 4000, Some(5000))
+        ]
     );
     assert_eq!(j.steps[0].detail["faults"][0]["id"], "f1");
-    assert_eq!(j.rollbacks.len(), 1, "nothing left to undo; the rollbacks ran: {:?}", j.rollbacks);
+    assert_eq!(
+        j.rollbacks.len(),
+        1,
+        "nothing left to undo; the rollbacks ran: {:?}",
+        j.rollbacks
+    );
     assert_eq!(j.rollbacks_failed, 0);
 
     let mut kinds = Vec::new();
@@ -180,7 +198,11 @@ async fn the_steady_state_after_may_take_its_recovery_time() {
     assert_eq!(j.hypothesis.held_after, Some(true));
     assert_eq!(j.hypothesis.recovered_in_ms, Some(1000));
     assert!(j.hypothesis.during.iter().all(|c| !c.held), "{:?}", j.hypothesis.during);
-    assert!(j.reason.unwrap().starts_with("the steady state did not hold during the method (first at +3s"));
+    assert!(
+        j.reason
+            .unwrap()
+            .starts_with("the steady state did not hold during the method (first at +3s")
+    );
 
     // A system that stays broken after the fault is not back within its recovery time.
     let (obs, act) = (failing_during(&[(2.0, 100.0)]), Recorder::new());
@@ -211,10 +233,17 @@ continue = "db"
     assert_eq!(j.verdict, Verdict::Aborted, "{j:#?}");
     assert_eq!(
         act.calls(),
-        ["1s add fault abort ttl=20s", "14s remove fault f1", "14s signal SIGCONT process \"db\""]
+        [
+            "1s add fault abort ttl=20s",
+            "14s remove fault f1",
+            "14s signal SIGCONT process \"db\""
+        ]
     );
     let abort = j.abort.unwrap();
-    assert_eq!((abort.condition.as_str(), abort.since_offset_ms, abort.offset_ms), ("abort[0]", 11_000, 14_000));
+    assert_eq!(
+        (abort.condition.as_str(), abort.since_offset_ms, abort.offset_ms),
+        ("abort[0]", 11_000, 14_000)
+    );
     assert!((abort.reading.value.unwrap() - 0.6).abs() < 1e-9);
     assert_eq!(
         j.reason.as_deref(),
@@ -222,7 +251,11 @@ continue = "db"
     );
     let blip: Vec<bool> = j.hypothesis.during[3..6].iter().map(|c| c.abort[0].holds).collect();
     assert_eq!(blip, [true, true, false], "the blip was seen, and ended");
-    assert_eq!(offsets(&j.hypothesis.after), [14], "the steady state (none) is checked after an abort");
+    assert_eq!(
+        offsets(&j.hypothesis.after),
+        [14],
+        "the steady state (none) is checked after an abort"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -260,7 +293,10 @@ clear_faults = true
     );
     assert!(!j.steps[1].run.ok);
     let reason = j.reason.unwrap();
-    assert!(reason.starts_with("method[1] (memory stress: 1MiB held) failed: "), "{reason}");
+    assert!(
+        reason.starts_with("method[1] (memory stress: 1MiB held) failed: "),
+        "{reason}"
+    );
     let undone: Vec<&str> = j.rollbacks.iter().map(|r| r.step.as_str()).collect();
     assert_eq!(undone, ["undo method[0]", "rollbacks[0]"]);
 }
@@ -322,7 +358,10 @@ clear_faults = true
 restart = "web"
 "#,
     );
-    let (obs, act) = (failing_during(&[]), Recorder::new().fail_on("remove fault").fail_on("clear"));
+    let (obs, act) = (
+        failing_during(&[]),
+        Recorder::new().fail_on("remove fault").fail_on("clear"),
+    );
     let j = run(&e, &obs, &act).await;
     assert_eq!(
         act.calls(),
@@ -338,7 +377,12 @@ restart = "web"
     let results: Vec<(&str, bool)> = j.rollbacks.iter().map(|r| (r.step.as_str(), r.ok)).collect();
     assert_eq!(
         results,
-        [("undo method[1]", true), ("undo method[0]", false), ("rollbacks[0]", false), ("rollbacks[1]", true)]
+        [
+            ("undo method[1]", true),
+            ("undo method[0]", false),
+            ("rollbacks[0]", false),
+            ("rollbacks[1]", true)
+        ]
     );
     assert_eq!(j.rollbacks_failed, 2);
     assert!(j.rollbacks[1].error.as_deref().unwrap().contains("refused"));
@@ -348,7 +392,10 @@ restart = "web"
     let act = Recorder::new().fail_on("remove fault");
     let j = run(&e, &obs, &act).await;
     assert_eq!(j.verdict, Verdict::Error);
-    assert_eq!(act.calls(), ["0s add fault reset ttl=3s", "3s remove fault f1", "3s remove fault f1"]);
+    assert_eq!(
+        act.calls(),
+        ["0s add fault reset ttl=3s", "3s remove fault f1", "3s remove fault f1"]
+    );
     assert_eq!(j.rollbacks_failed, 1);
     assert!(!j.steps[0].ended.as_ref().unwrap().ok);
 }
@@ -375,7 +422,10 @@ kill = "api"
     let j = run(&e, &obs, &act).await;
     assert_eq!(j.verdict, Verdict::Aborted);
     // Unhealthy from 2 s, for a second: aborted at 3 s, and the killed process restarted.
-    assert_eq!(act.calls(), ["0s signal SIGKILL process \"api\"", "3s restart process \"api\""]);
+    assert_eq!(
+        act.calls(),
+        ["0s signal SIGKILL process \"api\"", "3s restart process \"api\""]
+    );
 }
 
 #[test]

@@ -124,7 +124,14 @@ impl LiveSidecars {
         let sidecars = LiveSidecars { history, task };
         let mut wait = tokio::time::interval(interval / 10);
         while (0..admins.len()).any(|i| sidecars.history.len(i) == 0) {
-            if let Some(e) = sidecars.history.sidecars.lock().unwrap().iter().find_map(|s| s.error.clone()) {
+            if let Some(e) = sidecars
+                .history
+                .sidecars
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|s| s.error.clone())
+            {
                 return Err(e);
             }
             wait.tick().await;
@@ -170,6 +177,9 @@ mod tests {
         h.failed(1, "connection refused".into());
         assert_eq!(h.recent(Duration::from_secs(2)).unwrap_err(), "connection refused");
         h.push(1, window(501_000, 502_000));
-        assert!(h.recent(Duration::from_secs(2)).is_ok(), "a good scrape clears the error");
+        assert!(
+            h.recent(Duration::from_secs(2)).is_ok(),
+            "a good scrape clears the error"
+        );
     }
 }

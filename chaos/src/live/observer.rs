@@ -24,10 +24,7 @@ impl LiveObserver {
     pub fn new(history: Option<Arc<StatsHistory>>) -> Self {
         LiveObserver {
             history,
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("HTTP client"),
+            http: reqwest::Client::builder().no_proxy().build().expect("HTTP client"),
         }
     }
 }

@@ -31,7 +31,11 @@ pub fn send(pid: u32, signal: Signal) -> Result<(), String> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(format!("{} to pid {pid}: {}", signal.name(), std::io::Error::last_os_error()))
+        Err(format!(
+            "{} to pid {pid}: {}",
+            signal.name(),
+            std::io::Error::last_os_error()
+        ))
     }
 }
 
@@ -49,6 +53,10 @@ mod tests {
             std::fs::write(&path, bad).unwrap();
             assert!(read_pid_file(path.to_str().unwrap()).is_err(), "{bad:?}");
         }
-        assert!(read_pid_file("/nonexistent/x.pid").unwrap_err().contains("No such file"));
+        assert!(
+            read_pid_file("/nonexistent/x.pid")
+                .unwrap_err()
+                .contains("No such file")
+        );
     }
 }
