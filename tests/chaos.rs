@@ -311,6 +311,13 @@ fn the_example_experiment_plans_and_its_sidecar_config_is_valid() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
+    // The README's example is a valid experiment too.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split("## Chaos experiments").nth(1).unwrap();
+    let example = section.split("```toml\n").nth(1).unwrap().split("```").next().unwrap();
+    let loaded = ballast_chaos::load::parse("README.md", example).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.experiment.method.len(), 2);
+
     // Faults need a sidecar: a usage error without --admin.
     let out = Command::new(BIN)
         .arg("chaos")

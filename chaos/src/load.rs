@@ -96,6 +96,17 @@ pub fn load_file(path: &std::path::Path) -> Result<Loaded, LoadErrors> {
     }
 }
 
+/// A scenario's experiment: `None` when it has no `[experiment]` table (the scenario runner's
+/// entry point; its other tables are left alone).
+pub fn parse_scenario(file: &str, text: &str) -> Result<Option<Loaded>, LoadErrors> {
+    let (doc, _) = DeTable::parse_recoverable(text);
+    if !doc.get_ref().iter().any(|(k, _)| k.get_ref() == "experiment") {
+        // Syntax errors, if any, are reported by whoever reads the rest of the scenario.
+        return Ok(None);
+    }
+    parse(file, text).map(Some)
+}
+
 /// Load the experiment of `text` (the file `file`, named in messages).
 pub fn parse(file: &str, text: &str) -> Result<Loaded, LoadErrors> {
     let mut p = Parser {
@@ -551,6 +562,21 @@ expr = "p99 < 500ms"
         assert_eq!(e.method[0].at, std::time::Duration::from_secs(40));
         assert_eq!(e.method_end, std::time::Duration::from_secs(70));
         assert_eq!(loaded.slos.len(), 1);
+    }
+
+    #[test]
+    fn a_scenario_without_an_experiment_has_none() {
+        assert!(
+            parse_scenario("s.toml", "title = \"load only\"\n[load]\nrate = 1\n")
+                .unwrap()
+                .is_none()
+        );
+        assert!(parse_scenario("s.toml", DESIGN_SCENARIO).unwrap().is_some());
+        let bad = DESIGN_SCENARIO.replace("duration = \"30s\"", "duration = \"soon\"");
+        let errs = parse_scenario("s.toml", &bad).unwrap_err();
+        assert_eq!(errs.errors.len(), 1, "{errs}");
+        assert_eq!(errs.errors[0].field, "experiment.method[0].duration", "{errs}");
+        assert_eq!((errs.errors[0].line, errs.errors[0].column), (28, 12));
     }
 
     #[test]

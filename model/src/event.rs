@@ -147,4 +147,19 @@ mod tests {
         assert_eq!(serde_json::from_value::<Event>(json).unwrap(), e);
         assert!(Event::now("x", e.kind.clone()).at_ms > 1_700_000_000_000);
     }
+
+    #[test]
+    fn experiment_events_leave_out_what_they_lack() {
+        let step = EventKind::ExperimentStepFinished {
+            experiment: "x".into(),
+            step: "method[0]".into(),
+            action: "pause".into(),
+            ok: true,
+            error: None,
+        };
+        let json = serde_json::to_value(Event::now("chaos", step.clone())).unwrap();
+        assert_eq!(json["kind"], "experiment_step_finished");
+        assert!(json.get("error").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<Event>(json).unwrap().kind, step);
+    }
 }
