@@ -63,9 +63,9 @@ fn journal(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-#[test]
-fn an_experiment_injects_its_fault_sees_the_hypothesis_fail_and_removes_it() {
-    let rt = runtime();
+/// A sidecar (its own process) with route `api` to a mock upstream, under light load until
+/// the returned flag is set: a request every 10 ms.
+fn loaded_sidecar(rt: &tokio::runtime::Runtime) -> (MockUpstream, Proc, Arc<AtomicBool>) {
     let up = rt.block_on(MockUpstream::start("u"));
     let sc = Proc::sidecar(
         &sidecar_bin(),
@@ -75,7 +75,6 @@ fn an_experiment_injects_its_fault_sees_the_hypothesis_fail_and_removes_it() {
             up.addr
         ),
     );
-    // Light load through the sidecar until the test ends: a request every 10 ms.
     let stop = Arc::new(AtomicBool::new(false));
     let (url, done) = (sc.url("/echo"), stop.clone());
     rt.spawn(async move {
@@ -87,7 +86,23 @@ fn an_experiment_injects_its_fault_sees_the_hypothesis_fail_and_removes_it() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
+    (up, sc, stop)
+}
 
+/// The faults in place on the sidecar, once there is exactly one.
+fn the_fault(rt: &tokio::runtime::Runtime, faults_url: &str) -> Value {
+    let mut seen;
+    assert_eventually!(@ Duration::from_secs(30), {
+        seen = get_json(rt, faults_url);
+        seen.as_array().is_some_and(|f| f.len() == 1)
+    }, "the experiment's fault in {faults_url}");
+    seen[0].clone()
+}
+
+#[test]
+fn an_experiment_injects_its_fault_sees_the_hypothesis_fail_and_removes_it() {
+    let rt = runtime();
+    let (_up, sc, stop) = loaded_sidecar(&rt);
     let dir = tempfile::tempdir().unwrap();
     let experiment = dir.path().join("experiment.toml");
     std::fs::write(
@@ -121,12 +136,7 @@ fault = { kind = "abort", status = 503, route = "api" }
     // The fault shows on the sidecar while the experiment runs, with a TTL no longer than
     // the step's duration.
     let faults_url = format!("{admin}/faults");
-    let mut seen;
-    assert_eventually!(@ Duration::from_secs(30), {
-        seen = get_json(&rt, &faults_url);
-        seen.as_array().is_some_and(|f| f.len() == 1)
-    }, "the experiment's fault in /faults");
-    let fault = &seen[0];
+    let fault = &the_fault(&rt, &faults_url);
     assert_eq!(fault["spec"]["kind"], "abort");
     assert_eq!(fault["spec"]["route"], "api");
     let ttl_ms = fault["expires_at_ms"].as_u64().unwrap() - fault["created_at_ms"].as_u64().unwrap();
@@ -164,6 +174,43 @@ fault = { kind = "abort", status = 503, route = "api" }
         "{j:#}"
     );
     assert!(out.contains("verdict: deviated"), "{out}");
+}
+
+#[test]
+fn sigterm_ends_an_experiment_early_and_rolls_it_back() {
+    let rt = runtime();
+    let (_up, sc, stop) = loaded_sidecar(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = dir.path().join("experiment.toml");
+    std::fs::write(
+        &experiment,
+        "[[method]]\nduration = \"10m\"\nfault = { kind = \"delay\", delay = \"1ms\", route = \"api\" }\n",
+    )
+    .unwrap();
+    let journal_path = dir.path().join("journal.json");
+    let admin = format!("http://{}", sc.admin());
+    let mut child = chaos(
+        dir.path(),
+        &[
+            experiment.to_str().unwrap(),
+            "--admin",
+            &admin,
+            "--journal",
+            journal_path.to_str().unwrap(),
+        ],
+    );
+    let faults_url = format!("{admin}/faults");
+    the_fault(&rt, &faults_url);
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let (code, out) = exit_code(&mut child, dir.path());
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(get_json(&rt, &faults_url), serde_json::json!([]), "rolled back: {out}");
+    let j = journal(&journal_path);
+    assert_eq!(j["verdict"], "interrupted");
+    assert_eq!(j["rollbacks"][0]["step"], "undo method[0]");
+    assert_eq!(j["rollbacks"][0]["ok"], true);
 }
 
 /// The state letter of a process (`S` sleeping, `T` stopped).

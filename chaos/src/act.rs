@@ -23,6 +23,9 @@ pub enum ActError {
     DemoUpstream(String),
     #[error("stress: {0}")]
     Stress(String),
+    /// No answer in time; what it did, if anything, is unknown (a fault's TTL still bounds it).
+    #[error("{0}: no answer within {1:?}")]
+    TimedOut(String, std::time::Duration),
 }
 
 /// Everything an experiment may do. Each call is one attempt: the experiment decides what

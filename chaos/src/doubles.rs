@@ -120,11 +120,13 @@ impl Observe for Scripted {
 }
 
 /// Acts by writing each call down (`"2s add fault abort ttl=3s"`); calls whose words contain
-/// one of the [`Recorder::fail_on`] texts fail instead.
+/// one of the [`Recorder::fail_on`] texts fail instead, and those matching a
+/// [`Recorder::hang_on`] text never answer.
 pub struct Recorder {
     start: Instant,
     calls: Mutex<Vec<String>>,
     fail: Mutex<Vec<String>>,
+    hang: Mutex<Vec<String>>,
     next: AtomicU64,
 }
 
@@ -134,6 +136,7 @@ impl Default for Recorder {
             start: Instant::now(),
             calls: Mutex::new(Vec::new()),
             fail: Mutex::new(Vec::new()),
+            hang: Mutex::new(Vec::new()),
             next: AtomicU64::new(1),
         }
     }
@@ -150,18 +153,30 @@ impl Recorder {
         self
     }
 
+    /// Make every call whose words contain `text` hang forever.
+    pub fn hang_on(self, text: &str) -> Self {
+        self.hang.lock().unwrap().push(text.to_owned());
+        self
+    }
+
     /// Every call so far, `"<time since made> <call>"`.
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
     }
 
-    fn call(&self, what: String) -> Result<(), ActError> {
+    /// Write the call down and answer it with `value` (or fail, or hang, as scripted).
+    fn answer<'a, T: Send + 'a>(&self, what: String, value: impl FnOnce() -> T) -> BoxFuture<'a, Result<T, ActError>> {
         let at = HumanDuration(self.start.elapsed());
         self.calls.lock().unwrap().push(format!("{at} {what}"));
-        if self.fail.lock().unwrap().iter().any(|f| what.contains(f.as_str())) {
-            return Err(ActError::Sidecar(format!("{what}: refused (as scripted)")));
+        if self.hang.lock().unwrap().iter().any(|h| what.contains(h.as_str())) {
+            return Box::pin(std::future::pending());
         }
-        Ok(())
+        let result = if self.fail.lock().unwrap().iter().any(|f| what.contains(f.as_str())) {
+            Err(ActError::Sidecar(format!("{what}: refused (as scripted)")))
+        } else {
+            Ok(value())
+        };
+        Box::pin(std::future::ready(result))
     }
 
     fn id(&self) -> u64 {
@@ -169,35 +184,31 @@ impl Recorder {
     }
 }
 
-fn ready<'a, T: Send + 'a>(r: Result<T, ActError>) -> BoxFuture<'a, Result<T, ActError>> {
-    Box::pin(std::future::ready(r))
-}
-
 impl Act for Recorder {
     fn add_fault<'a>(&'a self, spec: &'a FaultSpec) -> BoxFuture<'a, Result<Vec<FaultRef>, ActError>> {
         let ttl = spec.ttl.map_or("none".to_owned(), |t| t.to_string());
-        ready(self.call(format!("add fault {} ttl={ttl}", spec.kind)).map(|()| {
+        self.answer(format!("add fault {} ttl={ttl}", spec.kind), || {
             vec![FaultRef {
                 admin: "sidecar".into(),
                 id: format!("f{}", self.id()),
             }]
-        }))
+        })
     }
 
     fn remove_fault<'a>(&'a self, fault: &'a FaultRef) -> BoxFuture<'a, Result<(), ActError>> {
-        ready(self.call(format!("remove fault {}", fault.id)))
+        self.answer(format!("remove fault {}", fault.id), || ())
     }
 
     fn clear_faults(&self) -> BoxFuture<'_, Result<Vec<String>, ActError>> {
-        ready(self.call("clear faults".into()).map(|()| Vec::new()))
+        self.answer("clear faults".into(), Vec::new)
     }
 
     fn signal<'a>(&'a self, process: &'a ProcessRef, signal: Signal) -> BoxFuture<'a, Result<u32, ActError>> {
-        ready(self.call(format!("signal {} {process}", signal.name())).map(|()| 4242))
+        self.answer(format!("signal {} {process}", signal.name()), || 4242)
     }
 
     fn restart<'a>(&'a self, process: &'a ProcessRef) -> BoxFuture<'a, Result<u32, ActError>> {
-        ready(self.call(format!("restart {process}")).map(|()| 4243))
+        self.answer(format!("restart {process}"), || 4243)
     }
 
     fn start_stress(&self, stress: Stress) -> BoxFuture<'_, Result<StressId, ActError>> {
@@ -206,11 +217,11 @@ impl Act for Recorder {
             Stress::Cpu { threads } => format!("start stress #{id}: cpu {threads} threads"),
             Stress::Memory { bytes } => format!("start stress #{id}: memory {bytes} bytes"),
         };
-        ready(self.call(what).map(|()| StressId(id)))
+        self.answer(what, || StressId(id))
     }
 
     fn end_stress(&self, id: StressId) -> BoxFuture<'_, Result<(), ActError>> {
-        ready(self.call(format!("end stress #{}", id.0)))
+        self.answer(format!("end stress #{}", id.0), || ())
     }
 
     fn set_behaviour<'a>(
@@ -220,10 +231,9 @@ impl Act for Recorder {
         behaviour: &'a serde_json::Value,
     ) -> BoxFuture<'a, Result<Option<serde_json::Value>, ActError>> {
         let previous = serde_json::json!({ "error_rate": 0.0 });
-        ready(
-            self.call(format!("set behaviour {upstream} {path} {behaviour}"))
-                .map(|()| Some(previous)),
-        )
+        self.answer(format!("set behaviour {upstream} {path} {behaviour}"), || {
+            Some(previous)
+        })
     }
 
     fn restore_behaviour<'a>(
@@ -233,10 +243,10 @@ impl Act for Recorder {
         previous: Option<&'a serde_json::Value>,
     ) -> BoxFuture<'a, Result<(), ActError>> {
         let previous = previous.map_or("none".to_owned(), |p| p.to_string());
-        ready(self.call(format!("restore behaviour {upstream} {path} {previous}")))
+        self.answer(format!("restore behaviour {upstream} {path} {previous}"), || ())
     }
 
     fn reset_behaviours<'a>(&'a self, upstream: &'a str) -> BoxFuture<'a, Result<(), ActError>> {
-        ready(self.call(format!("reset behaviours {upstream}")))
+        self.answer(format!("reset behaviours {upstream}"), || ())
     }
 }

@@ -36,6 +36,19 @@ pub type EventSender = UnboundedSender<Event>;
 /// The `source` of the events an experiment sends.
 pub const EVENT_SOURCE: &str = "chaos";
 
+/// An action or undo that takes longer has failed: the experiment (and its rollbacks) go on.
+pub const ACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `call`, failed with [`ActError::TimedOut`] after [`ACTION_TIMEOUT`].
+async fn bounded<T>(
+    what: impl std::fmt::Display,
+    call: impl Future<Output = Result<T, ActError>>,
+) -> Result<T, ActError> {
+    tokio::time::timeout(ACTION_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(ActError::TimedOut(what.to_string(), ACTION_TIMEOUT)))
+}
+
 impl Experiment {
     /// Run the experiment to its end (or until `cancel` resolves) and return its journal. Steps,
     /// hypothesis checks and the end go to `events` as they happen.
@@ -250,7 +263,7 @@ impl Run<'_> {
         let until = step.ends.unwrap_or(self.e.method_end);
         let left = until.saturating_sub(offset).as_millis().max(1) as u64;
         let ttl = Duration::from_millis(left);
-        let result = self.perform(&step.action, ttl, step.ends.is_some()).await;
+        let result = bounded(&action, self.perform(&step.action, ttl, step.ends.is_some())).await;
         let (ok, error, detail, undo) = match result {
             Ok((undo, detail)) => (true, None, detail, undo),
             Err(e) => (false, Some(e.to_string()), serde_json::Value::Null, None),
@@ -302,7 +315,10 @@ impl Run<'_> {
             action: what.clone(),
         });
         let offset = self.offset();
-        let error = self.undo(&pending.undo).await.err().map(|e| e.to_string());
+        let error = bounded(&what, self.undo(&pending.undo))
+            .await
+            .err()
+            .map(|e| e.to_string());
         self.steps[pending.record].ended = Some(self.activity(label.clone(), what.clone(), offset, error.clone()));
         self.emit(EventKind::ExperimentStepFinished {
             experiment: self.e.title.clone(),
@@ -411,12 +427,14 @@ impl Run<'_> {
         while let Some(p) = self.pending.pop() {
             let label = format!("undo {}", self.e.method[p.step].label);
             let what = p.undo.to_string();
-            let result = self.undo(&p.undo).await;
+            let result = bounded(&what, self.undo(&p.undo)).await;
             self.record_rollback(label, what, result);
         }
         for r in &self.e.rollbacks {
             let what = r.action.to_string();
-            let result = self.perform(&r.action, Duration::ZERO, false).await.map(drop);
+            let result = bounded(&what, self.perform(&r.action, Duration::ZERO, false))
+                .await
+                .map(drop);
             self.record_rollback(r.label.clone(), what, result);
         }
     }

@@ -401,6 +401,32 @@ restart = "web"
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_action_without_an_answer_fails_in_time_and_is_rolled_back() {
+    let e = experiment(
+        "[[method]]\nduration = \"1m\"\nfault = { kind = \"reset\" }\n[[method]]\nat = \"1s\"\nduration = \"1m\"\nstop = \"db\"\n[[rollbacks]]\nclear_faults = true\n",
+    );
+    let (obs, act) = (failing_during(&[]), Recorder::new().hang_on("SIGSTOP").hang_on("clear"));
+    let j = run(&e, &obs, &act).await;
+    assert_eq!(j.verdict, Verdict::Error);
+    assert_eq!(
+        act.calls(),
+        [
+            "0s add fault reset ttl=1m",
+            "1s signal SIGSTOP process \"db\"",
+            "31s remove fault f1",
+            "31s clear faults"
+        ]
+    );
+    assert!(j.reason.unwrap().ends_with("no answer within 30s"));
+    assert_eq!(
+        j.rollbacks_failed, 1,
+        "the hung rollback timed out too, after the others: {:?}",
+        j.rollbacks
+    );
+    assert_eq!(j.ended_at_ms - j.started_at_ms, 61_000);
+}
+
+#[tokio::test(start_paused = true)]
 async fn http_probes_abort_when_unhealthy() {
     let e = experiment(
         r#"
