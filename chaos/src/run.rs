@@ -140,7 +140,10 @@ type Stop = (Verdict, String);
 
 impl Run<'_> {
     async fn go(mut self) -> Journal {
-        let stopped = self.before_and_method().await;
+        let stopped = match self.before().await {
+            Some(stop) => Some(stop),
+            None => self.method().await,
+        };
         let started = !self.steps.is_empty();
         if started {
             self.roll_back().await;
@@ -185,8 +188,8 @@ impl Run<'_> {
         }
     }
 
-    /// The lead-in, the check before, and the method; `None` when the method ran to its end.
-    async fn before_and_method(&mut self) -> Option<Stop> {
+    /// The lead-in and the check before; `None` when the method may start.
+    async fn before(&mut self) -> Option<Stop> {
         let e = self.e;
         if self.wait_until(self.start + e.before_at()).await {
             return Some((Verdict::Interrupted, "cancelled before the method started".into()));
@@ -202,10 +205,13 @@ impl Run<'_> {
                 format!("the steady state did not hold before the method: {}", failed.join("; ")),
             ));
         }
-        if let Some(stop) = self.abort_due() {
-            return Some(stop);
-        }
-        let mut timeline: Vec<(std::time::Duration, Moment)> = Vec::new();
+        self.abort_due()
+    }
+
+    /// The method's timeline, with checks every interval; `None` when it ran to its end.
+    async fn method(&mut self) -> Option<Stop> {
+        let e = self.e;
+        let mut timeline: Vec<(Duration, Moment)> = Vec::new();
         for (i, s) in e.method.iter().enumerate() {
             timeline.push((s.at, Moment::Apply(i)));
             if let Some(end) = s.ends {
