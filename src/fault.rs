@@ -8,8 +8,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ballast_model::ActiveFault;
+use ballast_model::client::{AdminClient, ClientError, fault_params};
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 
@@ -215,28 +216,15 @@ fn number_or_text(v: &str) -> Value {
 pub struct Refused(String);
 
 pub async fn run(args: FaultArgs) -> anyhow::Result<()> {
-    let base = args.admin.trim_end_matches('/').to_owned();
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let authed = |req: reqwest::RequestBuilder| match &args.token {
-        Some(t) => req.bearer_auth(t),
-        None => req,
-    };
+    let admin = AdminClient::new(&args.admin, args.token.clone());
+    let refused = |e| refused(e, admin.base());
     match args.command {
         FaultCommand::Add(add) => {
-            let spec = add.spec()?;
-            let resp = authed(http.post(format!("{base}/faults")).json(&spec))
-                .send()
-                .await
-                .with_context(|| format!("cannot reach the admin API at {base}"))?;
-            let fault: ActiveFault = answer(resp).await?;
+            let fault = admin.add_fault(&add.spec()?).await.map_err(refused)?;
             println!("{}", describe(&fault));
         }
         FaultCommand::List { json } => {
-            let resp = authed(http.get(format!("{base}/faults")))
-                .send()
-                .await
-                .with_context(|| format!("cannot reach the admin API at {base}"))?;
-            let faults: Vec<ActiveFault> = answer(resp).await?;
+            let faults = admin.faults().await.map_err(refused)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&faults)?);
             } else if faults.is_empty() {
@@ -248,18 +236,11 @@ pub async fn run(args: FaultArgs) -> anyhow::Result<()> {
             }
         }
         FaultCommand::Clear { id } => {
-            let path = id.map_or_else(|| "/faults".to_owned(), |id| format!("/faults/{id}"));
-            let resp = authed(http.delete(format!("{base}{path}")))
-                .send()
-                .await
-                .with_context(|| format!("cannot reach the admin API at {base}"))?;
-            let removed: Value = answer(resp).await?;
-            let ids: Vec<&str> = removed["removed"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let ids = match id {
+                Some(id) => admin.remove_fault(&id).await,
+                None => admin.clear_faults().await,
+            }
+            .map_err(refused)?;
             println!(
                 "removed {} fault(s){}",
                 ids.len(),
@@ -274,38 +255,19 @@ pub async fn run(args: FaultArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The JSON of a successful answer, or the problem document turned into an error.
-async fn answer<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> anyhow::Result<T> {
-    let status = resp.status();
-    let body = resp.text().await?;
-    if status.is_success() {
-        return serde_json::from_str(&body).with_context(|| format!("unexpected answer from the admin API: {body}"));
+/// A problem document becomes [`Refused`] (a usage error); a failed connection says which
+/// admin API it tried.
+fn refused(e: ClientError, base: &str) -> anyhow::Error {
+    match e {
+        ClientError::Refused(text) => Refused(text).into(),
+        ClientError::Status { status, body, .. } => anyhow::anyhow!("the admin API answered {status}: {body}"),
+        e @ ClientError::Http { .. } => anyhow::Error::new(e).context(format!("cannot reach the admin API at {base}")),
     }
-    let Ok(problem) = serde_json::from_str::<Value>(&body) else {
-        bail!("the admin API answered {status}: {}", body.trim());
-    };
-    let mut text = format!(
-        "{} ({status}): {}",
-        problem["title"].as_str().unwrap_or("refused"),
-        problem["detail"].as_str().unwrap_or_default()
-    );
-    for e in problem["errors"].as_array().into_iter().flatten() {
-        let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-        text.push_str(&format!("\n  {}: {}\n    fix: {}", s("field"), s("message"), s("fix")));
-    }
-    Err(Refused(text).into())
 }
 
 /// One line per fault: id, kind, where, counters, expiry.
 fn describe(f: &ActiveFault) -> String {
-    let spec = serde_json::to_value(&f.spec).unwrap_or_default();
-    let params: Vec<String> = spec
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| !matches!(k.as_str(), "kind" | "id" | "ttl"))
-        .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
-        .collect();
+    let params = fault_params(f);
     let expiry = match f.expires_at_ms {
         None => "from the config".to_owned(),
         Some(at) => {

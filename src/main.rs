@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - `main.rs`: argument parsing (clap) and exit codes.
+//! - [`chaos`]: `ballast chaos`, a chaos experiment against running sidecars (the experiments
+//!   themselves are the `ballast-chaos` crate's).
 //! - [`demo`]: `ballast demo`, the built-in default job (demo upstream + sidecar + traffic).
 //! - [`demo_upstream`]: `ballast demo-upstream`, a service with tunable latency and errors.
 //! - [`fault`]: `ballast fault add|list|clear`, faults on a running sidecar.
@@ -14,6 +16,7 @@
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 78 config error.
 
+mod chaos;
 mod demo;
 mod demo_upstream;
 mod fault;
@@ -62,6 +65,9 @@ enum Command {
     Run(run::RunArgs),
     /// SLOs: Prometheus recording and burn-rate alerting rules; where SLOs stand.
     Slo(slo::SloArgs),
+    /// Run a chaos experiment against running sidecars: steady-state hypothesis, timed
+    /// faults and actions, rollbacks, abort conditions, a journal (exit 1 unless it held).
+    Chaos(chaos::ChaosArgs),
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
     DemoUpstream {
         /// Address to listen on.
@@ -94,6 +100,18 @@ fn main() -> ExitCode {
             Ok(()) => return ExitCode::SUCCESS,
             // A refused fault is bad input: usage error.
             Err(e) if e.is::<fault::Refused>() => {
+                eprintln!("ballast: {e}");
+                return ExitCode::from(2);
+            }
+            Err(e) => Err(e),
+        },
+        Command::Chaos(args) => match rt.block_on(chaos::run(args)) {
+            Ok(code) => return code,
+            Err(e) if e.is::<chaos::Invalid>() => {
+                eprint!("{e}");
+                return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+            }
+            Err(e) if e.is::<chaos::Usage>() => {
                 eprintln!("ballast: {e}");
                 return ExitCode::from(2);
             }

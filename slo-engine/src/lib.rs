@@ -9,6 +9,7 @@
 //!   written out.
 //! - [`alert`]: an alert's state machine (inactive, pending, firing, resolved).
 //! - [`rules`]: Prometheus recording and alerting rules (Sloth-style) for fleets.
+//! - [`spec_file`]: the `[[slo]]` tables of a TOML file, each checked, every problem at once.
 //! - [`source`]: SLI counts from the sidecar's stats windows (availability by class, latency
 //!   exactly from the HDR histogram).
 //! - [`traces`]: trace SLIs: spans from OTLP JSON lines, matched by a selector, fed to an SLO.
@@ -22,6 +23,7 @@ pub mod rules;
 pub mod series;
 pub mod slo;
 pub mod source;
+pub mod spec_file;
 pub mod traces;
 
 pub use series::{Counts, Series};

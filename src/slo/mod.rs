@@ -24,7 +24,6 @@ use ballast_model::slo::{Severity, Sli, SloSpec};
 use ballast_model::units::HumanDuration;
 use ballast_slo_engine::slo::BurnRate;
 use clap::{Args, Subcommand};
-use serde::Deserialize;
 
 #[derive(Args)]
 pub struct SloArgs {
@@ -73,13 +72,6 @@ struct Sources {
     /// writes them (repeat for several files).
     #[arg(long)]
     traces: Vec<PathBuf>,
-}
-
-/// Only the `[[slo]]` tables of the file matter; other sections are left to their owners.
-#[derive(Deserialize)]
-struct SlosFile {
-    #[serde(default)]
-    slo: Vec<toml::Spanned<SloSpec>>,
 }
 
 /// An SLO has spent more than its budget (`slo status` exits 1).
@@ -301,41 +293,12 @@ async fn status(
 pub fn load(path: &Path) -> anyhow::Result<Vec<SloSpec>> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
-    let file: SlosFile = toml::from_str(&text).map_err(|e| Invalid(format!("{name}: {e}")))?;
-    if file.slo.is_empty() {
+    let slos = ballast_slo_engine::spec_file::parse(&name, &text).map_err(|e| Invalid(e.0))?;
+    if slos.is_empty() {
         return Err(Invalid(format!(
             "{name}: no [[slo]] tables\n  fix: add one, e.g. [[slo]] name = \"api\" ..."
         ))
         .into());
     }
-    let mut problems = Vec::new();
-    let mut names = std::collections::HashSet::new();
-    for (i, slo) in file.slo.iter().enumerate() {
-        let (line, col) = line_col(&text, slo.span().start);
-        let mut errors = slo.get_ref().validate().err().unwrap_or_default();
-        if !names.insert(slo.get_ref().name.clone()) {
-            errors.push(ballast_model::fault::FieldError {
-                field: "name".into(),
-                message: format!("duplicate SLO name {:?}", slo.get_ref().name),
-                fix: "give each SLO a unique name".into(),
-            });
-        }
-        for e in errors {
-            problems.push(format!(
-                "{name}:{line}:{col}: slo[{i}].{}: {}\n  fix: {}",
-                e.field, e.message, e.fix
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Invalid(problems.join("\n")).into());
-    }
-    Ok(file.slo.into_iter().map(toml::Spanned::into_inner).collect())
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
+    Ok(slos)
 }
