@@ -68,6 +68,13 @@ enum Command {
     /// Run a chaos experiment against running sidecars: steady-state hypothesis, timed
     /// faults and actions, rollbacks, abort conditions, a journal (exit 1 unless it held).
     Chaos(chaos::ChaosArgs),
+    /// The sidecar itself, as `ballast-sidecar --config FILE` runs it (for scenarios run
+    /// where only this binary is installed).
+    #[command(hide = true)]
+    Sidecar {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
     DemoUpstream {
         /// Address to listen on.
@@ -117,6 +124,16 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Sidecar { config } => {
+            init_logging("info");
+            match ballast_sidecar::config::load_file(&config) {
+                Ok(c) => ballast_sidecar::sidecar::run(&config, c),
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+                }
+            }
+        }
         Command::Run(args) => {
             init_logging("warn,goose=error");
             match rt.block_on(run::run(args)) {

@@ -168,3 +168,69 @@ fn an_invalid_scenario_exits_78_with_every_problem_located() {
     );
     assert!(folder.is_none(), "no run folder for a scenario that never ran");
 }
+
+/// The README's demo: the page alert of checkout fires after the error burst starts and
+/// resolves after it ends; catalog's steady state holds throughout; the run passes.
+#[test]
+fn the_demo_pages_during_the_error_burst_and_resolves_after_it() {
+    let runs = tempfile::tempdir().unwrap();
+    let (code, text, folder) = run(&scenario("demo.toml"), runs.path());
+    assert_eq!(code, 0, "{text}");
+    let dir = folder.unwrap();
+    let events: Vec<ballast_model::Event> = std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    use ballast_model::EventKind;
+    let at = |pred: &dyn Fn(&EventKind) -> bool| events.iter().find(|e| pred(&e.kind)).map(|e| e.at_ms);
+    let burst_added = at(&|k| matches!(k, EventKind::FaultAdded { spec, .. } if spec.status == Some(503)))
+        .expect("the error burst was injected");
+    let burst_id = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::FaultAdded { id, spec, .. } if spec.status == Some(503) => Some(id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let burst_ended =
+        at(&|k| matches!(k, EventKind::FaultExpired { id } | EventKind::FaultRemoved { id } if *id == burst_id))
+            .expect("the error burst ended");
+    let page = |firing: bool| {
+        at(&|k| match k {
+            EventKind::AlertFiring { slo, severity, .. } if firing => {
+                slo == "checkout-availability" && *severity == ballast_model::slo::Severity::Page
+            }
+            EventKind::AlertResolved { slo, severity } if !firing => {
+                slo == "checkout-availability" && *severity == ballast_model::slo::Severity::Page
+            }
+            _ => false,
+        })
+    };
+    let (fired, resolved) = (page(true).expect("a page"), page(false).expect("the page resolved"));
+    assert!(
+        burst_added < fired && fired < burst_ended,
+        "{burst_added} < {fired} < {burst_ended}"
+    );
+    assert!(
+        resolved > burst_ended,
+        "resolved at {resolved}, the burst ended at {burst_ended}"
+    );
+    // Catalog never paged.
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::AlertFiring { slo, .. } if slo == "catalog-availability"))
+    );
+    let journal: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("journal.json")).unwrap()).unwrap();
+    assert_eq!(journal["verdict"], "held", "{journal}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["hypotheses"].as_array().unwrap().len(), 3, "{summary}");
+    assert!(
+        summary["hypotheses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["passed"] == true)
+    );
+}

@@ -92,6 +92,7 @@ async fn drive(
     started_at_ms: u64,
 ) -> anyhow::Result<(bool, Summary)> {
     let profile = scenario.profile(&target.url)?;
+    let experiment = scenario.experiment(target.demo_upstream.as_deref())?;
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
     let (seconds_tx, mut seconds_rx) = mpsc::channel(64);
     let mut slos = Slos::new(&scenario.slos);
@@ -102,16 +103,47 @@ async fn drive(
         started_at_ms,
         events_tx.clone(),
     ));
-    let mut scraper = watch::Scraper::new(&target.admin, target.token.clone()).await?;
-
-    let stop = async {
+    // Ctrl-C or SIGTERM stop the load and the experiment (which then rolls back).
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("signal handler");
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
+        let _ = cancel_tx.send(true);
+    });
+    let cancelled = || {
+        let mut rx = cancel_rx.clone();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
     };
+    let stop = cancelled();
+    // The experiment's probes read the runner's own scrapes.
+    let history = experiment
+        .as_ref()
+        .map(|_| ballast_chaos::live::StatsHistory::new(1, Duration::from_secs(15 * 60)));
+    let mut scraper = watch::Scraper::new(&target.admin, target.token.clone(), history.clone()).await?;
+    let observer = ballast_chaos::live::LiveObserver::new(history);
+    let actor = ballast_chaos::live::LiveAct::new(vec![ballast_model::client::AdminClient::new(
+        &target.admin,
+        target.token.clone(),
+    )]);
+    for (name, process) in target.managed() {
+        actor.register(name, process);
+    }
+    let experiment_events = events_tx.clone();
+    let mut experiment_done = experiment.is_none();
+    // Boxed so it can be dropped before the events are drained: it holds an events sender.
+    let mut experiment = Box::pin(async {
+        match &experiment {
+            Some(e) => Some(e.run(&observer, &actor, cancelled(), Some(experiment_events)).await),
+            None => None,
+        }
+    });
+    let mut journal = None;
     let requests_csv = folder.dir.join(ballast_loadgen::files::REQUESTS_CSV);
     let load = async {
         match &profile {
@@ -137,9 +169,17 @@ async fn drive(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let progress = Progress::new();
+    let mut load_done = None;
     let results = loop {
+        if experiment_done && let Some(done) = load_done.take() {
+            break done?;
+        }
         tokio::select! {
-            done = &mut load => break done?,
+            done = &mut load, if load_done.is_none() => load_done = Some(done),
+            j = &mut experiment, if !experiment_done => {
+                journal = j;
+                experiment_done = true;
+            }
             _ = tick.tick() => {
                 let now = unix_ms();
                 let second = now.saturating_sub(started_at_ms) / 1000;
@@ -172,7 +212,9 @@ async fn drive(
     let _ = events_tx.send(Event::now("runner", run_phase("ended")));
     follow.abort();
     drop(events_tx);
-    while let Some(e) = events_rx.recv().await {
+    drop(experiment);
+    // Every sender is gone by now; the timeout only guards against one that is not.
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(5), events_rx.recv()).await {
         folder.event(&e)?;
     }
     folder.timeseries(results.as_ref())?;
@@ -182,7 +224,11 @@ async fn drive(
     }
     let report = slos.report();
     folder.json("slo.json", &report)?;
+    if let Some(j) = &journal {
+        folder.json("journal.json", j)?;
+    }
     folder.flush()?;
+    signals.abort();
 
     let thresholds = results.as_ref().map(|r| r.thresholds.clone()).unwrap_or_default();
     let slo_verdicts: Vec<SloVerdict> = report
@@ -197,8 +243,11 @@ async fn drive(
         })
         .collect();
     let load_held = results.as_ref().is_none_or(|r| r.passed());
-    let passed = load_held && slo_verdicts.iter().all(|s| s.passed);
-    print_verdict(scenario, results.as_ref(), &slo_verdicts);
+    let experiment_held = journal
+        .as_ref()
+        .is_none_or(|j| j.verdict == ballast_chaos::Verdict::Held && j.rollbacks_failed == 0);
+    let passed = load_held && experiment_held && slo_verdicts.iter().all(|s| s.passed);
+    print_verdict(scenario, results.as_ref(), &slo_verdicts, journal.as_ref());
     Ok((
         passed,
         Summary {
@@ -208,10 +257,31 @@ async fn drive(
             passed,
             exit_code: u8::from(!passed),
             thresholds,
-            hypotheses: Vec::new(),
+            hypotheses: journal.as_ref().map(hypotheses).unwrap_or_default(),
             slos: slo_verdicts,
         },
     ))
+}
+
+/// `summary.json`'s hypotheses: the experiment's steady state before, during and after.
+fn hypotheses(j: &ballast_chaos::Journal) -> Vec<serde_json::Value> {
+    let h = &j.hypothesis;
+    [
+        ("before", h.held_before),
+        ("during", h.held_during),
+        ("after", h.held_after),
+    ]
+    .into_iter()
+    .filter_map(|(phase, held)| {
+        held.map(|passed| {
+            serde_json::json!({
+                "phase": phase,
+                "passed": passed,
+                "detail": format!("experiment {:?}: {}", j.title, j.verdict.as_str()),
+            })
+        })
+    })
+    .collect()
 }
 
 fn run_phase(phase: &str) -> EventKind {
@@ -220,7 +290,12 @@ fn run_phase(phase: &str) -> EventKind {
     }
 }
 
-fn print_verdict(scenario: &scenario::Scenario, results: Option<&ballast_model::load::Results>, slos: &[SloVerdict]) {
+fn print_verdict(
+    scenario: &scenario::Scenario,
+    results: Option<&ballast_model::load::Results>,
+    slos: &[SloVerdict],
+    journal: Option<&ballast_chaos::Journal>,
+) {
     println!("{}", scenario.title);
     if let Some(d) = &scenario.description {
         println!("  {}", d.trim());
@@ -238,6 +313,15 @@ fn print_verdict(scenario: &scenario::Scenario, results: Option<&ballast_model::
             let seen = t.observed.map_or("-".to_owned(), |v| format!("{v:.3}"));
             println!("  threshold {:<40} {mark} (observed {seen})", t.expr);
         }
+    }
+    if let Some(j) = journal {
+        let mark = if j.verdict == ballast_chaos::Verdict::Held {
+            "held"
+        } else {
+            "FAILED"
+        };
+        let why = j.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        println!("  experiment {:<39} {mark} ({}{why})", j.title, j.verdict.as_str());
     }
     for s in slos {
         let mark = if s.passed { "held" } else { "FAILED" };

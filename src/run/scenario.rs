@@ -13,9 +13,10 @@
 //! dir = "runs"
 //! ```
 //!
-//! Placeholders: `{{demo_upstream}}` in the sidecar's config is the demo upstream's address
-//! (it listens on a free port unless `listen` says otherwise); `{{sidecar}}` in the load
-//! profile is the sidecar's first listener as a URL (or the attached `url`).
+//! Placeholders: `{{demo_upstream}}` is the demo upstream's address (`host:port`; it listens on
+//! a free port unless `listen` says otherwise), in the sidecar's config and the experiment;
+//! `{{sidecar}}` in the load profile is the sidecar's first listener as a URL (or the attached
+//! `url`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -41,6 +42,9 @@ struct ScenarioSpec {
     duration: Option<HumanDuration>,
     #[serde(default)]
     slo: Vec<toml::Spanned<SloSpec>>,
+    /// Checked by the chaos crate's loader.
+    #[serde(default)]
+    experiment: Option<toml::Value>,
     #[serde(default)]
     record: RecordSpec,
 }
@@ -119,6 +123,8 @@ pub struct Scenario {
     pub has_load: bool,
     pub duration: Option<std::time::Duration>,
     pub slos: Vec<SloSpec>,
+    /// Whether there is a chaos experiment (`[experiment]`, offsets from the run's start).
+    pub has_experiment: bool,
     /// Where run folders go (relative to the working directory).
     pub runs_dir: PathBuf,
 }
@@ -139,8 +145,10 @@ pub enum Target {
 #[error("{0}")]
 pub struct Invalid(pub String);
 
-/// What `{{sidecar}}` stands for while the profile is checked before the target is up.
+/// What `{{sidecar}}` and `{{demo_upstream}}` stand for while the scenario is checked before
+/// the target is up.
 const SIDECAR_STAND_IN: &str = "http://127.0.0.1:9";
+const DEMO_UPSTREAM_STAND_IN: &str = "127.0.0.1:9";
 
 pub fn load(path: &Path) -> Result<Scenario, Invalid> {
     let name = path.display().to_string();
@@ -225,7 +233,7 @@ pub fn load(path: &Path) -> Result<Scenario, Invalid> {
     };
     // The sidecar's own config, checked as `ballast validate` would (with the placeholder).
     if let Some(Target::Spawn { sidecar, .. }) = &target {
-        let config = sidecar.replace("{{demo_upstream}}", "127.0.0.1:9");
+        let config = sidecar.replace("{{demo_upstream}}", DEMO_UPSTREAM_STAND_IN);
         if let Err(e) = ballast_sidecar::config::parse(&config, &format!("{name} (target sidecar)")) {
             problems.push(e.to_string().trim_end().to_owned());
         }
@@ -239,6 +247,26 @@ pub fn load(path: &Path) -> Result<Scenario, Invalid> {
     } else if spec.duration.is_none() {
         problems.push(format!(
             "{name}: a scenario without [load] needs a duration\n  fix: add duration = \"2m\", or a [load] section"
+        ));
+    }
+    let stood_in = text.replace("{{demo_upstream}}", DEMO_UPSTREAM_STAND_IN);
+    let experiment = match ballast_chaos::load::parse_scenario(&name, &stood_in) {
+        Ok(loaded) => loaded.map(|l| l.experiment),
+        Err(e) => {
+            // The `[[slo]]` tables are reported below, once.
+            let errors: Vec<_> = e.errors.iter().filter(|x| !x.field.starts_with("slo[")).collect();
+            for x in &errors {
+                problems.push(format!(
+                    "{name}:{}:{}: {}: {}\n  fix: {}",
+                    x.line, x.column, x.field, x.message, x.fix
+                ));
+            }
+            None
+        }
+    };
+    if spec.experiment.is_some() && experiment.is_none() && problems.is_empty() {
+        problems.push(format!(
+            "{name}: [experiment]: not usable\n  fix: see `ballast chaos --help`"
         ));
     }
     let mut names = std::collections::HashSet::new();
@@ -272,12 +300,26 @@ pub fn load(path: &Path) -> Result<Scenario, Invalid> {
         has_load,
         duration: spec.duration.map(|d| d.get()),
         slos: spec.slo.into_iter().map(toml::Spanned::into_inner).collect(),
+        has_experiment: experiment.is_some(),
         runs_dir: spec.record.dir,
         text,
     })
 }
 
 impl Scenario {
+    /// The experiment with `{{demo_upstream}}` standing for the demo upstream's address.
+    pub fn experiment(&self, demo_upstream: Option<&str>) -> Result<Option<ballast_chaos::Experiment>, Invalid> {
+        if !self.has_experiment {
+            return Ok(None);
+        }
+        let text = self
+            .text
+            .replace("{{demo_upstream}}", demo_upstream.unwrap_or(DEMO_UPSTREAM_STAND_IN));
+        ballast_chaos::load::parse_scenario(&self.path.display().to_string(), &text)
+            .map(|l| l.map(|l| l.experiment))
+            .map_err(|e| Invalid(e.to_string()))
+    }
+
     /// The load profile with `{{sidecar}}` standing for `url`.
     pub fn profile(&self, url: &str) -> Result<Option<ballast_loadgen::Profile>, Invalid> {
         if !self.has_load {

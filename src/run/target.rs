@@ -3,7 +3,7 @@
 //! Spawned processes print a JSON ready line with their bound addresses; they are stopped
 //! (SIGTERM, then SIGKILL after a grace period) when the run ends, however it ends.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -27,17 +27,24 @@ pub struct Running {
     pub token: Option<String>,
     /// Where clients reach the sidecar.
     pub url: String,
+    /// The spawned demo upstream's address (`host:port`).
+    pub demo_upstream: Option<String>,
     pub children: Vec<Spawned>,
 }
 
-/// The `ballast-sidecar` binary: beside this one (as cargo builds and packages them), or on
-/// the `PATH`.
-fn sidecar_binary() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|me| me.parent().map(|d| d.join("ballast-sidecar")))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("ballast-sidecar"))
+/// The command that runs a sidecar: the `ballast-sidecar` binary beside this one (as cargo
+/// builds and packages them), else this binary's own `sidecar` subcommand (same code).
+fn sidecar_command() -> anyhow::Result<Command> {
+    let me = std::env::current_exe().context("cannot find the ballast binary")?;
+    let beside = me.parent().map(|d| d.join("ballast-sidecar")).filter(|p| p.exists());
+    Ok(match beside {
+        Some(bin) => Command::new(bin),
+        None => {
+            let mut cmd = Command::new(me);
+            cmd.arg("sidecar");
+            cmd
+        }
+    })
 }
 
 async fn spawn(name: &'static str, mut cmd: Command, log: &Path) -> anyhow::Result<Spawned> {
@@ -78,6 +85,7 @@ pub async fn start(target: &Target, dir: &Path) -> anyhow::Result<Running> {
             admin: a.admin.trim_end_matches('/').to_owned(),
             token: a.token.clone(),
             url: a.url.clone().unwrap_or_default(),
+            demo_upstream: None,
             children: Vec::new(),
         }),
         Target::Spawn {
@@ -87,16 +95,18 @@ pub async fn start(target: &Target, dir: &Path) -> anyhow::Result<Running> {
         } => {
             let mut children = Vec::new();
             let mut config = sidecar.clone();
+            let mut demo_address = None;
             if let Some(demo) = demo_upstream {
                 let up = spawn_demo_upstream(demo, dir).await?;
                 let addr = up.ready["listen"].as_str().unwrap_or_default().to_owned();
                 config = config.replace("{{demo_upstream}}", &addr);
+                demo_address = Some(addr);
                 children.push(up);
             }
             // Written beside the run's files; key files stay relative to the original.
             let config_path = dir.join("sidecar.toml");
             std::fs::write(&config_path, &config).context("cannot write the sidecar's config")?;
-            let mut cmd = Command::new(sidecar_binary());
+            let mut cmd = sidecar_command()?;
             cmd.arg("--config").arg(&config_path).current_dir(sidecar_dir);
             let sc = spawn("sidecar", cmd, &dir.join("sidecar.log")).await?;
             let admin = sc.ready["admin"].as_str().unwrap_or_default().to_owned();
@@ -106,6 +116,7 @@ pub async fn start(target: &Target, dir: &Path) -> anyhow::Result<Running> {
                 admin: format!("http://{admin}"),
                 token: None,
                 url: format!("http://{listener}"),
+                demo_upstream: demo_address,
                 children,
             })
         }
@@ -125,7 +136,44 @@ async fn spawn_demo_upstream(spec: &DemoUpstreamSpec, dir: &Path) -> anyhow::Res
     spawn("demo upstream", cmd, &dir.join("demo-upstream.log")).await
 }
 
+/// A spawned process as an experiment's actions see it: signals by pid. A restart is refused
+/// with the reason (its ports were chosen at its first start, so another instance would not
+/// be where clients and the sidecar look for it).
+struct Pid {
+    name: &'static str,
+    pid: Option<u32>,
+}
+
+impl ballast_chaos::live::Managed for Pid {
+    fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    fn restart(&self) -> futures_util::future::BoxFuture<'_, Result<u32, String>> {
+        Box::pin(async move {
+            Err(format!(
+                "the {} cannot be restarted within a run: stop and continue it, or kill it",
+                self.name
+            ))
+        })
+    }
+}
+
 impl Running {
+    /// The spawned processes by the names experiments use: `sidecar`, `demo_upstream`.
+    pub fn managed(&self) -> Vec<(String, std::sync::Arc<dyn ballast_chaos::live::Managed>)> {
+        self.children
+            .iter()
+            .map(|s| {
+                let process: std::sync::Arc<dyn ballast_chaos::live::Managed> = std::sync::Arc::new(Pid {
+                    name: s.name,
+                    pid: s.child.id(),
+                });
+                (s.name.replace(' ', "_"), process)
+            })
+            .collect()
+    }
+
     /// Stop every spawned process: SIGTERM (the sidecar drains), SIGKILL after `grace`.
     pub async fn stop(&mut self, grace: Duration) {
         for s in self.children.iter_mut().rev() {

@@ -5,6 +5,9 @@
 //! A scrape that fails is skipped (the sidecar may be stopped by an experiment); the next one
 //! covers the gap.
 
+use std::sync::Arc;
+
+use ballast_chaos::live::StatsHistory;
 use ballast_model::client::StatsClient;
 use ballast_model::{Event, StatsSnapshot};
 use futures_util::StreamExt;
@@ -15,6 +18,8 @@ use super::slos::Slos;
 
 pub struct Scraper {
     client: StatsClient,
+    /// The experiment's view of the same scrapes.
+    history: Option<Arc<StatsHistory>>,
     name: String,
     last: Option<StatsSnapshot>,
     line: Option<String>,
@@ -22,11 +27,16 @@ pub struct Scraper {
 
 impl Scraper {
     /// Starts from the sidecar's counts now: the run's windows leave out what came before.
-    pub async fn new(admin: &str, token: Option<String>) -> anyhow::Result<Scraper> {
+    pub async fn new(
+        admin: &str,
+        token: Option<String>,
+        history: Option<Arc<StatsHistory>>,
+    ) -> anyhow::Result<Scraper> {
         let client = StatsClient::new(admin, token);
         let first = client.snapshot().await?;
         Ok(Scraper {
             client,
+            history,
             name: admin.to_owned(),
             last: Some(first),
             line: None,
@@ -34,9 +44,15 @@ impl Scraper {
     }
 
     pub async fn scrape(&mut self, at_ms: u64, second: u64, folder: &mut RunFolder, slos: &mut Slos) {
-        let Ok(now) = self.client.snapshot().await else {
-            self.line = Some("sidecar: not answering".to_owned());
-            return;
+        let now = match self.client.snapshot().await {
+            Ok(now) => now,
+            Err(e) => {
+                if let Some(h) = &self.history {
+                    h.failed(0, e.to_string());
+                }
+                self.line = Some("sidecar: not answering".to_owned());
+                return;
+            }
         };
         if let Err(e) = folder.snapshot(at_ms, &self.name, &now) {
             tracing::warn!("cannot record stats: {e:#}");
@@ -44,6 +60,9 @@ impl Scraper {
         let window = now.window(self.last.as_ref().unwrap_or(&StatsSnapshot::default()));
         folder.sidecar_second(second, at_ms, &window);
         slos.sidecar(at_ms, &window);
+        if let Some(h) = &self.history {
+            h.push(0, window.clone());
+        }
         let (requests, failed5): (u64, u64) = window
             .routes
             .values()
