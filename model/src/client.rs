@@ -111,7 +111,8 @@ impl AdminClient {
 
     /// The faults in place, with their counters.
     pub async fn faults(&self) -> Result<Vec<ActiveFault>, ClientError> {
-        self.call(self.request(reqwest::Method::GET, "/faults"), "/faults").await
+        self.call(self.request(reqwest::Method::GET, "/faults"), "/faults")
+            .await
     }
 
     /// Put a fault in place. The spec goes as JSON as it is (a `FaultSpec`, or JSON built

@@ -65,9 +65,13 @@ mod tests {
         let ok = "title = \"x\"\n[load]\nrate = 1\n[[slo]]\nname = \"a\"\nobjective = 0.99\nwindow = \"1h\"\nsli = { availability = {} }\n";
         assert_eq!(parse("s.toml", ok).unwrap()[0].name, "a");
         assert!(parse("s.toml", "title = \"no slos\"").unwrap().is_empty());
-        let bad = format!("{ok}[[slo]]\nname = \"a\"\nobjective = 2.0\nwindow = \"1h\"\nsli = {{ availability = {{}} }}\n");
+        let bad =
+            format!("{ok}[[slo]]\nname = \"a\"\nobjective = 2.0\nwindow = \"1h\"\nsli = {{ availability = {{}} }}\n");
         let err = parse("s.toml", &bad).unwrap_err().0;
-        assert!(err.contains("s.toml:9:1: slo[1].objective: 2 is outside (0, 1)"), "{err}");
+        assert!(
+            err.contains("s.toml:9:1: slo[1].objective: 2 is outside (0, 1)"),
+            "{err}"
+        );
         assert!(err.contains("slo[1].name: duplicate SLO name \"a\""), "{err}");
     }
 }
