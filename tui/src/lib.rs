@@ -72,7 +72,11 @@ pub async fn run_replay(folder: &Path, options: &ReplayOptions, rates: Rates) ->
 
 /// A model and a replay source for a run folder, ready to run (or to drive in tests).
 pub fn open_replay(folder: &Path, options: &ReplayOptions) -> Result<(Model, ReplaySource), Error> {
-    let recording = Recording::read(folder)?;
+    replay(Recording::read(folder)?, options)
+}
+
+/// A model and a replay source for a recording already read.
+pub fn replay(recording: Recording, options: &ReplayOptions) -> Result<(Model, ReplaySource), Error> {
     let model = Model::new(recording.sidecars.clone(), recording.slos.clone())?;
     Ok((model, ReplaySource::new(recording, options)))
 }

@@ -82,6 +82,7 @@ impl Recorder {
 }
 
 /// A run folder loaded for replay: every record as a [`Feed`], in time order.
+#[derive(Clone)]
 pub struct Recording {
     /// The folder's own name (`runs/<name>`), for the header.
     pub name: String,

@@ -32,10 +32,13 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let selected = model.ui.fault.min(rows.len() - 1);
     let offset = (selected + 1).saturating_sub(visible);
     let mut header = vec!["id", "fault", "on", "matched", "injected", "expires"];
+    let longest = |f: fn(&ballast_model::FaultSpec) -> String, least: usize| {
+        rows.iter().map(|(_, x)| f(&x.spec).chars().count()).max().unwrap_or(0).clamp(least, 40) as u16 + 1
+    };
     let mut widths = vec![
         Constraint::Length(6),
-        Constraint::Min(14),
-        Constraint::Min(12),
+        Constraint::Length(longest(fault_effect, 14)),
+        Constraint::Length(longest(fault_target, 12)),
         Constraint::Length(8),
         Constraint::Length(8),
         Constraint::Length(10),

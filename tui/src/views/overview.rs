@@ -32,6 +32,8 @@ enum Col {
 
 /// The route column keeps at least this many characters before a sparkline is added.
 const ROUTE_MIN: u16 = 11;
+/// Beyond this the route's column gives its room to the sparklines.
+const ROUTE_COMFORT: u16 = 28;
 
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let rows = model.route_rows();
@@ -62,7 +64,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
         .and_then(|k| rows.iter().position(|r| r.key() == *k));
     let offset = selected.map_or(0, |i| (i + 1).saturating_sub(visible));
     let header = Row::new(cols.iter().map(|c| {
-        let mut h = heading(*c).to_owned();
+        let mut h = heading(*c, trend).to_owned();
         if sorted_by(*c) == Some(model.ui.sort) {
             h.push('▼');
         }
@@ -136,18 +138,27 @@ fn columns(model: &Model, width: u16) -> (Vec<Col>, Vec<Constraint>, usize) {
             cols = with;
         }
     }
+    // Room beyond a comfortable route name widens the sparklines (more history).
+    let trends = cols
+        .iter()
+        .filter(|c| matches!(c, Col::RateTrend | Col::ErrorTrend | Col::P99Trend))
+        .count() as u16;
+    let spare = route_width(&cols).saturating_sub(ROUTE_COMFORT);
+    let trend = if trends > 0 { (trend + spare / trends).min(60) } else { trend };
     let widths = cols
         .iter()
         .map(|c| match c {
             Col::Route => Constraint::Min(ROUTE_MIN),
+            Col::RateTrend | Col::ErrorTrend | Col::P99Trend => Constraint::Length(trend),
             c => Constraint::Length(fixed(*c)),
         })
         .collect();
     (cols, widths, trend as usize)
 }
 
-fn heading(c: Col) -> &'static str {
+fn heading(c: Col, trend: usize) -> &'static str {
     match c {
+        Col::RateTrend | Col::ErrorTrend | Col::P99Trend if trend < 11 => "trend",
         Col::Sidecar => "sidecar",
         Col::Route => "route",
         Col::Rate => "req/s",

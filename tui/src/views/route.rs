@@ -36,19 +36,19 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     };
     let [head, top, bottom] =
         Layout::vertical([Constraint::Length(1), Constraint::Percentage(55), Constraint::Min(4)]).areas(area);
-    frame.render_widget(summary(model, &key.route, &key.sidecar, route), head);
+    frame.render_widget(summary(model, &key.route, &key.sidecar, route, head.width), head);
     let [chart, histogram] = Layout::horizontal([Constraint::Percentage(62), Constraint::Min(20)]).areas(top);
     latency_chart(model, route, frame, chart);
     frame.render_widget(
         latency_histogram(model, route, histogram.width, histogram.height),
         histogram,
     );
-    let [answers, right] = Layout::horizontal([Constraint::Percentage(40), Constraint::Min(30)]).areas(bottom);
+    let [answers, right] = Layout::horizontal([Constraint::Length(30), Constraint::Min(30)]).areas(bottom);
     frame.render_widget(responses(model, route), answers);
     frame.render_widget(slos_and_exemplars(model, &key.route, route, right.width), right);
 }
 
-fn summary(model: &Model, route: &str, sidecar: &str, state: &RouteState) -> Line<'static> {
+fn summary(model: &Model, route: &str, sidecar: &str, state: &RouteState, width: u16) -> Line<'static> {
     let mut spans = vec![
         Span::styled(format!(" {route}"), theme::title()),
         Span::styled(format!(" @ {sidecar}"), theme::dim()),
@@ -62,12 +62,15 @@ fn summary(model: &Model, route: &str, sidecar: &str, state: &RouteState) -> Lin
             theme::error_ratio(err),
         ));
         spans.push(Span::raw(format!(
-            " · p50 {} p90 {} p99 {} · {} in flight",
+            " · p50 {} p90 {} p99 {}",
             lat(s.p50_us),
             lat(s.p90_us),
             lat(s.p99_us),
-            s.in_flight
         )));
+        let in_flight = format!(" · {} in flight", s.in_flight);
+        if spans.iter().map(Span::width).sum::<usize>() + in_flight.len() <= width as usize {
+            spans.push(Span::raw(in_flight));
+        }
     }
     if model.sidecar(sidecar).is_some_and(|s| s.stale()) {
         spans.push(Span::styled(" · stale", theme::warning()));
@@ -226,7 +229,8 @@ fn slos_and_exemplars(model: &Model, route_name: &str, route: &RouteState, width
         lines.push(Line::styled(" no SLO counts this route", theme::dim()));
     }
     for s in slos {
-        let mut spans = vec![Span::raw(format!(" {} ", s.spec.name))];
+        lines.push(Line::raw(format!(" {}", s.spec.name)));
+        let mut spans = vec![Span::raw("   ")];
         match &s.status {
             None => spans.push(Span::styled("no traffic yet", theme::dim())),
             Some(st) => {
@@ -256,17 +260,18 @@ fn slos_and_exemplars(model: &Model, route_name: &str, route: &RouteState, width
             theme::dim(),
         ));
     }
-    let id_width = (width as usize).saturating_sub(2 + 9 + 16).max(8);
+    // Whole ids (32 hex digits) when they fit: a cut id cannot be looked up.
+    let id_width = (width as usize).saturating_sub(2 + 6 + 8).max(8);
     if let Some(s) = &ex.slowest {
         lines.push(Line::from(vec![
-            Span::styled(" slowest ", theme::dim()),
+            Span::styled(" slow ", theme::dim()),
             Span::raw(format::fit(&s.trace_id, id_width)),
             Span::raw(format!(" {} {}", format::latency(s.latency_us), s.status)),
         ]));
     }
     for f in ex.failed.iter().rev() {
         lines.push(Line::from(vec![
-            Span::styled(" failed  ", theme::dim()),
+            Span::styled(" fail ", theme::dim()),
             Span::raw(format::fit(&f.trace_id, id_width)),
             Span::styled(
                 format!(" {} {}", f.status, f.error.map(|e| e.to_string()).unwrap_or_default()),

@@ -55,7 +55,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let widths = [
         Constraint::Length(9),
         Constraint::Length(source_width),
-        Constraint::Length(16),
+        Constraint::Length(17),
         Constraint::Min(10),
     ];
     let table = Table::new(rows, widths)

@@ -13,6 +13,7 @@ use crate::model::{ClusterState, Endpoint, Model, Sample};
 pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let mut rows: Vec<Row> = Vec::new();
     let several = model.sidecars.len() > 1;
+    let mut name_width = 16;
     for s in &model.sidecars {
         for (name, cluster) in &s.clusters {
             let label = if several {
@@ -20,6 +21,8 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
             } else {
                 name.clone()
             };
+            let longest = cluster.endpoints.iter().map(|e| e.address.len() + 2).max().unwrap_or(0);
+            name_width = name_width.max(label.chars().count()).max(longest);
             rows.push(cluster_row(label, cluster).style(if s.stale() { theme::dim() } else { theme::title() }));
             for e in &cluster.endpoints {
                 rows.push(endpoint_row(e, model.now_ms).style(if s.stale() { theme::dim() } else { Style::new() }));
@@ -39,7 +42,7 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let visible = inner.height.saturating_sub(1).max(1) as usize;
     let top = model.ui.upstreams_top.min(rows.len().saturating_sub(visible));
     let header = Row::new([
-        "cluster / endpoint",
+        "cluster/endpoint",
         "state",
         "rotation",
         "ejections",
@@ -50,8 +53,8 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     ])
     .style(theme::header());
     let widths = [
-        Constraint::Min(18),
-        Constraint::Length(14),
+        Constraint::Length(name_width.min(40) as u16),
+        Constraint::Length(12),
         Constraint::Length(8),
         Constraint::Length(9),
         Constraint::Length(9),
