@@ -7,6 +7,7 @@
 //! - [`fault`]: `ballast fault add|list|clear`, faults on a running sidecar.
 //! - [`slo`]: `ballast slo rules|status`: Prometheus rules for SLOs, and where they stand (live
 //!   sidecars, Prometheus, span files).
+//! - [`tui`]: `ballast tui`, the incident dashboard (`ballast-tui`), live or replaying a run.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 78 config error.
 
@@ -14,6 +15,7 @@ mod demo;
 mod demo_upstream;
 mod fault;
 mod slo;
+mod tui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +51,8 @@ enum Command {
     Fault(fault::FaultArgs),
     /// SLOs: Prometheus recording and burn-rate alerting rules; where SLOs stand.
     Slo(slo::SloArgs),
+    /// The incident dashboard: live sidecars (--admin URL...) or a recorded run (--replay DIR).
+    Tui(tui::TuiArgs),
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
     DemoUpstream {
         /// Address to listen on.
@@ -85,6 +89,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             Err(e) => Err(e),
+        },
+        Command::Tui(args) => match rt.block_on(tui::run(args)) {
+            Err(e) if e.is::<slo::Invalid>() => {
+                eprintln!("{e}");
+                return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+            }
+            r => r,
         },
         Command::Demo { requests } => {
             init_logging("warn");
