@@ -1,7 +1,7 @@
 //! End to end: the real `ballast tui` in tmux (Debian's `tmux`, on a private socket) against
 //! a real sidecar under load. The screen is read with `capture-pane`, keys are typed with
 //! `send-keys`: a fault is injected from the dashboard and found in the sidecar's `/faults`,
-//! its page alert shows, the fault is cleared, the sidecar is stopped (the dashboard says it
+//! its page alert shows, the fault is cleared, the window is resized, the sidecar is stopped (the dashboard says it
 //! is unreachable), and `q` leaves the terminal as it was.
 //!
 //! Without tmux the test is skipped, unless `CI` is set: then it fails.
@@ -50,12 +50,24 @@ impl Tmux {
         let conf = dir.path().join("tmux.conf");
         std::fs::write(&conf, "set -g remain-on-exit on\nset -g status off\n").unwrap();
         let socket = format!("ballast-tui-test-{}", std::process::id());
-        let quoted: Vec<String> = command.iter().map(|a| format!("'{}'", a.replace('\'', "'\\''"))).collect();
+        let quoted: Vec<String> = command
+            .iter()
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect();
         let tmux = Tmux { socket, _dir: dir };
         let out = Command::new("tmux")
             .args(["-L", &tmux.socket, "-f"])
             .arg(&conf)
-            .args(["new-session", "-d", "-s", "t", "-x", &width.to_string(), "-y", &height.to_string()])
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
             .arg(quoted.join(" "))
             .output()
             .unwrap();
@@ -64,7 +76,11 @@ impl Tmux {
     }
 
     fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux").args(["-L", &self.socket]).args(args).output().unwrap();
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -171,6 +187,9 @@ fn the_dashboard_in_tmux_injects_a_fault_and_sees_it_page() {
         s.lines().any(|l| l.starts_with("api ") && l.trim_end().ends_with("ok"))
     });
     assert!(tmux.screen().contains("LIVE"));
+    // It adapts to a resize: wider, the header says more.
+    tmux.tmux(&["resize-window", "-t", "t", "-x", "160", "-y", "40"]);
+    tmux.wait_for("LIVE · 1 sidecar(s)");
 
     // Faults view, add the second preset (abort 503 on 50%) on api, confirm.
     tmux.keys(&["4"]);
@@ -193,7 +212,9 @@ fn the_dashboard_in_tmux_injects_a_fault_and_sees_it_page() {
 
     // Half the requests fail: the SLO pages and the banner says so.
     tmux.keys(&["1"]);
-    tmux.wait_for("PAGE api-availability");
+    tmux.wait("the incident banner", |s| {
+        s.contains("▲") && s.contains("api-availability")
+    });
 
     // Clear it, confirmed.
     tmux.keys(&["4"]);
@@ -215,6 +236,9 @@ fn the_dashboard_in_tmux_injects_a_fault_and_sees_it_page() {
     eventually("the dashboard to exit", || tmux.pane().starts_with('1'));
     assert_eq!(tmux.pane(), "1 0");
     let after = tmux.screen();
-    assert!(!after.contains("1 Overview"), "the dashboard's screen is gone:\n{after}");
+    assert!(
+        !after.contains("1 Overview"),
+        "the dashboard's screen is gone:\n{after}"
+    );
     rt.block_on(load).unwrap();
 }

@@ -169,7 +169,7 @@ impl Recording {
     pub fn span_ms(&self) -> (u64, u64) {
         let mut times = self.feeds.iter().filter_map(Feed::at_ms);
         let first = times.next().unwrap_or(0);
-        (first, times.last().unwrap_or(first))
+        (first, times.next_back().unwrap_or(first))
     }
 }
 

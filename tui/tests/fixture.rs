@@ -184,17 +184,27 @@ pub fn generate(dir: &Path) {
     for t in 0..=END_S {
         // Events of this second first, then the scrapes at its end.
         match t {
-            2 => event(&mut rec, t, "shop-a", EventKind::ConfigReloaded {
-                trigger: "SIGHUP".into(),
-                routes: 2,
-                clusters: 1,
-            }),
+            2 => event(
+                &mut rec,
+                t,
+                "shop-a",
+                EventKind::ConfigReloaded {
+                    trigger: "SIGHUP".into(),
+                    routes: 2,
+                    clusters: 1,
+                },
+            ),
             30 => {
-                event(&mut rec, t, "shop-a", EventKind::FaultAdded {
-                    id: "f1".into(),
-                    spec: Box::new(fault_spec()),
-                    expires_at_ms: Some(T0 + 150_000),
-                });
+                event(
+                    &mut rec,
+                    t,
+                    "shop-a",
+                    EventKind::FaultAdded {
+                        id: "f1".into(),
+                        spec: Box::new(fault_spec()),
+                        expires_at_ms: Some(T0 + 150_000),
+                    },
+                );
                 a.fault = Some(ActiveFault {
                     id: "f1".into(),
                     origin: Origin::Api,
@@ -205,21 +215,36 @@ pub fn generate(dir: &Path) {
                     injected: 0,
                 });
             }
-            35 => event(&mut rec, t, "shop-a", EventKind::EndpointEjected {
-                cluster: "shop".into(),
-                endpoint: ENDPOINTS[1].into(),
-                reason: "consecutive-5xx".into(),
-                until_ms: T0 + 65_000,
-            }),
-            50 => event(&mut rec, t, "shop-b", EventKind::HealthChanged {
-                cluster: "shop".into(),
-                endpoint: ENDPOINTS[1].into(),
-                healthy: false,
-            }),
-            65 => event(&mut rec, t, "shop-a", EventKind::EndpointRestored {
-                cluster: "shop".into(),
-                endpoint: ENDPOINTS[1].into(),
-            }),
+            35 => event(
+                &mut rec,
+                t,
+                "shop-a",
+                EventKind::EndpointEjected {
+                    cluster: "shop".into(),
+                    endpoint: ENDPOINTS[1].into(),
+                    reason: "consecutive-5xx".into(),
+                    until_ms: T0 + 65_000,
+                },
+            ),
+            50 => event(
+                &mut rec,
+                t,
+                "shop-b",
+                EventKind::HealthChanged {
+                    cluster: "shop".into(),
+                    endpoint: ENDPOINTS[1].into(),
+                    healthy: false,
+                },
+            ),
+            65 => event(
+                &mut rec,
+                t,
+                "shop-a",
+                EventKind::EndpointRestored {
+                    cluster: "shop".into(),
+                    endpoint: ENDPOINTS[1].into(),
+                },
+            ),
             80 => {
                 event(&mut rec, t, "shop-a", EventKind::FaultRemoved { id: "f1".into() });
                 a.fault = None;
@@ -232,9 +257,8 @@ pub fn generate(dir: &Path) {
         // and a few upstream timeouts while the endpoint struggles.
         let to_a: &[usize] = if ejected { &[0] } else { &[0, 1] };
         let slower = if faulty { (t - 30) * 2_000 } else { 0 };
-        let checkout_a = |i: u64| {
-            15_000 + (i % 10) * 4_000 + (t % 7) * 1_500 + slower + (i / 39) * (200_000 + (t % 5) * 40_000)
-        };
+        let checkout_a =
+            |i: u64| 15_000 + (i % 10) * 4_000 + (t % 7) * 1_500 + slower + (i / 39) * (200_000 + (t % 5) * 40_000);
         a.requests(t, "checkout", 40, to_a, checkout_a, |i| {
             if faulty && i % 5 == 0 {
                 (503, None, false)
@@ -251,14 +275,28 @@ pub fn generate(dir: &Path) {
         let catalog_a = |i: u64| 3_000 + (i % 8) * 2_000 + (t % 4) * 500 + (i / 79) * (150_000 + (t % 3) * 30_000);
         a.requests(t, "catalog", 80, to_a, catalog_a, |_| (200, None, true));
         if t % 10 == 5 {
-            a.requests(t, "(unmatched)", 1, &[], |_| 50, |_| (404, Some(ErrorClass::NoRoute), false));
+            a.requests(
+                t,
+                "(unmatched)",
+                1,
+                &[],
+                |_| 50,
+                |_| (404, Some(ErrorClass::NoRoute), false),
+            );
         }
         // shop-b: the same traffic, catalog slow once its second endpoint is unhealthy.
         let sick = t >= 50;
         let to_b: &[usize] = if sick { &[0] } else { &[0, 1] };
-        b.requests(t, "checkout", 40, to_b, |i| 14_000 + (i % 10) * 4_000 + (t % 6) * 1_000, |_| (200, None, true));
+        b.requests(
+            t,
+            "checkout",
+            40,
+            to_b,
+            |i| 14_000 + (i % 10) * 4_000 + (t % 6) * 1_000,
+            |_| (200, None, true),
+        );
         let catalog_b = |i: u64| {
-            if sick && i % 10 == 0 {
+            if sick && i.is_multiple_of(10) {
                 180_000 + (t % 5) * 10_000
             } else {
                 3_000 + (i % 8) * 2_000 + (t % 3) * 400
@@ -308,10 +346,17 @@ fn the_fixture_run_folder_is_what_generate_writes() {
     let fresh = tempfile::tempdir().unwrap();
     generate(fresh.path());
     // Compared as records, not bytes: compressed histograms may differ by library version.
-    let (want, got) = (Recording::read(fresh.path()).unwrap(), Recording::read(&committed).unwrap());
+    let (want, got) = (
+        Recording::read(fresh.path()).unwrap(),
+        Recording::read(&committed).unwrap(),
+    );
     assert_eq!(got.sidecars, want.sidecars);
     assert_eq!(got.slos, want.slos);
-    assert_eq!(got.feeds.len(), want.feeds.len(), "regenerate: BALLAST_WRITE_FIXTURES=1");
+    assert_eq!(
+        got.feeds.len(),
+        want.feeds.len(),
+        "regenerate: BALLAST_WRITE_FIXTURES=1"
+    );
     for (i, (g, w)) in got.feeds.iter().zip(&want.feeds).enumerate() {
         assert!(same(g, w), "record {i} differs; regenerate: BALLAST_WRITE_FIXTURES=1");
     }
@@ -320,7 +365,11 @@ fn the_fixture_run_folder_is_what_generate_writes() {
 fn same(a: &Feed, b: &Feed) -> bool {
     match (a, b) {
         (
-            Feed::Stats { at_ms, sidecar, snapshot },
+            Feed::Stats {
+                at_ms,
+                sidecar,
+                snapshot,
+            },
             Feed::Stats {
                 at_ms: at2,
                 sidecar: s2,

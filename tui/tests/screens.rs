@@ -35,7 +35,10 @@ fn overview_during_the_incident() {
     let model = incident();
     let s = screen(&model, 80, 24);
     assert!(s.contains("PAGE checkout-availability"), "the banner:\n{s}");
-    assert!(s.contains("shop-b unreachable, last seen 7s ago"), "the silent sidecar:\n{s}");
+    assert!(
+        s.contains("shop-b unreachable, last seen 7s ago"),
+        "the silent sidecar:\n{s}"
+    );
     for (w, h) in SIZES {
         insta::assert_snapshot!(format!("overview_{w}x{h}"), screen(&model, w, h));
     }

@@ -33,7 +33,12 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let offset = (selected + 1).saturating_sub(visible);
     let mut header = vec!["id", "fault", "on", "matched", "injected", "expires"];
     let longest = |f: fn(&ballast_model::FaultSpec) -> String, least: usize| {
-        rows.iter().map(|(_, x)| f(&x.spec).chars().count()).max().unwrap_or(0).clamp(least, 40) as u16 + 1
+        rows.iter()
+            .map(|(_, x)| f(&x.spec).chars().count())
+            .max()
+            .unwrap_or(0)
+            .clamp(least, 40) as u16
+            + 1
     };
     let mut widths = vec![
         Constraint::Length(6),

@@ -43,7 +43,7 @@ pub fn rate(r: f64) -> String {
 /// A ratio as a percentage: `0.0%`, `12.5%`, `100%`.
 pub fn percent(ratio: f64) -> String {
     let p = ratio * 100.0;
-    if p >= 99.95 && p < 100.0 {
+    if (99.95..100.0).contains(&p) {
         "99.9%".into()
     } else if p.abs() >= 100.0 {
         format!("{p:.0}%")
@@ -116,7 +116,7 @@ pub fn bar(value: f64, max: f64, width: usize) -> String {
     }
     let eighths = ((value / max) * (width * 8) as f64).round().max(1.0) as usize;
     let mut out = "█".repeat(eighths / 8);
-    if eighths % 8 > 0 {
+    if !eighths.is_multiple_of(8) {
         out.push(['▏', '▎', '▍', '▌', '▋', '▊', '▉'][eighths % 8 - 1]);
     }
     out

@@ -144,7 +144,7 @@ fn columns(model: &Model, width: u16) -> (Vec<Col>, Vec<Constraint>, usize) {
         .filter(|c| matches!(c, Col::RateTrend | Col::ErrorTrend | Col::P99Trend))
         .count() as u16;
     let spare = route_width(&cols).saturating_sub(ROUTE_COMFORT);
-    let trend = if trends > 0 { (trend + spare / trends).min(60) } else { trend };
+    let trend = spare.checked_div(trends).map_or(trend, |extra| (trend + extra).min(60));
     let widths = cols
         .iter()
         .map(|c| match c {
