@@ -99,6 +99,14 @@ fn timeline_newest_first() {
     for (w, h) in SIZES {
         insta::assert_snapshot!(format!("timeline_{w}x{h}"), screen(&model, w, h));
     }
+    // Filtered, and scrolled further than the filter leaves: the last page still shows.
+    for c in "/fault".chars() {
+        key(&mut model, KeyCode::Char(c));
+    }
+    key(&mut model, KeyCode::Enter);
+    model.ui.timeline_top = 100;
+    let s = screen(&model, 80, 24);
+    assert!(s.contains("fault_added") && !s.contains("health_changed"), "{s}");
 }
 
 #[test]

@@ -21,10 +21,12 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let visible = inner.height.saturating_sub(1).max(1) as usize;
-    let matching = model.timeline.newest_first().filter(|e| e.matches(filter));
-    let rows: Vec<Row> = matching
-        .skip(model.ui.timeline_top)
-        .take(visible)
+    let matching: Vec<_> = model.timeline.newest_first().filter(|e| e.matches(filter)).collect();
+    // Scrolled past the end (the filter shortened the list): show its last page.
+    let top = model.ui.timeline_top.min(matching.len().saturating_sub(visible));
+    let shown = &matching[top..(top + visible).min(matching.len())];
+    let rows: Vec<Row> = shown
+        .iter()
         .map(|e| {
             Row::new([
                 Cell::from(format::clock(e.event.at_ms)).style(theme::dim()),
@@ -43,11 +45,8 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
         frame.render_widget(Paragraph::new(note).style(theme::dim()), inner);
         return;
     }
-    let source_width = model
-        .timeline
-        .newest_first()
-        .skip(model.ui.timeline_top)
-        .take(visible)
+    let source_width = shown
+        .iter()
         .map(|e| e.event.source.chars().count())
         .max()
         .unwrap_or(6)
