@@ -291,8 +291,10 @@ impl Model {
                 let window = self.sidecar_mut(&sidecar).ingest(at_ms, snapshot);
                 for slo in &mut self.slos {
                     for kind in slo.record(&window, at_ms) {
+                        // Stamped with the evaluation's time, which never goes back (scrapes of
+                        // several sidecars interleave), so the timeline keeps every alert.
                         self.timeline.push(Event {
-                            at_ms,
+                            at_ms: slo.evaluated_ms(),
                             source: "slo".into(),
                             kind,
                         });
@@ -587,6 +589,45 @@ mod tests {
         assert!(!m.apply(alert("api")));
         assert!(m.apply(alert("other")));
         assert_eq!(m.timeline.len(), 1);
+    }
+
+    #[test]
+    fn alerts_from_scrapes_out_of_order_all_reach_the_timeline() {
+        let spec = |route: &str| {
+            toml::from_str(&format!(
+                "name = \"{route}\"\nobjective = 0.99\nwindow = \"10m\"\nalerting = \"scaled\"\nsli = {{ availability = {{ route = \"{route}\" }} }}"
+            ))
+            .unwrap()
+        };
+        let mut m = Model::new(vec!["a".into(), "b".into()], vec![spec("api"), spec("web")]).unwrap();
+        let scrape = |at: u64, sidecar: &str, route: &str, bad: u64| {
+            let mut s = StatsSnapshot {
+                started_at_ms: 500,
+                taken_at_ms: at,
+                ..Default::default()
+            };
+            s.routes.insert(route.into(), traffic(100, bad, &[]));
+            Feed::Stats {
+                at_ms: at,
+                sidecar: sidecar.into(),
+                snapshot: Arc::new(s),
+            }
+        };
+        m.apply(scrape(1_000, "a", "api", 0));
+        m.apply(scrape(1_000, "b", "web", 0));
+        m.apply(scrape(3_000, "a", "api", 100));
+        // b's scrape was answered a little earlier but arrives later.
+        m.apply(scrape(2_990, "b", "web", 100));
+        let fired: Vec<String> = m
+            .timeline
+            .newest_first()
+            .filter(|e| e.kind == "alert_firing")
+            .map(|e| e.detail.split(' ').next().unwrap().to_owned())
+            .collect();
+        assert!(
+            fired.contains(&"api".to_owned()) && fired.contains(&"web".to_owned()),
+            "{fired:?}"
+        );
     }
 
     #[test]

@@ -95,6 +95,11 @@ impl SloState {
         events
     }
 
+    /// The time of the latest evaluation (the latest scrape recorded).
+    pub fn evaluated_ms(&self) -> u64 {
+        self.evaluated_ms
+    }
+
     /// The burn rate over the windows of the last minute before `now_ms` (windows reaching
     /// further back, such as a first window since the sidecar started, are left out); `None`
     /// without traffic.

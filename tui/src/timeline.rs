@@ -1,8 +1,9 @@
-//! The timeline: every event seen, described once as it arrives (so a frame only formats the
-//! rows it shows), at most [`Timeline::CAPACITY`] of them. A sidecar replays its recent events
-//! to each new `/events` connection; events seen before are dropped.
+//! The timeline: every event seen, in time order, described once as it arrives (so a frame
+//! only formats the rows it shows), at most [`Timeline::CAPACITY`] of them. A sidecar replays
+//! its recent events to each new `/events` connection; an event seen before (the same JSON) is
+//! dropped. Events may arrive a little out of order (several sources); each goes in its place.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use ballast_model::Event;
 
@@ -10,6 +11,8 @@ use crate::describe::{self, EventClass};
 
 pub struct Entry {
     pub event: Event,
+    /// The event as JSON: what tells a replayed event from a new one.
+    json: String,
     /// The kind as written, e.g. `fault_added`.
     pub kind: String,
     pub detail: String,
@@ -29,8 +32,8 @@ impl Entry {
 pub struct Timeline {
     /// Oldest first.
     entries: VecDeque<Entry>,
-    /// Per source: the newest time seen and the events at that millisecond.
-    newest: HashMap<String, (u64, Vec<Event>)>,
+    /// The JSON of every event kept.
+    seen: HashSet<String>,
 }
 
 impl Timeline {
@@ -39,25 +42,36 @@ impl Timeline {
 
     /// Take an event in; false if it was seen before (a reconnect's replay).
     pub fn push(&mut self, event: Event) -> bool {
-        let (at, seen) = self.newest.entry(event.source.clone()).or_insert((0, Vec::new()));
-        if event.at_ms < *at || (event.at_ms == *at && seen.contains(&event)) {
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        if self.seen.contains(&json) {
             return false;
         }
-        if event.at_ms > *at {
-            (*at, *seen) = (event.at_ms, Vec::new());
-        }
-        seen.push(event.clone());
+        self.seen.insert(json.clone());
         let (kind, detail, class) = describe::event(&event);
         let search = format!("{} {kind} {detail}", event.source).to_lowercase();
-        self.entries.push_back(Entry {
-            event,
-            kind,
-            detail,
-            class,
-            search,
-        });
-        if self.entries.len() > Self::CAPACITY {
-            self.entries.pop_front();
+        // Usually at the end; after the last entry that is not later.
+        let at = self.entries.len()
+            - self
+                .entries
+                .iter()
+                .rev()
+                .take_while(|e| e.event.at_ms > event.at_ms)
+                .count();
+        self.entries.insert(
+            at,
+            Entry {
+                event,
+                json,
+                kind,
+                detail,
+                class,
+                search,
+            },
+        );
+        if self.entries.len() > Self::CAPACITY
+            && let Some(oldest) = self.entries.pop_front()
+        {
+            self.seen.remove(&oldest.json);
         }
         true
     }
@@ -70,7 +84,7 @@ impl Timeline {
         self.entries.is_empty()
     }
 
-    /// Newest first (by arrival; sources deliver in time order).
+    /// Newest first.
     pub fn newest_first(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter().rev()
     }
@@ -101,10 +115,19 @@ mod tests {
         assert!(!t.push(ev(1, "a", "f1")));
         assert!(!t.push(ev(2, "a", "f3")));
         assert!(t.push(ev(3, "a", "f4")));
-        let ids: Vec<&str> = t.newest_first().map(|e| e.detail.as_str()).collect();
+        // Another source, a little behind: in its place.
+        assert!(t.push(ev(2, "c", "f5")));
+        let ids: Vec<(u64, &str)> = t.newest_first().map(|e| (e.event.at_ms, e.detail.as_str())).collect();
         assert_eq!(
             ids,
-            ["f4 expired", "f1 expired", "f3 expired", "f2 expired", "f1 expired"]
+            [
+                (3, "f4 expired"),
+                (2, "f5 expired"),
+                (2, "f3 expired"),
+                (2, "f2 expired"),
+                (1, "f1 expired"),
+                (1, "f1 expired")
+            ]
         );
         assert!(t.newest_first().next().unwrap().matches("fault_exp"));
     }
