@@ -32,7 +32,7 @@ fn sidecar_bin() -> PathBuf {
 /// A tmux server of our own running one window; killed on drop.
 struct Tmux {
     socket: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Tmux {
@@ -50,11 +50,15 @@ impl Tmux {
         let conf = dir.path().join("tmux.conf");
         std::fs::write(&conf, "set -g remain-on-exit on\nset -g status off\n").unwrap();
         let socket = format!("ballast-tui-test-{}", std::process::id());
+        // A shell runs the program and keeps its exit status in a file: tmux may mark the
+        // pane dead before it learns the status.
+        let status = dir.path().join("status");
         let quoted: Vec<String> = command
             .iter()
             .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
             .collect();
-        let tmux = Tmux { socket, _dir: dir };
+        let line = format!("{}; echo $? > '{}'", quoted.join(" "), status.display());
+        let tmux = Tmux { socket, dir };
         let out = Command::new("tmux")
             .args(["-L", &tmux.socket, "-f"])
             .arg(&conf)
@@ -68,7 +72,7 @@ impl Tmux {
                 "-y",
                 &height.to_string(),
             ])
-            .arg(quoted.join(" "))
+            .arg(line)
             .output()
             .unwrap();
         assert!(out.status.success(), "tmux: {}", String::from_utf8_lossy(&out.stderr));
@@ -111,11 +115,10 @@ impl Tmux {
         self.wait(needle, |s| s.contains(needle))
     }
 
-    /// `#{pane_dead} #{pane_dead_status}`.
-    fn pane(&self) -> String {
-        self.tmux(&["display-message", "-p", "-t", "t", "#{pane_dead} #{pane_dead_status}"])
-            .trim()
-            .to_owned()
+    /// The program's exit status, once it ended.
+    fn exit_status(&self) -> Option<String> {
+        let s = std::fs::read_to_string(self.dir.path().join("status")).ok()?;
+        s.ends_with('\n').then(|| s.trim().to_owned())
     }
 }
 
@@ -229,13 +232,13 @@ fn the_dashboard_in_tmux_injects_a_fault_and_sees_it_page() {
     stop.store(true, Ordering::Relaxed);
     drop(sidecar.take());
     tmux.wait_for("unreachable, last seen");
-    assert_eq!(tmux.pane(), "0", "still running");
+    assert_eq!(tmux.exit_status(), None, "still running");
 
     // q quits with 0 and leaves the alternate screen.
     tmux.keys(&["q"]);
-    eventually("the dashboard to exit", || tmux.pane().starts_with('1'));
-    assert_eq!(tmux.pane(), "1 0");
+    eventually("the dashboard to exit", || tmux.exit_status().is_some());
     let after = tmux.screen();
+    assert_eq!(tmux.exit_status().as_deref(), Some("0"), "the screen after:\n{after}");
     assert!(
         !after.contains("1 Overview"),
         "the dashboard's screen is gone:\n{after}"
