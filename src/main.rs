@@ -13,6 +13,7 @@
 //! - [`validate`]: `ballast validate FILE...`, any of ballast's TOML files checked.
 //! - [`slo`]: `ballast slo rules|status`: Prometheus rules for SLOs, and where they stand (live
 //!   sidecars, Prometheus, span files).
+//! - [`tui`]: `ballast tui`, the incident dashboard (`ballast-tui`), live or replaying a run.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 78 config error.
 
@@ -23,6 +24,7 @@ mod fault;
 mod load;
 mod run;
 mod slo;
+mod tui;
 mod validate;
 
 use std::net::SocketAddr;
@@ -75,6 +77,8 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// The incident dashboard: live sidecars (--admin URL...) or a recorded run (--replay DIR).
+    Tui(tui::TuiArgs),
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
     DemoUpstream {
         /// Address to listen on.
@@ -165,6 +169,13 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::Tui(args) => match rt.block_on(tui::run(args)) {
+            Err(e) if e.is::<slo::Invalid>() => {
+                eprintln!("{e}");
+                return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+            }
+            r => r,
+        },
         Command::Demo { requests } => {
             init_logging("warn");
             rt.block_on(demo::run(requests))

@@ -12,7 +12,8 @@
 //! - [`slo`]: service level objectives as written (`[[slo]]`), and their checks.
 //! - [`stats`]: the sidecar's cumulative counters and HDR latency histograms, and windows
 //!   between two snapshots.
-//! - `client` (feature `client`): fetch snapshots from a sidecar and compute windows.
+//! - `client` (feature `client`): fetch snapshots from a sidecar and compute windows; list,
+//!   add and remove its faults.
 //! - [`units`]: human-friendly durations (`"250ms"`) and byte sizes (`"64KiB"`) for TOML files.
 
 #[cfg(feature = "client")]

@@ -82,7 +82,7 @@ pub struct OverBudget;
 /// The file's SLOs were not usable: every problem, already formatted.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Invalid(String);
+pub struct Invalid(pub(crate) String);
 
 /// One SLO's standing, as `slo status` reports it, whatever the source.
 #[derive(Debug, Default, serde::Serialize)]
