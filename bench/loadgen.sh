@@ -17,7 +17,7 @@ CONNS=${CONNS:-32}
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release --bin ballast >&2
 BIN=$TARGET_DIR/release/ballast
-command -v oha >/dev/null || cargo install oha >&2
+command -v oha >/dev/null || cargo install --locked oha >&2
 export PATH=$HOME/.cargo/bin:$PATH
 W=$(mktemp -d /tmp/ballast-bench.XXXX)
 . bench/lib.sh
