@@ -4,7 +4,7 @@
 # Each tool keeps CONNS connections (users) busy for DUR; we read its requests/s, and measure
 # its peak RSS and CPU time (getrusage of the child), reported per 1,000 req/s.
 # Then `ballast load` variants, to see what holds it back: the per-request log (--out), one
-# client per user (cookies = true), the number of users.
+# client per user (cookies = true), the number of users, one thread (--threads 1).
 #
 #   bench/loadgen.sh                      # ROUNDS=3 DUR=10 CONNS=32
 #   ROUNDS=5 DUR=10 CONNS=64 bench/loadgen.sh
@@ -17,7 +17,7 @@ CONNS=${CONNS:-32}
 TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release --bin ballast >&2
 BIN=$TARGET_DIR/release/ballast
-command -v oha >/dev/null || cargo install oha >&2
+command -v oha >/dev/null || cargo install --locked oha >&2
 export PATH=$HOME/.cargo/bin:$PATH
 W=$(mktemp -d /tmp/ballast-bench.XXXX)
 . bench/lib.sh
@@ -67,13 +67,14 @@ run_tool() {
     wrk) measure wrk wrk -t1 -c"$CONNS" -d"${DUR}s" http://127.0.0.1:18080/ ;;
     oha) measure oha oha -z "${DUR}s" -c "$CONNS" --no-tui --output-format json http://127.0.0.1:18080/ ;;
     ballast-log) measure "$1" "$BIN" load "$W/$1.toml" --output json --out "$W/out" ;;
+    ballast-1thread) measure "$1" "$BIN" load "$W/ballast.toml" --output json --threads 1 ;;
     *) measure "$1" "$BIN" load "$W/$1.toml" --output json ;;
   esac
 }
 
 : >"$W/results"
 for round in $(seq "$ROUNDS"); do
-  for tool in wrk oha ballast ${VARIANTS-ballast-log ballast-cookies ballast-8users ballast-128users}; do
+  for tool in wrk oha ballast ${VARIANTS-ballast-1thread ballast-log ballast-cookies ballast-8users ballast-128users}; do
     run_tool "$tool" | tee -a "$W/results" >&2
   done
   echo "round $round done" >&2

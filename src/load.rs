@@ -23,6 +23,23 @@ pub struct LoadArgs {
     /// Only check the profile (exit 78 with every problem if it has any).
     #[arg(long)]
     check: bool,
+    /// Threads sending the load (default: one per CPU core). 1 runs everything on one thread,
+    /// with no cross-thread wake-ups: the most requests per CPU second.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Run `ballast load` on a runtime of its own, sized by `--threads`.
+pub fn main(args: LoadArgs) -> anyhow::Result<()> {
+    let rt = match args.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build()?,
+        None => tokio::runtime::Runtime::new()?,
+    };
+    rt.block_on(run(args))
 }
 
 /// The profile has problems: every one, already formatted.

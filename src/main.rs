@@ -156,7 +156,7 @@ fn main() -> ExitCode {
         Command::Load(args) => {
             // goose logs through `log`: routed to tracing, its per-request warnings hidden.
             init_logging("warn,goose=error");
-            match rt.block_on(load::run(args)) {
+            match load::main(args) {
                 Ok(()) => return ExitCode::SUCCESS,
                 Err(e) if e.is::<load::Invalid>() => {
                     eprint!("{e}");

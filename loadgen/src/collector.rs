@@ -2,9 +2,10 @@
 //! (overall, per transaction, per second), writes the per-request log, closes each second
 //! into a [`Second`] for the live feed and checks the thresholds that may abort the run.
 //!
+//! Users push their measurements into a shared buffer that the collector drains every 20 ms.
 //! A request belongs to the second it completed in. A second is closed a little after it
-//! ends (so requests still on their way through the channel land in it); one that arrives
-//! later still counts, in the oldest open second.
+//! ends (so requests still in the buffer land in it); one that arrives later still counts, in
+//! the oldest open second.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,7 +17,7 @@ use ballast_model::load::{Second, Tally};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::shared::{Msg, Record, Shared};
+use crate::shared::{Record, Shared};
 use crate::threshold::Threshold;
 
 /// How long after its end a second is closed.
@@ -84,33 +85,49 @@ impl Collector {
         }
     }
 
-    /// Take records until the run says it is done, closing seconds as they pass.
-    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) -> Self {
+    /// Take records until `done` (every user has stopped), closing seconds as they pass.
+    pub async fn run(mut self, mut done: tokio::sync::oneshot::Receiver<()>) -> Self {
         let start = self.shared.start;
         let mut tick = tokio::time::interval_at(start + Duration::from_secs(1) + GRACE, Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut drain = tokio::time::interval(Duration::from_millis(20));
+        let mut batch = Vec::new();
         loop {
             tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(Msg::Record(r)) => self.add(r),
-                    Some(Msg::Done) | None => break,
-                },
+                _ = drain.tick() => self.drain(&mut batch),
                 _ = tick.tick() => {
+                    self.drain(&mut batch);
                     let now = Instant::now().saturating_duration_since(start).saturating_sub(GRACE);
                     self.close_before(now.as_secs());
                 }
+                _ = &mut done => break,
             }
         }
-        // Close everything up to the last answer (or the time the run took).
-        let elapsed = Instant::now().saturating_duration_since(start).as_micros() as u64;
-        let last = self.last_end_us.max(elapsed.min(self.last_end_us + 1_000_000)) / 1_000_000;
-        self.close_before(last + 1);
+        self.drain(&mut batch);
+        // Close everything up to the last answer (without answers: the time the run took).
+        let last_us = if self.all.requests > 0 {
+            self.last_end_us
+        } else {
+            Instant::now().saturating_duration_since(start).as_micros() as u64
+        };
+        self.close_before(last_us / 1_000_000 + 1);
         if let Some(log) = self.log.as_mut()
             && let Err(e) = log.flush()
         {
             self.log_error.get_or_insert(e);
         }
         self
+    }
+
+    /// Take what the users measured since the last call.
+    fn drain(&mut self, batch: &mut Vec<Record>) {
+        std::mem::swap(
+            &mut *self.shared.records.lock().unwrap_or_else(|e| e.into_inner()),
+            batch,
+        );
+        for r in batch.drain(..) {
+            self.add(r);
+        }
     }
 
     fn add(&mut self, r: Record) {

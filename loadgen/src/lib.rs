@@ -54,7 +54,8 @@
 //! - `attack`: the goose attack for a profile; `user`: what a goose user does per call, and
 //!   sending, measuring and classifying one request.
 //! - `collector`: records to tallies, seconds, the live feed, `requests.csv`, aborts.
-//! - [`run()`](run()): the run from start to [`Results`]; [`files`]: the run folder's files.
+//! - `run`: [`run`] and [`run_with`], a run from start to [`Results`]; [`files`]: the run
+//!   folder's files.
 //! - `preflight`: an unreachable target is one clear error before any load; `client`: the
 //!   HTTP client.
 //! - [`error`]: [`ProfileErrors`] and [`LoadError`].

@@ -16,7 +16,7 @@ use crate::error::LoadError;
 use crate::profile::Profile;
 use crate::schedule::Schedule;
 use crate::shape::Shape;
-use crate::shared::{Msg, Shared, open_draw};
+use crate::shared::{Shared, open_draw};
 
 /// goose keeps process-wide state (its killswitch, logger and Ctrl-C handler): one attack at
 /// a time per process.
@@ -72,10 +72,10 @@ pub async fn run_with(
     let start_unix_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64);
-    let (records, rx) = mpsc::unbounded_channel();
+    let (done_tx, done) = tokio::sync::oneshot::channel();
     let (abort_tx, mut abort_rx) = mpsc::unbounded_channel();
     let schedule = match &profile.shape {
-        Shape::Open { stages, iterations, .. } => Some(Schedule::new(stages, *iterations, start)),
+        Shape::Open { stages, iterations, .. } => Some(Schedule::new(stages, *iterations)),
         Shape::Closed { .. } => None,
     };
     let shared = Arc::new(Shared {
@@ -85,13 +85,13 @@ pub async fn run_with(
         stop: watch::Sender::new(false),
         draw: schedule.is_some().then(|| open_draw(profile)),
         schedule,
-        records,
+        records: std::sync::Mutex::new(Vec::new()),
         in_flight: AtomicU64::new(0),
         pending: AtomicU64::new(0),
         client,
         next_user: AtomicUsize::new(0),
     });
-    let collector = tokio::spawn(Collector::new(shared.clone(), start_unix_us, options.feed, log, abort_tx).run(rx));
+    let collector = tokio::spawn(Collector::new(shared.clone(), start_unix_us, options.feed, log, abort_tx).run(done));
 
     let attack = crate::attack::build(&shared)?;
     let goose = attack.execute();
@@ -129,7 +129,7 @@ pub async fn run_with(
     };
     let canceled_by_goose = goose::is_killswitch_triggered() && ended_by.is_none();
     goose::reset_killswitch();
-    let _ = shared.records.send(Msg::Done);
+    let _ = done_tx.send(());
     let mut collector = collector.await.expect("the collector does not panic");
     if let Err(e) = outcome {
         return Err(LoadError::Goose(e.to_string()));

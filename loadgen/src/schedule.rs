@@ -2,7 +2,8 @@
 //!
 //! The rate over time is piecewise linear (the stages). Request `k` is due when the number of
 //! arrivals the rate has produced since the start reaches `k`, so arrivals are evenly spaced
-//! at a constant rate (as wrk2's `-R`) and thin out or crowd in along a ramp. Users of the pool
+//! at a constant rate (as wrk2's `-R`) and thin out or crowd in along a ramp. The schedule
+//! starts when the first request is taken (once goose's users are up). Users of the pool
 //! take the next request with one atomic increment; its intended time never moves, however
 //! late it is sent, and latency is counted from it.
 
@@ -15,7 +16,9 @@ use crate::shape::Stage;
 
 #[derive(Debug)]
 pub struct Schedule {
-    start: Instant,
+    /// Set by the first request taken: goose's users take a moment to start, and that moment
+    /// is not lateness.
+    start: std::sync::OnceLock<Instant>,
     segments: Vec<Segment>,
     total: u64,
     next: AtomicU64,
@@ -46,8 +49,8 @@ impl Segment {
 }
 
 impl Schedule {
-    /// A schedule starting at `start`; at most `limit` requests.
-    pub fn new(stages: &[Stage], limit: Option<u64>, start: Instant) -> Schedule {
+    /// A schedule starting when its first request is taken; at most `limit` requests.
+    pub fn new(stages: &[Stage], limit: Option<u64>) -> Schedule {
         let mut segments = Vec::new();
         let (mut at, mut previous, mut before) = (0.0, 0.0, 0.0);
         for s in stages {
@@ -76,7 +79,7 @@ impl Schedule {
             total = total.min(limit);
         }
         Schedule {
-            start,
+            start: std::sync::OnceLock::new(),
             segments,
             total,
             next: AtomicU64::new(0),
@@ -91,7 +94,8 @@ impl Schedule {
     /// The next request: its number and when it is due; `None` once all are taken.
     pub fn next(&self) -> Option<(u64, Instant)> {
         let k = self.next.fetch_add(1, Ordering::Relaxed);
-        (k < self.total).then(|| (k, self.start + self.offset(k)))
+        let start = *self.start.get_or_init(Instant::now);
+        (k < self.total).then(|| (k, start + self.offset(k)))
     }
 
     /// Requests not taken yet.
@@ -125,35 +129,32 @@ mod tests {
 
     #[test]
     fn a_constant_rate_spaces_requests_evenly() {
-        let s = Schedule::new(&[stage(500.0, 20, false)], None, Instant::now());
+        let s = Schedule::new(&[stage(500.0, 20, false)], None);
         assert_eq!(s.total(), 10_000);
         assert_eq!(s.offset(0), Duration::ZERO);
         assert_eq!(s.offset(1), Duration::from_millis(2));
         assert_eq!(s.offset(9_999), Duration::from_micros(19_998_000));
-        assert_eq!(
-            Schedule::new(&[stage(500.0, 20, false)], Some(7), Instant::now()).total(),
-            7
-        );
+        assert_eq!(Schedule::new(&[stage(500.0, 20, false)], Some(7)).total(), 7);
     }
 
     #[test]
     fn a_ramp_crowds_requests_towards_its_top() {
         // 0 -> 100/s over 10 s: 500 arrivals, n(t) = 5 t², so t(n) = sqrt(n / 5).
-        let s = Schedule::new(&[stage(100.0, 10, true), stage(100.0, 1, false)], None, Instant::now());
+        let s = Schedule::new(&[stage(100.0, 10, true), stage(100.0, 1, false)], None);
         assert_eq!(s.total(), 600);
         let t = |k| s.offset(k).as_secs_f64();
         assert!((t(125) - 5.0).abs() < 1e-6, "{}", t(125));
         assert!((t(500) - 10.0).abs() < 1e-6);
         assert!((t(550) - 10.5).abs() < 1e-6);
         // A ramp down mirrors it.
-        let down = Schedule::new(&[stage(100.0, 1, false), stage(0.0, 10, true)], None, Instant::now());
+        let down = Schedule::new(&[stage(100.0, 1, false), stage(0.0, 10, true)], None);
         assert_eq!(down.total(), 600);
         assert!((down.offset(100 + 375).as_secs_f64() - 6.0).abs() < 1e-6);
     }
 
     #[test]
     fn requests_are_handed_out_once() {
-        let s = Schedule::new(&[stage(10.0, 1, false)], None, Instant::now());
+        let s = Schedule::new(&[stage(10.0, 1, false)], None);
         let taken: Vec<u64> = std::iter::from_fn(|| s.next().map(|(k, _)| k)).collect();
         assert_eq!(taken, (0..10).collect::<Vec<_>>());
         assert_eq!(s.remaining(), 0);

@@ -92,7 +92,15 @@ impl Tally {
     pub fn record(&mut self, latency_us: u64, status: Option<u16>, failure: Option<Failure>) {
         self.requests += 1;
         if let Some(status) = status {
-            *self.by_status.entry(status.to_string()).or_default() += 1;
+            // Look up without allocating: this runs for every request.
+            let mut buf = [0u8; 5];
+            let key = status_key(status, &mut buf);
+            match self.by_status.get_mut(key) {
+                Some(n) => *n += 1,
+                None => {
+                    self.by_status.insert(key.to_owned(), 1);
+                }
+            }
         }
         if let Some(f) = failure {
             self.failed += 1;
@@ -146,6 +154,21 @@ impl Tally {
             max: if empty { 0.0 } else { h.max() as f64 / 1000.0 },
         }
     }
+}
+
+/// A status code as text, written into `buf`.
+fn status_key(status: u16, buf: &mut [u8; 5]) -> &str {
+    let mut n = status;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 /// Latency percentiles in milliseconds, for people and dashboards (the histogram is exact).
@@ -283,6 +306,12 @@ mod tests {
         a.add(&b);
         assert_eq!((a.requests, a.failed), (3, 2));
         assert_eq!(a.by_status["503"], 1);
+        assert_eq!(a.by_status["200"], 1);
+        let mut buf = [0u8; 5];
+        assert_eq!(
+            (status_key(7, &mut buf), status_key(65535, &mut [0u8; 5])),
+            ("7", "65535")
+        );
         assert_eq!(a.by_error[&Failure::Class(ErrorClass::ConnectRefused)], 1);
         assert!((a.error_rate() - 2.0 / 3.0).abs() < 1e-9);
         assert!((a.quantile_ms(1.0) - 3.0).abs() < 0.01);
