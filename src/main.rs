@@ -7,6 +7,8 @@
 //! - [`fault`]: `ballast fault add|list|clear`, faults on a running sidecar.
 //! - [`load`]: `ballast load PROFILE.toml`, a load profile run by the load generator
 //!   (`ballast-loadgen`), with thresholds that set the exit code.
+//! - [`report`]: `ballast report RUN_DIR`, the post-mortem draft of a recorded run
+//!   (`ballast-report`): Markdown and a self-contained HTML page with charts.
 //! - [`slo`]: `ballast slo rules|status`: Prometheus rules for SLOs, and where they stand (live
 //!   sidecars, Prometheus, span files).
 //!
@@ -16,6 +18,7 @@ mod demo;
 mod demo_upstream;
 mod fault;
 mod load;
+mod report;
 mod slo;
 
 use std::net::SocketAddr;
@@ -52,6 +55,9 @@ enum Command {
     Fault(fault::FaultArgs),
     /// Run a load profile (TOML): closed or open model, thresholds that set the exit code.
     Load(load::LoadArgs),
+    /// Draft the post-mortem of a recorded run: report.md and report.html (exit 78 if the run
+    /// folder is missing, incomplete or damaged).
+    Report(report::ReportArgs),
     /// SLOs: Prometheus recording and burn-rate alerting rules; where SLOs stand.
     Slo(slo::SloArgs),
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
@@ -81,6 +87,18 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             Err(e) => Err(e),
+        },
+        Command::Report(args) => match report::run(args) {
+            Ok(()) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ballast: {e}");
+                // A damaged run folder is invalid input, as a bad config is.
+                return ExitCode::from(if e.is_invalid_input() {
+                    ballast_sidecar::EXIT_CONFIG
+                } else {
+                    1
+                });
+            }
         },
         Command::Fault(args) => match rt.block_on(fault::run(args)) {
             Ok(()) => return ExitCode::SUCCESS,

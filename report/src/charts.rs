@@ -53,7 +53,14 @@ fn spans(a: &Analysis) -> Vec<Span> {
 pub fn caption(a: &Analysis, c: Chart) -> String {
     let shaded: Vec<String> = spans(a)
         .iter()
-        .map(|s| format!("{} ({} to {})", s.label, offset((s.from_s * 1000.0) as i64), offset((s.to_s * 1000.0) as i64)))
+        .map(|s| {
+            format!(
+                "{} ({} to {})",
+                s.label,
+                offset((s.from_s * 1000.0) as i64),
+                offset((s.to_s * 1000.0) as i64)
+            )
+        })
         .collect();
     let spans = if shaded.is_empty() {
         String::new()
@@ -64,7 +71,10 @@ pub fn caption(a: &Analysis, c: Chart) -> String {
         Chart::Latency => format!("{}, all routes, as the load generator saw it.{spans}", c.title()),
         Chart::ErrorRate => format!("{}, all routes (client, and sidecar when scraped).{spans}", c.title()),
         Chart::Budget => format!("{}, per SLO (1 = untouched, 0 = spent).{spans}", c.title()),
-        Chart::Histogram => format!("{}: share of each phase's requests per latency bin (log scale).", c.title()),
+        Chart::Histogram => format!(
+            "{}: share of each phase's requests per latency bin (log scale).",
+            c.title()
+        ),
     }
 }
 
@@ -72,7 +82,10 @@ pub fn draw(a: &Analysis, c: Chart) -> Result<String, ReportError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        let fail = |e: String| ReportError::Chart { chart: slug(c), detail: e };
+        let fail = |e: String| ReportError::Chart {
+            chart: slug(c),
+            detail: e,
+        };
         root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
         match c {
             Chart::Latency => {
@@ -84,13 +97,22 @@ pub fn draw(a: &Analysis, c: Chart) -> Result<String, ReportError> {
             Chart::ErrorRate => {
                 let mut lines = vec![("client", points(a, |f| f.error_rate()), BLUE)];
                 if let Some(side) = &a.lines.sidecar {
-                    let pts = side.iter().enumerate().map(|(s, f)| (s as f64 + 0.5, f.error_rate())).collect();
+                    let pts = side
+                        .iter()
+                        .enumerate()
+                        .map(|(s, f)| (s as f64 + 0.5, f.error_rate()))
+                        .collect();
                     lines.push(("sidecar", pts, RGBColor(44, 160, 44)));
                 }
                 time_chart(a, &root, c.title(), "failed / requests", lines)
             }
             Chart::Budget => {
-                let palette = [BLUE, RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(140, 86, 75)];
+                let palette = [
+                    BLUE,
+                    RGBColor(44, 160, 44),
+                    RGBColor(148, 103, 189),
+                    RGBColor(140, 86, 75),
+                ];
                 let lines = a
                     .lines
                     .budgets
@@ -191,7 +213,9 @@ fn histogram(a: &Analysis, root: &Area) -> Result<(), String> {
     };
     let share = |h: &[u64]| {
         let n: u64 = h.iter().sum();
-        h.iter().map(|&c| if n == 0 { 0.0 } else { c as f64 / n as f64 }).collect::<Vec<f64>>()
+        h.iter()
+            .map(|&c| if n == 0 { 0.0 } else { c as f64 / n as f64 })
+            .collect::<Vec<f64>>()
     };
     let (b, d) = (share(&before.histogram), share(&during.histogram));
     let used = |i: &usize| b[*i] > 0.0 || d[*i] > 0.0;

@@ -11,9 +11,15 @@ pub enum Block {
     Heading(u8, String),
     Para(String),
     List(Vec<String>),
-    Table { header: Vec<String>, rows: Vec<Vec<String>> },
+    Table {
+        header: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
     /// For people to write: the question, and what the data suggests.
-    Prompt { ask: String, seeds: Vec<String> },
+    Prompt {
+        ask: String,
+        seeds: Vec<String>,
+    },
     /// A chart (HTML only; the Markdown points to it).
     Chart(Chart),
 }
@@ -64,7 +70,11 @@ pub fn headline(a: &Analysis) -> String {
             duration(a.length_ms as u64),
             failed,
             requests,
-            pct(if requests == 0 { 0.0 } else { failed as f64 / requests as f64 })
+            pct(if requests == 0 {
+                0.0
+            } else {
+                failed as f64 / requests as f64
+            })
         ),
     }
 }
@@ -118,7 +128,10 @@ fn summary(a: &Analysis, d: &mut Vec<Block>) {
                 duration(ttr),
                 rec.from.what
             ),
-            _ => format!("Not recovered by the end of the run (counting from: {}).", rec.from.what),
+            _ => format!(
+                "Not recovered by the end of the run (counting from: {}).",
+                rec.from.what
+            ),
         });
         for b in &a.budgets {
             facts.push(format!(
@@ -135,7 +148,15 @@ fn summary(a: &Analysis, d: &mut Vec<Block>) {
             .routes
             .iter()
             .filter(|r| r.failed > 0 || r.p99_during_ms > r.p99_before_ms * a.rules.latency_factor)
-            .map(|r| format!("users of {} were hurt: {} of requests failed, p99 {} → {}", r.route, pct(r.share), ms(r.p99_before_ms), ms(r.p99_during_ms)))
+            .map(|r| {
+                format!(
+                    "users of {} were hurt: {} of requests failed, p99 {} → {}",
+                    r.route,
+                    pct(r.share),
+                    ms(r.p99_before_ms),
+                    ms(r.p99_during_ms)
+                )
+            })
             .collect(),
         None => vec![format!(
             "{} fault(s) injected, none moved a figure past the degradation rules",
@@ -163,9 +184,17 @@ fn phase_table(a: &Analysis) -> Block {
             format!("{:.1} / {:.1} / {:.1} / {:.1}", f.p50_ms, f.p90_ms, f.p99_ms, f.max_ms)
         })
     };
-    rows.push(std::iter::once("all".to_owned()).chain(a.phases.iter().map(|p| cell(p, None))).collect());
+    rows.push(
+        std::iter::once("all".to_owned())
+            .chain(a.phases.iter().map(|p| cell(p, None)))
+            .collect(),
+    );
     for r in &a.routes {
-        rows.push(std::iter::once(r.clone()).chain(a.phases.iter().map(|p| cell(p, Some(r)))).collect());
+        rows.push(
+            std::iter::once(r.clone())
+                .chain(a.phases.iter().map(|p| cell(p, Some(r))))
+                .collect(),
+        );
     }
     Block::Table { header, rows }
 }
@@ -184,9 +213,16 @@ fn impact(a: &Analysis, d: &mut Vec<Block>) {
                 pct(imp.share)
             )));
             d.push(Block::Table {
-                header: ["route", "requests", "failed", "share failed", "p99 before", "p99 during"]
-                    .map(String::from)
-                    .into(),
+                header: [
+                    "route",
+                    "requests",
+                    "failed",
+                    "share failed",
+                    "p99 before",
+                    "p99 during",
+                ]
+                .map(String::from)
+                .into(),
                 rows: imp
                     .routes
                     .iter()
@@ -205,7 +241,9 @@ fn impact(a: &Analysis, d: &mut Vec<Block>) {
             if !imp.classes.is_empty() {
                 d.push(Block::Heading(3, "Top error classes".into()));
                 d.push(Block::Table {
-                    header: ["error class", "failed", "share of failures", "routes"].map(String::from).into(),
+                    header: ["error class", "failed", "share of failures", "routes"]
+                        .map(String::from)
+                        .into(),
                     rows: imp
                         .classes
                         .iter()
@@ -228,6 +266,39 @@ fn impact(a: &Analysis, d: &mut Vec<Block>) {
                 "No incident, so no impact to count: {requests} requests over the run, {failed} failed."
             )));
         }
+    }
+    if !a.traces.is_empty() {
+        const SHOWN: usize = 10;
+        d.push(Block::Heading(3, "Example failing traces".into()));
+        d.push(Block::Para(format!(
+            "{} failed traced requests during the incident (the sidecar's exemplars){}:",
+            a.traces.len(),
+            if a.traces.len() > SHOWN {
+                format!("; the first {SHOWN}")
+            } else {
+                String::new()
+            }
+        )));
+        d.push(Block::Table {
+            header: ["trace id", "route", "at", "status", "error", "latency"]
+                .map(String::from)
+                .into(),
+            rows: a
+                .traces
+                .iter()
+                .take(SHOWN)
+                .map(|t| {
+                    vec![
+                        format!("`{}`", t.trace_id),
+                        t.route.clone(),
+                        offset(t.at_ms as i64 - a.started_at_ms as i64),
+                        t.status.to_string(),
+                        t.error.clone().unwrap_or_else(|| "–".into()),
+                        ms(t.latency_us as f64 / 1000.0),
+                    ]
+                })
+                .collect(),
+        });
     }
     if !a.budgets.is_empty() {
         d.push(Block::Heading(3, "Error budget".into()));
@@ -314,18 +385,17 @@ fn impact(a: &Analysis, d: &mut Vec<Block>) {
                             _ if m.before > 0.0 => format!("×{:.2}", m.during / m.before),
                             _ => "new".into(),
                         };
-                        let when = f
-                            .degraded
-                            .iter()
-                            .find(|(r, ..)| r == &m.route)
-                            .map_or("–".to_owned(), |(_, first, last)| {
+                        let when = f.degraded.iter().find(|(r, ..)| r == &m.route).map_or(
+                            "–".to_owned(),
+                            |(_, first, last)| {
                                 format!(
                                     "{} to {} ({} after the fault began)",
                                     offset(*first as i64 * 1000),
                                     offset(*last as i64 * 1000 + 1000),
                                     duration((*first as i64 * 1000 - w.added_ms).max(0) as u64)
                                 )
-                            });
+                            },
+                        );
                         vec![
                             m.route.clone(),
                             m.figure.name().into(),
@@ -343,7 +413,8 @@ fn impact(a: &Analysis, d: &mut Vec<Block>) {
         }
     }
     d.push(Block::Prompt {
-        ask: "Who are the users behind these routes, and what did the failures cost them (orders, sign-ins, pages)?".into(),
+        ask: "Who are the users behind these routes, and what did the failures cost them (orders, sign-ins, pages)?"
+            .into(),
         seeds: Vec::new(),
     });
 }
@@ -357,7 +428,11 @@ fn detection(a: &Analysis, d: &mut Vec<Block>) {
                 items.push(format!("Start: {} at {}.", r.what, offset(r.at_ms)));
             }
             if let Some(i) = &a.incident {
-                items.push(format!("Incident start: {} at {}.", i.start.what, offset(i.start.at_ms)));
+                items.push(format!(
+                    "Incident start: {} at {}.",
+                    i.start.what,
+                    offset(i.start.at_ms)
+                ));
             }
             match (&det.alert, det.ttd_ms) {
                 (Some(al), Some(ttd)) => items.push(format!(
@@ -395,7 +470,8 @@ fn detection(a: &Analysis, d: &mut Vec<Block>) {
     }
     if a.incident.is_some() {
         d.push(Block::Prompt {
-            ask: "How did people learn of it (page, dashboard, a user)? Would the alert have woken the right person?".into(),
+            ask: "How did people learn of it (page, dashboard, a user)? Would the alert have woken the right person?"
+                .into(),
             seeds: a
                 .detection
                 .as_ref()
@@ -476,7 +552,11 @@ fn trigger(a: &Analysis, d: &mut Vec<Block>) {
     if items.is_empty() {
         d.push(Block::Prompt {
             ask: "No fault was injected: what set it off (a deploy, a load change, a dependency)?".into(),
-            seeds: a.incident.iter().map(|i| format!("it began with {}", i.start.what)).collect(),
+            seeds: a
+                .incident
+                .iter()
+                .map(|i| format!("it began with {}", i.start.what))
+                .collect(),
         });
     } else {
         d.push(Block::List(items));
@@ -494,7 +574,11 @@ fn resolution(a: &Analysis, d: &mut Vec<Block>) {
                 "{}: fault {} {}.",
                 offset(at),
                 f.window.id,
-                if f.window.ended_by == Ended::Expired { "expired (TTL)" } else { "removed" }
+                if f.window.ended_by == Ended::Expired {
+                    "expired (TTL)"
+                } else {
+                    "removed"
+                }
             ))
         })
         .collect();
@@ -538,14 +622,20 @@ fn action_items(a: &Analysis, d: &mut Vec<Block>) {
     if let Some(det) = &a.detection {
         match det.ttd_ms {
             None => seeds.push("detect: add or tighten a burn-rate alert that catches this (none fired)".to_owned()),
-            Some(t) if t > 60_000 => {
-                seeds.push(format!("detect: alerting took {}; a faster burn window would shorten it", duration(t)))
-            }
+            Some(t) if t > 60_000 => seeds.push(format!(
+                "detect: alerting took {}; a faster burn window would shorten it",
+                duration(t)
+            )),
             _ => {}
         }
     }
     for f in &a.faults {
-        for route in f.moved.iter().map(|m| &m.route).collect::<std::collections::BTreeSet<_>>() {
+        for route in f
+            .moved
+            .iter()
+            .map(|m| &m.route)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
             seeds.push(format!(
                 "mitigate: make {route} withstand {} (retries, timeouts, fallbacks)",
                 f.description
@@ -558,7 +648,10 @@ fn action_items(a: &Analysis, d: &mut Vec<Block>) {
         seeds.push("recover: find out why the service did not recover within the run".into());
     }
     for b in a.budgets.iter().filter(|b| b.remaining_after < 0.0) {
-        seeds.push(format!("budget: {} is overspent; freeze risky changes per the error budget policy", b.slo));
+        seeds.push(format!(
+            "budget: {} is overspent; freeze risky changes per the error budget policy",
+            b.slo
+        ));
     }
     d.push(Block::Prompt {
         ask: "Each action with a type (prevent, mitigate, detect), an owner and a ticket.".into(),
@@ -573,7 +666,12 @@ fn lessons(a: &Analysis, d: &mut Vec<Block>) {
     let mut lucky = Vec::new();
     if let Some(det) = &a.detection {
         match (&det.alert, det.ttd_ms) {
-            (Some(al), Some(t)) => well.push(format!("the {} alert of {} fired {} in", al.severity.as_str(), al.slo, duration(t))),
+            (Some(al), Some(t)) => well.push(format!(
+                "the {} alert of {} fired {} in",
+                al.severity.as_str(),
+                al.slo,
+                duration(t)
+            )),
             _ => wrong.push("no alert fired".to_owned()),
         }
     }
@@ -587,27 +685,48 @@ fn lessons(a: &Analysis, d: &mut Vec<Block>) {
         if imp.failed > 0 {
             wrong.push(format!("{} requests failed during the incident", imp.failed));
         }
-        let unhurt: Vec<&str> = imp.routes.iter().filter(|r| r.failed == 0 && r.p99_during_ms <= r.p99_before_ms * a.rules.latency_factor).map(|r| r.route.as_str()).collect();
+        let unhurt: Vec<&str> = imp
+            .routes
+            .iter()
+            .filter(|r| r.failed == 0 && r.p99_during_ms <= r.p99_before_ms * a.rules.latency_factor)
+            .map(|r| r.route.as_str())
+            .collect();
         if !unhurt.is_empty() {
             well.push(format!("unaffected: {}", unhurt.join(", ")));
         }
     }
     for b in &a.budgets {
         if b.remaining_after >= 0.0 {
-            lucky.push(format!("{} still had {} of its budget after the incident", b.slo, pct(b.remaining_after)));
+            lucky.push(format!(
+                "{} still had {} of its budget after the incident",
+                b.slo,
+                pct(b.remaining_after)
+            ));
         }
     }
     for f in &a.faults {
         if let Some(p) = f.window.spec.percent.filter(|p| *p < 100.0) {
-            lucky.push(format!("fault {} hit only {p}% of the requests it matched", f.window.id));
+            lucky.push(format!(
+                "fault {} hit only {p}% of the requests it matched",
+                f.window.id
+            ));
         }
     }
     d.push(Block::Heading(3, "What went well".into()));
-    d.push(Block::Prompt { ask: "What worked as intended?".into(), seeds: well });
+    d.push(Block::Prompt {
+        ask: "What worked as intended?".into(),
+        seeds: well,
+    });
     d.push(Block::Heading(3, "What went wrong".into()));
-    d.push(Block::Prompt { ask: "What did not work, or made it worse?".into(), seeds: wrong });
+    d.push(Block::Prompt {
+        ask: "What did not work, or made it worse?".into(),
+        seeds: wrong,
+    });
     d.push(Block::Heading(3, "Where we got lucky".into()));
-    d.push(Block::Prompt { ask: "What could have made it much worse?".into(), seeds: lucky });
+    d.push(Block::Prompt {
+        ask: "What could have made it much worse?".into(),
+        seeds: lucky,
+    });
 }
 
 fn method(a: &Analysis, d: &mut Vec<Block>) {

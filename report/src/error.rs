@@ -18,7 +18,10 @@ pub enum ReportError {
     Io { path: PathBuf, source: std::io::Error },
     /// The analysis itself failed (a polars error on data that passed the checks).
     #[error("analysis of {}: {source}", path.display())]
-    Analysis { path: PathBuf, source: polars::error::PolarsError },
+    Analysis {
+        path: PathBuf,
+        source: polars::error::PolarsError,
+    },
     #[error("drawing the {chart} chart: {detail}")]
     Chart { chart: &'static str, detail: String },
 }

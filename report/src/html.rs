@@ -14,7 +14,10 @@ th{background:#f3f3f3}code{background:#f3f3f3;padding:0 .2em}\
 figure{margin:1em 0}figcaption{font-size:.9em;color:#555}";
 
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Inline Markdown the document uses: `code` and **bold**.

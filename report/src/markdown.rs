@@ -22,7 +22,14 @@ pub fn render(a: &Analysis) -> String {
             }
             Block::Table { header, rows } => {
                 let line = |cells: &[String]| {
-                    format!("| {} |\n", cells.iter().map(|c| c.replace('|', "\\|")).collect::<Vec<_>>().join(" | "))
+                    format!(
+                        "| {} |\n",
+                        cells
+                            .iter()
+                            .map(|c| c.replace('|', "\\|"))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    )
                 };
                 out.push_str(&line(&header));
                 out.push_str(&format!("|{}\n", "---|".repeat(header.len())));

@@ -54,7 +54,11 @@ pub fn spent(slo: &SloRun, from_s: u64, to_s: u64) -> BudgetImpact {
         unit: slo.unit(),
         bad,
         window_budget,
-        share: if window_budget > 0.0 { bad as f64 / window_budget } else { 0.0 },
+        share: if window_budget > 0.0 {
+            bad as f64 / window_budget
+        } else {
+            0.0
+        },
         remaining_before: before.budget_remaining,
         remaining_after: end.budget_remaining,
         remaining_at_end: slo

@@ -45,7 +45,9 @@ pub struct Degradation {
 impl Degradation {
     /// Some route was degraded in second `s`.
     pub fn any(&self, s: u64) -> bool {
-        self.routes.values().any(|v| v.get(s as usize).is_some_and(Option::is_some))
+        self.routes
+            .values()
+            .any(|v| v.get(s as usize).is_some_and(Option::is_some))
     }
 
     /// The first route (by name) degraded in second `s`, and why.
@@ -73,7 +75,10 @@ impl Degradation {
 
 pub fn baseline(run: &Run, rules: &Rules, first_fault_s: Option<u64>) -> Baseline {
     // A baseline needs a few seconds; a fault in the first three leaves the whole run.
-    let to_s = first_fault_s.filter(|&s| s >= 3).unwrap_or(run.seconds).min(run.seconds);
+    let to_s = first_fault_s
+        .filter(|&s| s >= 3)
+        .unwrap_or(run.seconds)
+        .min(run.seconds);
     let routes = run
         .routes()
         .into_iter()
@@ -96,7 +101,11 @@ pub fn baseline(run: &Run, rules: &Rules, first_fault_s: Option<u64>) -> Baselin
             ))
         })
         .collect();
-    Baseline { from_s: 0, to_s, routes }
+    Baseline {
+        from_s: 0,
+        to_s,
+        routes,
+    }
 }
 
 /// Judge every second of every route against its baseline.

@@ -112,11 +112,9 @@ pub fn alerts(run: &Run) -> Vec<Alert> {
 
 pub fn describe_reason(route: &str, why: Reason) -> String {
     match why {
-        Reason::Errors { rate, limit } => format!(
-            "{route}: error rate {:.1}% (limit {:.1}%)",
-            rate * 100.0,
-            limit * 100.0
-        ),
+        Reason::Errors { rate, limit } => {
+            format!("{route}: error rate {:.1}% (limit {:.1}%)", rate * 100.0, limit * 100.0)
+        }
         Reason::Latency { p99_ms, limit_ms } => {
             format!("{route}: p99 {p99_ms:.1} ms (limit {limit_ms:.1} ms)")
         }
@@ -124,12 +122,7 @@ pub fn describe_reason(route: &str, why: Reason) -> String {
 }
 
 /// The incident: from the first sustained degradation or alert, whichever came first.
-pub fn incident(
-    degradation: &Degradation,
-    alerts: &[Alert],
-    rules: &Rules,
-    run_ms: i64,
-) -> Option<Incident> {
+pub fn incident(degradation: &Degradation, alerts: &[Alert], rules: &Rules, run_ms: i64) -> Option<Incident> {
     let onset = degradation.onset(0, rules.onset_s);
     let from_degradation = onset.map(|s| {
         let (route, why) = degradation.first(s).expect("an onset second is degraded");
@@ -234,8 +227,18 @@ pub fn recovery(
 /// events there does not object). Counts are differences of `slo.csv`'s window sums.
 fn slos_hold(slos: &[SloRun], from_s: u64, to_s: u64) -> bool {
     slos.iter().all(|slo| {
-        let at = |s: u64| slo.seconds.get(s as usize).or(slo.seconds.last()).cloned().unwrap_or_default();
-        let before = if from_s == 0 { Default::default() } else { at(from_s - 1) };
+        let at = |s: u64| {
+            slo.seconds
+                .get(s as usize)
+                .or(slo.seconds.last())
+                .cloned()
+                .unwrap_or_default()
+        };
+        let before = if from_s == 0 {
+            Default::default()
+        } else {
+            at(from_s - 1)
+        };
         let end = at(to_s - 1);
         let total = end.total.saturating_sub(before.total);
         let good = end.good.saturating_sub(before.good);

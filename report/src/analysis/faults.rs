@@ -2,12 +2,12 @@
 //! `fault_removed`), and what moved on each route while it was: error rate, p50, p99 and
 //! throughput against the baseline, and the seconds that route was degraded.
 
-use ballast_model::fault::{FaultSpec, TimeValue};
 use ballast_model::EventKind;
+use ballast_model::fault::{FaultSpec, TimeValue};
 
+use super::Rules;
 use super::degradation::Degradation;
 use super::latency::{Figures, SpanStats};
-use super::Rules;
 use crate::load::{Run, What};
 
 #[derive(Clone, Debug, PartialEq)]

@@ -76,7 +76,9 @@ pub const BINS_PER_DOUBLING: f64 = 4.0;
 pub const BINS: usize = 4 * 40;
 
 pub fn bin_of(latency_us: i64) -> usize {
-    ((latency_us.max(1) as f64).log2() * BINS_PER_DOUBLING).floor().clamp(0.0, (BINS - 1) as f64) as usize
+    ((latency_us.max(1) as f64).log2() * BINS_PER_DOUBLING)
+        .floor()
+        .clamp(0.0, (BINS - 1) as f64) as usize
 }
 
 /// The lower edge of bin `b`, in ms.
@@ -96,7 +98,14 @@ pub fn span_stats(requests: &DataFrame, from_ms: i64, to_ms: i64) -> PolarsResul
     drop(sorted);
     let mut routes = BTreeMap::new();
     for part in span.partition_by_stable(["route"], true)? {
-        let name = part.column("route")?.cat32()?.iter_str().next().flatten().unwrap_or_default().to_owned();
+        let name = part
+            .column("route")?
+            .cat32()?
+            .iter_str()
+            .next()
+            .flatten()
+            .unwrap_or_default()
+            .to_owned();
         routes.insert(name, figures(&part)?.0);
     }
     let failed = span.filter(&span.column("error")?.is_not_null())?;
@@ -113,7 +122,11 @@ pub fn span_stats(requests: &DataFrame, from_ms: i64, to_ms: i64) -> PolarsResul
             count: n.unwrap_or(0) as u64,
         })
         .collect();
-    errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.route, &a.class).cmp(&(&b.route, &b.class))));
+    errors.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then_with(|| (&a.route, &a.class).cmp(&(&b.route, &b.class)))
+    });
     Ok(SpanStats {
         from_ms,
         to_ms,
@@ -128,7 +141,12 @@ pub fn span_stats(requests: &DataFrame, from_ms: i64, to_ms: i64) -> PolarsResul
 fn figures(df: &DataFrame) -> PolarsResult<(Figures, Vec<i64>)> {
     let n = df.height();
     let failed = (n - df.column("error")?.null_count()) as u64;
-    let sorted: Vec<i64> = df.column("latency_us")?.i64()?.sort(false).into_no_null_iter().collect();
+    let sorted: Vec<i64> = df
+        .column("latency_us")?
+        .i64()?
+        .sort(false)
+        .into_no_null_iter()
+        .collect();
     let rank = |q: f64| -> f64 {
         if sorted.is_empty() {
             return 0.0;

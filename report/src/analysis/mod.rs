@@ -132,9 +132,7 @@ pub fn analyze(run: &Run, rules: &Rules) -> Result<Analysis, ReportError> {
     let degradation = degradation::judge(run, &baseline, rules);
 
     let mut incident = detection::incident(&degradation, &alerts, rules, run_ms);
-    let detection = incident
-        .as_ref()
-        .map(|i| detection::detection(i, &windows, &alerts));
+    let detection = incident.as_ref().map(|i| detection::detection(i, &windows, &alerts));
     let recovery = incident
         .as_ref()
         .map(|i| detection::recovery(i, &windows, &degradation, &run.slos, rules, run_ms));
@@ -171,7 +169,10 @@ pub fn analyze(run: &Run, rules: &Rules) -> Result<Analysis, ReportError> {
     };
     let impact = incident.as_ref().map(|_| {
         let get = |n: &str| phases.iter().find(|p| p.name == n).map(|p| &p.stats);
-        impact::impact(get("before").expect("a before phase"), get("during").expect("a during phase"))
+        impact::impact(
+            get("before").expect("a before phase"),
+            get("during").expect("a during phase"),
+        )
     });
 
     // Faults against the baseline seconds' requests.
@@ -243,10 +244,7 @@ pub fn analyze(run: &Run, rules: &Rules) -> Result<Analysis, ReportError> {
         routes: run.routes(),
         lines: Lines {
             client: run.client("*").map(<[_]>::to_vec).unwrap_or_default(),
-            sidecar: run
-                .series
-                .get(&("sidecar".to_owned(), "*".to_owned()))
-                .cloned(),
+            sidecar: run.series.get(&("sidecar".to_owned(), "*".to_owned())).cloned(),
             budgets: run
                 .slos
                 .iter()

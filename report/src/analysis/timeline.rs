@@ -30,7 +30,11 @@ pub fn events(run: &Run) -> Vec<Entry> {
 
 fn describe(kind: &EventKind) -> String {
     match kind {
-        EventKind::ConfigReloaded { trigger, routes, clusters } => {
+        EventKind::ConfigReloaded {
+            trigger,
+            routes,
+            clusters,
+        } => {
             format!("config reloaded ({trigger}): {routes} routes, {clusters} clusters")
         }
         EventKind::ConfigRejected { trigger, reason } => format!("config rejected ({trigger}): {reason}"),
@@ -39,17 +43,31 @@ fn describe(kind: &EventKind) -> String {
         }
         EventKind::FaultExpired { id } => format!("fault {id} expired"),
         EventKind::FaultRemoved { id } => format!("fault {id} removed"),
-        EventKind::EndpointEjected { cluster, endpoint, reason, .. } => {
+        EventKind::EndpointEjected {
+            cluster,
+            endpoint,
+            reason,
+            ..
+        } => {
             format!("endpoint {endpoint} of {cluster} ejected ({reason})")
         }
         EventKind::EndpointRestored { cluster, endpoint } => {
             format!("endpoint {endpoint} of {cluster} restored")
         }
-        EventKind::HealthChanged { cluster, endpoint, healthy } => format!(
+        EventKind::HealthChanged {
+            cluster,
+            endpoint,
+            healthy,
+        } => format!(
             "endpoint {endpoint} of {cluster} {}",
             if *healthy { "healthy" } else { "unhealthy" }
         ),
-        EventKind::AlertFiring { slo, severity, burn_long, burn_short } => format!(
+        EventKind::AlertFiring {
+            slo,
+            severity,
+            burn_long,
+            burn_short,
+        } => format!(
             "alert {} of {slo} firing (burn rate {burn_long:.1} long, {burn_short:.1} short)",
             severity.as_str()
         ),

@@ -59,7 +59,11 @@ fn check_whole(path: &Path) -> Result<Vec<String>, ReportError> {
     f.seek(SeekFrom::Start(0)).map_err(ReportError::io(path))?;
     let mut line = String::new();
     BufReader::new(f).read_line(&mut line).map_err(ReportError::io(path))?;
-    Ok(line.trim_end().split(',').map(|h| h.trim_matches('"').to_owned()).collect())
+    Ok(line
+        .trim_end()
+        .split(',')
+        .map(|h| h.trim_matches('"').to_owned())
+        .collect())
 }
 
 /// A column of `df` (read by [`read`], so it exists).
@@ -109,8 +113,5 @@ pub fn required_str(df: &DataFrame, name: &str, path: &Path) -> Result<Vec<Strin
 
 pub fn empty_cell(path: &Path, name: &str, row: usize) -> ReportError {
     // Data rows count from 1, after the header on line 1.
-    ReportError::damaged(
-        path,
-        format!("line {}: no value in column `{name}`", row + 2),
-    )
+    ReportError::damaged(path, format!("line {}: no value in column `{name}`", row + 2))
 }

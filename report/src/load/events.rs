@@ -20,7 +20,10 @@ pub struct TimedEvent {
 pub enum What {
     Known(EventKind),
     /// A kind this build does not know: its name and its other fields as `key=value`.
-    Other { kind: String, detail: String },
+    Other {
+        kind: String,
+        detail: String,
+    },
 }
 
 pub fn read(path: &Path) -> Result<Vec<TimedEvent>, ReportError> {
@@ -130,7 +133,10 @@ mod tests {
         );
         std::fs::write(&path, "{\"at_ms\":1,\"source\":\"s\",\"kind\":\"fault_removed\"}\n").unwrap();
         let e = read(&path).unwrap_err().to_string();
-        assert!(e.ends_with("events.jsonl: line 1: a `fault_removed` event that does not parse: missing field `id`"), "{e}");
+        assert!(
+            e.ends_with("events.jsonl: line 1: a `fault_removed` event that does not parse: missing field `id`"),
+            "{e}"
+        );
         std::fs::write(&path, "{\"at_ms\":1,\"source\":\"s\",\"ki").unwrap();
         let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("events.jsonl: truncated: line 1 is incomplete"), "{e}");

@@ -122,7 +122,11 @@ impl Run {
             series,
             events: events::read(&events)?,
             slos,
-            traces: if stats.is_file() { traces::read(&stats)? } else { Vec::new() },
+            traces: if stats.is_file() {
+                traces::read(&stats)?
+            } else {
+                Vec::new()
+            },
             requests: requests::read(&requests, started_at_ms)?,
             dir: dir.to_owned(),
         })

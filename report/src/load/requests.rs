@@ -33,11 +33,7 @@ pub fn read(path: &Path, started_at_ms: u64) -> Result<DataFrame, ReportError> {
     for name in ["intended_us", "latency_us", "transaction"] {
         let c = csv::column(&df, name, path)?;
         if c.null_count() > 0 {
-            let row = c
-                .is_null()
-                .iter()
-                .position(|v| v == Some(true))
-                .unwrap_or_default();
+            let row = c.is_null().iter().position(|v| v == Some(true)).unwrap_or_default();
             return Err(csv::empty_cell(path, name, row));
         }
     }
