@@ -64,7 +64,7 @@ pub struct Spec {
 
 /// A made-up, stable trace id for a request.
 pub fn trace_id(second: u64, route: usize, k: usize) -> String {
-    format!("{:016x}{:08x}{:08x}", 0xba11_a57u64 ^ second, route, k)
+    format!("{:016x}{:08x}{:08x}", 0x0ba1_1a57_u64 ^ second, route, k)
 }
 
 /// Write the run folder into `dir` (created if needed). `requests(second, route)` gives

@@ -11,7 +11,7 @@ pub fn offset(ms: i64) -> String {
 pub fn duration(ms: u64) -> String {
     let s = ms / 1000;
     if s < 60 {
-        if ms % 1000 == 0 {
+        if ms.is_multiple_of(1000) {
             format!("{s} s")
         } else {
             format!("{:.1} s", ms as f64 / 1000.0)
