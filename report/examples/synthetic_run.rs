@@ -24,7 +24,9 @@ const PER_ROUTE: u64 = 2_000;
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().expect("usage: synthetic_run DIR [REQUESTS]"));
-    let requests: u64 = args.next().map_or(10_000_000, |n| n.parse().expect("REQUESTS is a number"));
+    let requests: u64 = args
+        .next()
+        .map_or(10_000_000, |n| n.parse().expect("REQUESTS is a number"));
     let seconds = requests.div_ceil(PER_ROUTE * ROUTES.len() as u64);
     let start = 1_767_225_600_000;
     let (fault_from, fault_to) = (seconds * 4 / 10, seconds / 2);
@@ -51,10 +53,34 @@ fn main() -> std::io::Result<()> {
         seconds,
         routes: ROUTES.map(String::from).into(),
         events: vec![
-            ev(fault_from, "sidecar", EventKind::FaultAdded { id: "f1".into(), spec: Box::new(fault), expires_at_ms: Some(start + fault_to * 1000) }),
-            ev(fault_from + 30, "slo", EventKind::AlertFiring { slo: slo.name.clone(), severity: Severity::Page, burn_long: 5.0, burn_short: 5.0 }),
+            ev(
+                fault_from,
+                "sidecar",
+                EventKind::FaultAdded {
+                    id: "f1".into(),
+                    spec: Box::new(fault),
+                    expires_at_ms: Some(start + fault_to * 1000),
+                },
+            ),
+            ev(
+                fault_from + 30,
+                "slo",
+                EventKind::AlertFiring {
+                    slo: slo.name.clone(),
+                    severity: Severity::Page,
+                    burn_long: 5.0,
+                    burn_short: 5.0,
+                },
+            ),
             ev(fault_to, "sidecar", EventKind::FaultExpired { id: "f1".into() }),
-            ev(fault_to + 60, "slo", EventKind::AlertResolved { slo: slo.name.clone(), severity: Severity::Page }),
+            ev(
+                fault_to + 60,
+                "slo",
+                EventKind::AlertResolved {
+                    slo: slo.name.clone(),
+                    severity: Severity::Page,
+                },
+            ),
         ],
         slos: vec![slo],
         sidecar_rows: true,

@@ -148,13 +148,7 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 /// A named line: its points (seconds, value) and colour.
 type Line<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
 
-fn time_chart(
-    a: &Analysis,
-    root: &Area,
-    title: &str,
-    y_desc: &str,
-    lines: Vec<Line>,
-) -> Result<(), String> {
+fn time_chart(a: &Analysis, root: &Area, title: &str, y_desc: &str, lines: Vec<Line>) -> Result<(), String> {
     let e = |e: DrawingAreaErrorKind<std::io::Error>| e.to_string();
     let end = (a.length_ms as f64 / 1000.0).max(1.0);
     let (lo, hi) = lines
