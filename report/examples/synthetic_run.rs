@@ -96,12 +96,12 @@ fn main() -> std::io::Result<()> {
                 // A cheap, stable spread: 5..25 ms with a long tail every 100th request.
                 let h = (s.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (k as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9)) >> 40;
                 let mut ms = 5.0 + (h % 20_000) as f64 / 1000.0;
-                if h % 100 == 0 {
+                if h.is_multiple_of(100) {
                     ms *= 8.0;
                 }
                 if hit {
                     ms *= 5.0;
-                    if k % 20 == 0 {
+                    if k.is_multiple_of(20) {
                         return Req::failed(2.0, Some(503), "unexpected-status");
                     }
                 }
