@@ -9,6 +9,8 @@
 //! - [`fault`]: `ballast fault add|list|clear`, faults on a running sidecar.
 //! - [`load`]: `ballast load PROFILE.toml`, a load profile run by the load generator
 //!   (`ballast-loadgen`), with thresholds that set the exit code.
+//! - [`report`]: `ballast report RUN_DIR`, the post-mortem draft of a recorded run
+//!   (`ballast-report`): Markdown and a self-contained HTML page with charts.
 //! - [`run`]: `ballast run SCENARIO.toml`, the scenario runner and its run folder.
 //! - [`validate`]: `ballast validate FILE...`, any of ballast's TOML files checked.
 //! - [`slo`]: `ballast slo rules|status`: Prometheus rules for SLOs, and where they stand (live
@@ -22,6 +24,7 @@ mod demo;
 mod demo_upstream;
 mod fault;
 mod load;
+mod report;
 mod run;
 mod slo;
 mod tui;
@@ -65,6 +68,9 @@ enum Command {
     /// Run a scenario (TOML): target, load, SLOs evaluated live; records a run folder. Exits 1
     /// when a threshold or SLO did not hold.
     Run(run::RunArgs),
+    /// Draft the post-mortem of a recorded run: report.md and report.html (exit 78 if the run
+    /// folder is missing, incomplete or damaged).
+    Report(report::ReportArgs),
     /// SLOs: Prometheus recording and burn-rate alerting rules; where SLOs stand.
     Slo(slo::SloArgs),
     /// Run a chaos experiment against running sidecars: steady-state hypothesis, timed
@@ -106,6 +112,18 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             Err(e) => Err(e),
+        },
+        Command::Report(args) => match report::run(args) {
+            Ok(()) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ballast: {e}");
+                // A damaged run folder is invalid input, as a bad config is.
+                return ExitCode::from(if e.is_invalid_input() {
+                    ballast_sidecar::EXIT_CONFIG
+                } else {
+                    1
+                });
+            }
         },
         Command::Fault(args) => match rt.block_on(fault::run(args)) {
             Ok(()) => return ExitCode::SUCCESS,

@@ -68,6 +68,8 @@ fn the_smoke_scenario_leaves_a_complete_run_folder_whose_files_agree() {
         "requests.csv",
         "results.json",
         "latency.hlog",
+        "report.md",
+        "report.html",
     ] {
         assert!(dir.join(f).is_file(), "{f} missing in {dir:?}");
     }

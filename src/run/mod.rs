@@ -1,6 +1,7 @@
-//! `ballast run scenario.toml`: bring up (or attach to) the target, drive the scenario's load,
-//! evaluate its SLOs live from the sidecar's stats and the load generator's seconds, and leave
-//! a run folder behind (docs/run-folder.md). Exit 0 when every threshold and SLO held, 1 when
+//! `ballast run scenario.toml`: bring up (or attach to) the target, drive the scenario's load
+//! and its chaos experiment, evaluate its SLOs live from the sidecar's stats and the load
+//! generator's seconds, and leave a run folder behind (docs/run-folder.md) with the
+//! post-mortem draft (`report.md`, `report.html`). Exit 0 when every threshold and SLO held, 1 when
 //! one did not, 78 for an invalid scenario.
 //!
 //! # Layout
@@ -77,6 +78,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     target.stop(Duration::from_secs(10)).await;
     let (passed, summary) = outcome?;
     folder.json("summary.json", &summary)?;
+    // The post-mortem draft; a run whose report cannot be made still has its files.
+    let formats = [ballast_report::Format::Markdown, ballast_report::Format::Html];
+    match ballast_report::write(&dir, &formats, None) {
+        Ok(written) => println!("  report: {}", written.headline),
+        Err(e) => eprintln!("ballast: no report for this run: {e}"),
+    }
     eprintln!("run folder: {}", dir.display());
     if !passed {
         return Err(Failed(dir.join("summary.json").display().to_string()).into());
