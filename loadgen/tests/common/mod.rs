@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 pub use ballast_testkit::{Collector, MockUpstream, assert_eventually};
 
-/// nginx with a config of its own in a temp dir, answering `/` with a small body and logging
+/// nginx (a single process) with a config of its own in a temp dir, answering `/` with a small body and logging
 /// each request's arrival time (`$msec`) and URI. Stopped on drop.
 pub struct Nginx {
     child: Child,
@@ -27,7 +27,8 @@ impl Nginx {
             .port();
         let d = dir.path().display();
         let conf = format!(
-            "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log;
+            // One process (no master): killing it on drop leaves no orphaned worker behind.
+            "master_process off; daemon off; pid {d}/nginx.pid; error_log {d}/error.log;
 events {{ worker_connections 1024; }}
 http {{
   log_format arrivals '$msec $request_uri $status';
