@@ -188,14 +188,7 @@ async fn drive(
                 experiment_done = true;
             }
             _ = tick.tick() => {
-                let now = unix_ms();
-                let second = now.saturating_sub(started_at_ms) / 1000;
-                scraper.scrape(now, second, folder, &mut slos).await;
-                let (rows, alerts) = slos.evaluate(now);
-                folder.slo_rows(second, now, &rows)?;
-                for kind in alerts {
-                    let _ = events_tx.send(Event::now("slo", kind));
-                }
+                let second = step(started_at_ms, &mut scraper, folder, &mut slos, &events_tx).await?;
                 while let Ok(e) = events_rx.try_recv() {
                     folder.event(&e)?;
                 }
@@ -208,14 +201,7 @@ async fn drive(
     while let Ok(s) = seconds_rx.try_recv() {
         slos.client(&s);
     }
-    let now = unix_ms();
-    let second = now.saturating_sub(started_at_ms) / 1000;
-    scraper.scrape(now, second, folder, &mut slos).await;
-    let (rows, alerts) = slos.evaluate(now);
-    folder.slo_rows(second, now, &rows)?;
-    for kind in alerts {
-        let _ = events_tx.send(Event::now("slo", kind));
-    }
+    step(started_at_ms, &mut scraper, folder, &mut slos, &events_tx).await?;
     let _ = events_tx.send(Event::now("runner", run_phase("ended")));
     follow.abort();
     drop(events_tx);
@@ -268,6 +254,26 @@ async fn drive(
             slos: slo_verdicts,
         },
     ))
+}
+
+/// One second of the run: scrape the sidecar, evaluate the SLOs, record both; the second's
+/// number.
+async fn step(
+    started_at_ms: u64,
+    scraper: &mut watch::Scraper,
+    folder: &mut RunFolder,
+    slos: &mut Slos,
+    events: &mpsc::UnboundedSender<Event>,
+) -> anyhow::Result<u64> {
+    let now = unix_ms();
+    let second = now.saturating_sub(started_at_ms) / 1000;
+    scraper.scrape(now, second, folder, slos).await;
+    let (rows, alerts) = slos.evaluate(now);
+    folder.slo_rows(second, now, &rows)?;
+    for kind in alerts {
+        let _ = events.send(Event::now("slo", kind));
+    }
+    Ok(second)
 }
 
 /// `summary.json`'s hypotheses: the experiment's steady state before, during and after.
