@@ -2,13 +2,14 @@
 # Run every test of the workspace, installing what the tests need first (Debian packages:
 # curl and wrk are real clients the end-to-end tests drive; promtool, from the prometheus
 # package, checks the /metrics output; redis-server and redis-cli, from redis-server and
-# redis-tools, are the real upstream and client of the TCP toxic tests; tmux runs the TUI in a
-# real terminal for its end-to-end test). Safe to run again.
+# redis-tools, are the real upstream and client of the TCP toxic tests; nginx is the real
+# target of the load generator's tests; tmux runs the TUI in a real terminal for its
+# end-to-end test). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool_package in curl:curl wrk:wrk promtool:prometheus redis-server:redis-server redis-cli:redis-tools tmux:tmux; do
+for tool_package in curl:curl wrk:wrk promtool:prometheus redis-server:redis-server redis-cli:redis-tools nginx:nginx tmux:tmux; do
   command -v "${tool_package%%:*}" >/dev/null || need+=("${tool_package#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

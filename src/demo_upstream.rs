@@ -78,7 +78,7 @@ impl Default for Behaviour {
 }
 
 impl Behaviour {
-    fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.error_rate) {
             return Err(format!("error_rate {} is outside 0.0..=1.0", self.error_rate));
         }

@@ -2,20 +2,30 @@
 //!
 //! # Layout
 //! - `main.rs`: argument parsing (clap) and exit codes.
+//! - [`chaos`]: `ballast chaos`, a chaos experiment against running sidecars (the experiments
+//!   themselves are the `ballast-chaos` crate's).
 //! - [`demo`]: `ballast demo`, the built-in default job (demo upstream + sidecar + traffic).
 //! - [`demo_upstream`]: `ballast demo-upstream`, a service with tunable latency and errors.
 //! - [`fault`]: `ballast fault add|list|clear`, faults on a running sidecar.
+//! - [`load`]: `ballast load PROFILE.toml`, a load profile run by the load generator
+//!   (`ballast-loadgen`), with thresholds that set the exit code.
+//! - [`run`]: `ballast run SCENARIO.toml`, the scenario runner and its run folder.
+//! - [`validate`]: `ballast validate FILE...`, any of ballast's TOML files checked.
 //! - [`slo`]: `ballast slo rules|status`: Prometheus rules for SLOs, and where they stand (live
 //!   sidecars, Prometheus, span files).
 //! - [`tui`]: `ballast tui`, the incident dashboard (`ballast-tui`), live or replaying a run.
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 78 config error.
 
+mod chaos;
 mod demo;
 mod demo_upstream;
 mod fault;
+mod load;
+mod run;
 mod slo;
 mod tui;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,17 +52,33 @@ enum Command {
         #[arg(long, default_value_t = 400)]
         requests: usize,
     },
-    /// Check sidecar config files; print every error with file:line:column (exit 78 if any).
+    /// Check sidecar configs, scenarios, load profiles and SLO files; print every error with
+    /// file:line:column (exit 78 if any).
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Inject, list and clear faults on a running sidecar (through its admin API).
     Fault(fault::FaultArgs),
+    /// Run a load profile (TOML): closed or open model, thresholds that set the exit code.
+    Load(load::LoadArgs),
+    /// Run a scenario (TOML): target, load, SLOs evaluated live; records a run folder. Exits 1
+    /// when a threshold or SLO did not hold.
+    Run(run::RunArgs),
     /// SLOs: Prometheus recording and burn-rate alerting rules; where SLOs stand.
     Slo(slo::SloArgs),
     /// The incident dashboard: live sidecars (--admin URL...) or a recorded run (--replay DIR).
     Tui(tui::TuiArgs),
+    /// Run a chaos experiment against running sidecars: steady-state hypothesis, timed
+    /// faults and actions, rollbacks, abort conditions, a journal (exit 1 unless it held).
+    Chaos(chaos::ChaosArgs),
+    /// The sidecar itself, as `ballast-sidecar --config FILE` runs it (for scenarios run
+    /// where only this binary is installed).
+    #[command(hide = true)]
+    Sidecar {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run the demo upstream: per-path latency, errors and sizes, changeable at run time.
     DemoUpstream {
         /// Address to listen on.
@@ -68,7 +94,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = match cli.command {
-        Command::Validate { files } => return validate(&files),
+        Command::Validate { files } => return validate::run(&files),
         Command::Slo(args) => match slo::run(args) {
             Ok(()) => return ExitCode::SUCCESS,
             Err(e) if e.is::<slo::Invalid>() => {
@@ -97,6 +123,59 @@ fn main() -> ExitCode {
             }
             r => r,
         },
+        Command::Chaos(args) => match rt.block_on(chaos::run(args)) {
+            Ok(code) => return code,
+            Err(e) if e.is::<chaos::Invalid>() => {
+                eprint!("{e}");
+                return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+            }
+            Err(e) if e.is::<chaos::Usage>() => {
+                eprintln!("ballast: {e}");
+                return ExitCode::from(2);
+            }
+            Err(e) => Err(e),
+        },
+        Command::Sidecar { config } => {
+            init_logging("info");
+            match ballast_sidecar::config::load_file(&config) {
+                Ok(c) => ballast_sidecar::sidecar::run(&config, c),
+                Err(e) => {
+                    eprint!("{e}");
+                    return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+                }
+            }
+        }
+        Command::Run(args) => {
+            init_logging("warn,goose=error");
+            match rt.block_on(run::run(args)) {
+                Ok(_) => return ExitCode::SUCCESS,
+                Err(e) if run::is_invalid(&e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+                }
+                Err(e) if run::is_failed(&e) => {
+                    eprintln!("ballast: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Command::Load(args) => {
+            // goose logs through `log`: routed to tracing, its per-request warnings hidden.
+            init_logging("warn,goose=error");
+            match rt.block_on(load::run(args)) {
+                Ok(()) => return ExitCode::SUCCESS,
+                Err(e) if e.is::<load::Invalid>() => {
+                    eprint!("{e}");
+                    return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
+                }
+                Err(e) if e.is::<load::Failed>() => {
+                    eprintln!("ballast: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::Demo { requests } => {
             init_logging("warn");
             rt.block_on(demo::run(requests))
@@ -122,29 +201,6 @@ fn main() -> ExitCode {
             eprintln!("ballast: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn validate(files: &[PathBuf]) -> ExitCode {
-    let mut ok = true;
-    for path in files {
-        match ballast_sidecar::config::load_file(path) {
-            Ok(c) => println!(
-                "{}: ok ({} routes, {} clusters)",
-                path.display(),
-                c.routes.len(),
-                c.clusters.len()
-            ),
-            Err(e) => {
-                ok = false;
-                eprint!("{e}");
-            }
-        }
-    }
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(ballast_sidecar::EXIT_CONFIG)
     }
 }
 

@@ -22,7 +22,33 @@ fn validate_accepts_valid_configs() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("full.toml: ok (5 routes, 2 clusters)"), "{stdout}");
+    assert!(
+        stdout.contains("full.toml: ok (sidecar config: 5 routes, 2 clusters)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_tells_scenarios_load_profiles_and_slo_files_apart() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(BIN)
+        .args([
+            "validate",
+            &format!("{root}/scenarios/smoke.toml"),
+            &format!("{root}/examples/load/shop.toml"),
+            &format!("{root}/slo-engine/tests/golden/slos.toml"),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for needle in [
+        "smoke.toml: ok (scenario \"smoke: steady load through the sidecar\": 2 SLOs)",
+        "shop.toml: ok (load profile: ",
+        "slos.toml: ok (3 SLOs)",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
+    }
 }
 
 #[test]

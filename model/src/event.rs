@@ -3,7 +3,7 @@
 //! Events travel as JSON objects (`/events` on the sidecar's admin API as Server-Sent Events,
 //! `events.jsonl` in a run folder): `{"at_ms":…,"source":"sidecar","kind":"config_reloaded",…}`.
 //! Kinds are added as the parts that produce them arrive (faults, circuits, ejections,
-//! alerts, load phases, experiment steps).
+//! alerts, load phases, experiment steps and hypothesis checks).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -70,6 +70,43 @@ pub enum EventKind {
         slo: String,
         severity: crate::slo::Severity,
     },
+    /// The scenario runner: the run `started` or `ended`.
+    RunPhase { phase: String },
+    /// A chaos experiment began a step: a method action (`method[0]`), the end of its duration
+    /// (`method[0].end`), or a rollback (`rollback[1]`, `undo method[0]`).
+    ExperimentStepStarted {
+        experiment: String,
+        step: String,
+        /// What the step does, in words (`fault abort status=503 route=api`).
+        action: String,
+    },
+    /// A chaos experiment's step is done, well or not.
+    ExperimentStepFinished {
+        experiment: String,
+        step: String,
+        action: String,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A chaos experiment checked its steady-state hypothesis: `before` the method, `during`
+    /// it (reported when the verdict changes) or `after` it.
+    HypothesisChecked {
+        experiment: String,
+        phase: String,
+        held: bool,
+        /// The probes that did not hold.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        failed: Vec<String>,
+    },
+    /// A chaos experiment ended: its verdict (`held`, `deviated`, `aborted`, `not_started`,
+    /// `interrupted`, `error`) and why, when it did not hold.
+    ExperimentFinished {
+        experiment: String,
+        verdict: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
 }
 
 impl Event {
@@ -111,5 +148,20 @@ mod tests {
         );
         assert_eq!(serde_json::from_value::<Event>(json).unwrap(), e);
         assert!(Event::now("x", e.kind.clone()).at_ms > 1_700_000_000_000);
+    }
+
+    #[test]
+    fn experiment_events_leave_out_what_they_lack() {
+        let step = EventKind::ExperimentStepFinished {
+            experiment: "x".into(),
+            step: "method[0]".into(),
+            action: "pause".into(),
+            ok: true,
+            error: None,
+        };
+        let json = serde_json::to_value(Event::now("chaos", step.clone())).unwrap();
+        assert_eq!(json["kind"], "experiment_step_finished");
+        assert!(json.get("error").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<Event>(json).unwrap().kind, step);
     }
 }

@@ -7,6 +7,8 @@
 //! - [`error_class`]: the `ballast-error` classification of failed requests.
 //! - [`event`]: the timeline: what happened when (config reloads, later faults, alerts, ...).
 //! - [`fault`]: faults and TCP toxics as written, checked, and as they run.
+//! - [`load`]: the load generator's results: per-second snapshots (its live feed) and a
+//!   whole run's tallies, thresholds and timeline.
 //! - [`slo`]: service level objectives as written (`[[slo]]`), and their checks.
 //! - [`stats`]: the sidecar's cumulative counters and HDR latency histograms, and windows
 //!   between two snapshots.
@@ -19,6 +21,7 @@ pub mod client;
 pub mod error_class;
 pub mod event;
 pub mod fault;
+pub mod load;
 pub mod slo;
 pub mod stats;
 pub mod units;

@@ -242,7 +242,45 @@ impl Exemplars {
     }
 }
 
+impl Counters {
+    /// Add another's counts (another route's, another sidecar's).
+    pub fn add(&mut self, other: &Counters) {
+        let add_map = |a: &mut BTreeMap<String, u64>, b: &BTreeMap<String, u64>| {
+            for (k, v) in b {
+                *a.entry(k.clone()).or_default() += v;
+            }
+        };
+        self.requests += other.requests;
+        add_map(&mut self.by_status_class, &other.by_status_class);
+        for (k, v) in &other.by_error {
+            *self.by_error.entry(*k).or_default() += v;
+        }
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.in_flight += other.in_flight;
+        self.retries += other.retries;
+        self.retry_budget_exhausted += other.retry_budget_exhausted;
+        self.rate_limited += other.rate_limited;
+        self.rate_limited_shadow += other.rate_limited_shadow;
+        add_map(&mut self.auth_failures, &other.auth_failures);
+        self.cache_hits += other.cache_hits;
+        self.cache_misses += other.cache_misses;
+        self.cache_stale += other.cache_stale;
+        self.cache_uncacheable += other.cache_uncacheable;
+    }
+}
+
 impl Traffic {
+    /// Add another's traffic: counts add, histograms add (same bounds), exemplars merge.
+    pub fn add(&mut self, other: &Traffic) {
+        self.counters.add(&other.counters);
+        self.latency
+            .0
+            .add(&other.latency.0)
+            .expect("latency histograms share their bounds");
+        self.exemplars.merge(&other.exemplars);
+    }
+
     /// `self - earlier`, or `None` on a reset.
     pub fn minus(&self, earlier: &Traffic) -> Option<Traffic> {
         let counters = self.counters.minus(&earlier.counters)?;
@@ -433,6 +471,18 @@ mod tests {
                 },
             )]),
         }
+    }
+
+    #[test]
+    fn traffic_adds_up_and_subtracts_back() {
+        let (a, b) = (traffic(3, 2, &[], &[100, 2_000]), traffic(5, 1, &[], &[300]));
+        let mut sum = Traffic::default();
+        sum.add(&a);
+        sum.add(&b);
+        assert_eq!(sum.counters.requests, 8);
+        assert_eq!(sum.latency.0.len(), 3);
+        assert_eq!(sum.minus(&a).unwrap().counters.requests, b.counters.requests);
+        assert_eq!(sum.minus(&b).unwrap().latency, a.latency);
     }
 
     #[test]

@@ -174,7 +174,9 @@ fn upstreams(shared: &Shared) -> serde_json::Value {
                     v
                 })
                 .collect();
-            (u.name.clone(), serde_json::json!({ "endpoints": endpoints }))
+            let (connections, pending) = u.connections();
+            let cluster = serde_json::json!({ "endpoints": endpoints, "connections": connections, "pending": pending });
+            (u.name.clone(), cluster)
         })
         .collect();
     serde_json::Value::Object(clusters)

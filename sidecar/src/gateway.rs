@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
-use crate::auth::{Denial, Guard, Tenant};
+use crate::auth::{Denial, Guard, verified_tenant};
 use crate::body::{Body, Direction};
 use crate::config::{Config, HostPolicy, Route};
 use crate::faults::http::{Answer, Plan, RequestFacts, UpstreamFaults};
@@ -316,7 +316,7 @@ impl Gateway {
     ) -> Result<Response<Body>, ProxyError> {
         // Rate limiting before any upstream work (GCRA; shadow mode only counts).
         if let Some(limit) = &route.rate_limit {
-            match limit.check(&parts, client) {
+            match limit.check(&parts, client, || verified_tenant(route.auth.as_ref(), &parts)) {
                 Decision::Allow => {}
                 Decision::Shadowed => route.meter.count_rate_limited(true),
                 Decision::Limited { retry_after } => {
@@ -351,11 +351,9 @@ impl Gateway {
         if installed.is_empty() {
             return Ok(Plan::admit(header_plan, &self.faults, None));
         }
-        // The tenant auth verified; on a route without auth, the header stands in for it.
-        let tenant = match &route.auth {
-            Some(_) => parts.extensions.get::<Tenant>().map(|t| &t.0),
-            None => parts.headers.get(faults::http::TENANT_HEADER),
-        };
+        // The tenant auth verified (its header, set by the guard); on a route without auth,
+        // the client's header stands in for it.
+        let tenant = parts.headers.get(faults::http::TENANT_HEADER);
         let facts = RequestFacts {
             route: &route.config.name,
             method: &parts.method,

@@ -234,6 +234,41 @@ async fn over_max_requests_a_hanging_upstream_gets_overflow_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_max_connections_a_new_connection_overflows_at_once() {
+    // Both connections are busy with the slow requests; the next request would need a third.
+    let sc = fast_while_two_are_held("limits = { max_connections = 2 }", "timeout = \"30s\"", "overflow").await;
+    let ups: Value = admin_json(&sc, "/upstreams").await;
+    assert!(ups["u"]["connections"].as_u64().unwrap() <= 2, "{ups}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_max_pending_a_new_connect_overflows_at_once() {
+    let hole = blackhole();
+    let cfg = cluster_config(
+        &[hole.addr],
+        "connect_timeout = \"3s\"\nlimits = { max_pending = 1 }",
+        "timeout = \"10s\"",
+    );
+    let sc = Proc::sidecar(BIN, &cfg);
+    let http = client();
+    // One request whose connect hangs holds the only pending place.
+    let held = {
+        let (http, url) = (http.clone(), sc.url("/echo"));
+        tokio::spawn(async move { status(&http, &url).await })
+    };
+    assert_eventually!(
+        admin_json::<ballast_model::StatsSnapshot>(&sc, "/stats").await.routes["r"]
+            .counters
+            .in_flight
+            == 1,
+        "the first request is connecting"
+    );
+    let p99 = fast_rejections(&sc, 50, "overflow").await;
+    assert!(p99 < Duration::from_millis(5), "p99 {p99:?}");
+    assert_eq!(held.await.unwrap(), (503, "connect-timeout".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_take_an_endpoint_out_and_bring_it_back() {
     let live = MockUpstream::start("live").await;
     let mut flaky = Switch::down();

@@ -142,3 +142,61 @@ async fn under_total_failure_the_budget_keeps_the_retry_storm_bounded() {
     assert!(c.retries > 0 && c.retry_budget_exhausted > 0, "{c:?}");
     assert_eq!(upstream as u64, n as u64 + c.retries);
 }
+
+/// An h2c upstream that refuses every other stream with `REFUSED_STREAM` (the first of each
+/// pair) and answers the others; returns its address and the number of streams it saw.
+async fn refusing_h2_upstream() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let streams = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = streams.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    if seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
+                        respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    } else if let Ok(mut body) = respond.send_response(http::Response::new(()), false) {
+                        let _ = body.send_data(bytes::Bytes::from_static(b"answered"), true);
+                    }
+                }
+            });
+        }
+    });
+    (addr, streams)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_stream_is_retried_when_the_route_says_so() {
+    use std::sync::atomic::Ordering;
+    let (addr, streams) = refusing_h2_upstream().await;
+    let h2c = |retry: &str| format!("{}protocol = \"http2\"\n", retrying(&[addr], retry));
+    let sc = Proc::sidecar(BIN, &h2c("{ retry_on = [\"refused-stream\"] }"));
+    let http = client();
+    for _ in 0..10 {
+        let resp = http.get(sc.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{:?}", resp.headers().get("ballast-error"));
+        assert_eq!(resp.bytes().await.unwrap(), "answered");
+    }
+    // Each request: one refused stream, then its retry answered.
+    assert_eq!(streams.load(Ordering::SeqCst), 20);
+    assert_eq!(route_counters(&sc).await.retries, 10);
+    drop(sc);
+
+    // Not among the route's retry conditions: the refusal is the answer.
+    streams.store(0, Ordering::SeqCst);
+    let sc = Proc::sidecar(BIN, &h2c("{ retry_on = [\"connect-failure\"] }"));
+    let resp = http.get(sc.url("/")).send().await.unwrap();
+    let class = resp
+        .headers()
+        .get("ballast-error")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!((resp.status().as_u16(), class.as_deref()), (502, Some("reset")));
+    assert_eq!(streams.load(Ordering::SeqCst), 1);
+    assert_eq!(route_counters(&sc).await.retries, 0);
+}

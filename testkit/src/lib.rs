@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`upstream`]: mock HTTP upstreams on `127.0.0.1:0` (echo, streaming, slow, trailers,
-//!   WebSocket-style upgrade, resets) and raw TCP peers that answer with fixed bytes.
+//!   WebSocket-style upgrade, resets; stalled on demand), raw TCP peers that answer with fixed
+//!   bytes, and a collector that keeps what clients sent.
 //! - [`process`]: run a real binary (the sidecar, the CLI) with a config written to a temp
 //!   dir, learn its bound addresses from its ready line, signal it, read its memory use.
 //! - [`prometheus`]: a real Prometheus scraping given targets, with its query API.
@@ -15,7 +16,7 @@ pub mod upstream;
 
 pub use process::{Proc, rss_kib};
 pub use prometheus::Prometheus;
-pub use upstream::{Collector, MockUpstream, RawUpstream};
+pub use upstream::{Collector, MockUpstream, RawUpstream, Received};
 
 /// Poll `cond` every 20 ms until it is true; panic with `msg` after `timeout` (default 10 s).
 #[macro_export]

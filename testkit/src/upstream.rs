@@ -42,7 +42,21 @@ pub struct MockUpstream {
     requests: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
     cache_paths: Arc<CachePaths>,
+    stall: Arc<Stall>,
     task: JoinHandle<()>,
+}
+
+/// Until when every request waits before it is answered (a stalled service, a GC pause).
+#[derive(Default)]
+struct Stall(std::sync::Mutex<Option<tokio::time::Instant>>);
+
+impl Stall {
+    async fn wait(&self) {
+        let until = *self.0.lock().unwrap();
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
 }
 
 /// Requests per `/cache/...` path, and the status those paths answer with while failing.
@@ -60,19 +74,24 @@ impl MockUpstream {
         let requests = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let cache_paths = Arc::new(CachePaths::default());
+        let stall = Arc::new(Stall::default());
         let (name2, count, conns) = (name.to_owned(), requests.clone(), connections.clone());
-        let paths = cache_paths.clone();
+        let (paths, stalls) = (cache_paths.clone(), stall.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 conns.fetch_add(1, Ordering::Relaxed);
-                let (name, count, paths) = (name2.clone(), count.clone(), paths.clone());
+                let (name, count, paths, stalls) = (name2.clone(), count.clone(), paths.clone(), stalls.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         count.fetch_add(1, Ordering::Relaxed);
-                        respond(name.clone(), req, paths.clone())
+                        let (name, paths, stalls) = (name.clone(), paths.clone(), stalls.clone());
+                        async move {
+                            stalls.wait().await;
+                            respond(name, req, paths).await
+                        }
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), svc)
@@ -86,8 +105,15 @@ impl MockUpstream {
             requests,
             connections,
             cache_paths,
+            stall,
             task,
         }
+    }
+
+    /// Hold every request (those in flight and those arriving) until `d` from now, then
+    /// answer as usual.
+    pub fn stall_for(&self, d: Duration) {
+        *self.stall.0.lock().unwrap() = Some(tokio::time::Instant::now() + d);
     }
 
     /// Requests received so far for one `/cache/...` path.
@@ -316,12 +342,23 @@ impl Drop for RawUpstream {
     }
 }
 
-/// An HTTP server that answers every request 200 with an empty body and keeps the bodies of
-/// what it received (an OTLP/HTTP collector stand-in: an empty protobuf is a valid answer).
+/// An HTTP server that answers every request 200 with an empty body and keeps what it
+/// received (an OTLP/HTTP collector stand-in: an empty protobuf is a valid answer; and a
+/// recorder of what a client sent).
 pub struct Collector {
     pub addr: SocketAddr,
-    received: Arc<std::sync::Mutex<Vec<(String, Bytes)>>>,
+    received: Arc<std::sync::Mutex<Vec<Received>>>,
     task: JoinHandle<()>,
+}
+
+/// One request a [`Collector`] received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    /// The path with its query, as sent.
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
 }
 
 impl Collector {
@@ -340,14 +377,14 @@ impl Collector {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let store = store.clone();
                         async move {
-                            let path = req.uri().path().to_owned();
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            store.lock().unwrap().push((path, body));
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            store.lock().unwrap().push(Received {
+                                method: parts.method.to_string(),
+                                path_and_query: parts.uri.path_and_query().map_or("/".into(), |p| p.to_string()),
+                                headers: parts.headers,
+                                body,
+                            });
                             let mut r = Response::new(full(Bytes::new()));
                             r.headers_mut()
                                 .insert("content-type", HeaderValue::from_static("application/x-protobuf"));
@@ -365,6 +402,18 @@ impl Collector {
 
     /// `(path, body)` of every request so far.
     pub fn received(&self) -> Vec<(String, Bytes)> {
+        let received = self.received.lock().unwrap();
+        received
+            .iter()
+            .map(|r| {
+                let path = r.path_and_query.split('?').next().unwrap_or_default().to_owned();
+                (path, r.body.clone())
+            })
+            .collect()
+    }
+
+    /// Every request so far, whole.
+    pub fn requests(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 }

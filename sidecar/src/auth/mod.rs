@@ -3,9 +3,9 @@
 //! A route with `auth` gets a [`Guard`], made once per config. [`Guard::check`] runs in
 //! `Gateway::handle` before the inbound faults are selected and answers (401/403) after they
 //! had their turn (see there why). On success it leaves the request with:
-//! - the verified tenant as a [`Tenant`] request extension (fault `tenant` matching reads it) and
-//!   as the `x-ballast-tenant` header upstream; a client-sent `x-ballast-tenant` is always
-//!   removed first, so it cannot be spoofed;
+//! - the verified tenant as the `x-ballast-tenant` header (upstream, and for fault `tenant`
+//!   matching and `tenant` rate-limit keys: [`verified_tenant`]); a client-sent
+//!   `x-ballast-tenant` is always removed first, so it cannot be spoofed;
 //! - the configured `forward_claims` as headers (client-sent ones of those names removed first);
 //! - the credentials removed (the API key header or query parameter, `Authorization`) unless the
 //!   route says `forward_credentials = true`.
@@ -24,9 +24,11 @@ use crate::config::{ApiKeys, Auth, Jwt, Require, RouteAuth};
 use crate::faults::http::TENANT_HEADER;
 use ballast_model::ErrorClass;
 
-/// The verified tenant of a request, as a request extension.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tenant(pub HeaderValue);
+/// The tenant a route's auth verified: its `x-ballast-tenant` header, which [`Guard::check`]
+/// set after removing any client-sent one. `None` on a route without auth.
+pub fn verified_tenant<'a>(guard: Option<&Guard>, parts: &'a Parts) -> Option<&'a HeaderValue> {
+    guard.and(parts.headers.get(TENANT_HEADER))
+}
 
 /// Why a request was refused, the label of `ballast_route_auth_failures_total{reason}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +102,8 @@ pub struct Guard {
     jwt: Option<Jwt>,
     /// Client-sent headers that only the guard may set.
     reserved: Vec<HeaderName>,
+    /// Each API key's tenant as a header value, made once (index as in `api_keys`).
+    key_tenants: Vec<Option<HeaderValue>>,
 }
 
 /// Who the credentials belong to.
@@ -108,6 +112,8 @@ pub struct Guard {
 struct Identity<'a> {
     scheme: Scheme,
     tenant: Option<std::borrow::Cow<'a, str>>,
+    /// The tenant as `x-ballast-tenant` sends it (none if it is not a valid header value).
+    tenant_header: Option<HeaderValue>,
     scopes: std::borrow::Cow<'a, [String]>,
     forward: Vec<(HeaderName, HeaderValue)>,
 }
@@ -119,8 +125,10 @@ impl Guard {
         if let Some(j) = &jwt {
             reserved.extend(j.forward_claims.iter().map(|(_, h)| h.clone()));
         }
+        let key_tenants = auth.api_keys.iter().flat_map(|k| &k.keys);
         Guard {
             policy,
+            key_tenants: key_tenants.map(|k| HeaderValue::from_str(&k.tenant).ok()).collect(),
             api_keys: auth.api_keys.clone(),
             jwt,
             reserved,
@@ -128,16 +136,13 @@ impl Guard {
     }
 
     /// Authenticate and authorize a request, editing its headers as the module doc says. The
-    /// tenant extension is set as soon as the credentials are verified (a 403 still has one).
+    /// tenant header is set as soon as the credentials are verified (a 403 still has one).
     pub fn check(&self, parts: &mut Parts) -> Result<(), Denial> {
         for h in &self.reserved {
             parts.headers.remove(h);
         }
-        let identity = self.authenticate(parts)?;
-        if let Some(tenant) = identity.tenant.as_deref()
-            && let Ok(value) = HeaderValue::from_str(tenant)
-        {
-            parts.extensions.insert(Tenant(value.clone()));
+        let mut identity = self.authenticate(parts)?;
+        if let Some(value) = identity.tenant_header.take() {
             parts.headers.insert(TENANT_HEADER, value);
         }
         self.authorize(&identity)?;
@@ -181,6 +186,7 @@ impl Guard {
         })?;
         Ok(Identity {
             scheme: Scheme::Bearer,
+            tenant_header: v.tenant.as_deref().and_then(|t| HeaderValue::from_str(t).ok()),
             tenant: v.tenant.map(std::borrow::Cow::Owned),
             scopes: std::borrow::Cow::Owned(v.scopes),
             forward: v.forward,
@@ -199,6 +205,7 @@ impl Guard {
         let k = &keys.keys[i];
         Ok(Identity {
             scheme: Scheme::ApiKey,
+            tenant_header: self.key_tenants[i].clone(),
             tenant: Some(std::borrow::Cow::Borrowed(k.tenant.as_str())),
             scopes: std::borrow::Cow::Borrowed(&k.scopes),
             forward: Vec::new(),
@@ -362,11 +369,9 @@ mod tests {
             &[("x-ballast-tenant", "globex"), ("x-user", "mallory")],
         );
         g.check(&mut p).unwrap();
-        assert_eq!(
-            p.extensions.get::<Tenant>(),
-            Some(&Tenant(HeaderValue::from_static("acme")))
-        );
         assert_eq!(p.headers["x-ballast-tenant"], "acme");
+        assert_eq!(verified_tenant(Some(&g), &p), Some(&HeaderValue::from_static("acme")));
+        assert_eq!(verified_tenant(None, &p), None, "no auth, no verified tenant");
         assert!(
             p.headers.get("x-user").is_none(),
             "a forwarded-claim header is not the client's to set"
@@ -398,8 +403,8 @@ mod tests {
         assert_eq!((other.reason, other.reason.class().status()), (Reason::Forbidden, 403));
         assert!(other.challenges.is_empty());
         assert_eq!(
-            p.extensions.get::<Tenant>().map(|t| t.0.clone()),
-            Some(HeaderValue::from_static("globex")),
+            verified_tenant(Some(&g), &p),
+            Some(&HeaderValue::from_static("globex")),
             "the verified tenant is known even when forbidden"
         );
 

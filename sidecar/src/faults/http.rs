@@ -7,7 +7,7 @@
 //! an endpoint, so a retried request meets an upstream fault again with the same odds, as it
 //! would meet a flaky endpoint.
 //!
-//! A request's tenant is the one its API key or JWT proved (`auth::Tenant`, set by the route's
+//! A request's tenant is the one its API key or JWT proved (`x-ballast-tenant`, set by the route's
 //! auth); on a route without auth, the `x-ballast-tenant` header stands in for it (auth removes a
 //! client-sent one, so it cannot be spoofed where auth is on).
 

@@ -19,7 +19,10 @@
 //!
 //! Concurrent misses for one key wait for the first one's fetch (an in-flight map of `watch`
 //! channels): if it stores an answer, they are hits; if not (uncacheable, too big, a failure
-//! with nothing stale), each fetches on its own. A client's `Cache-Control: no-cache` or
+//! with nothing stale), each fetches on its own. An answer that may not be stored leaves a
+//! marker under its key for the route's `ttl` (Varnish's hit-for-miss): later requests for it
+//! go upstream at once instead of queueing behind each other, and are still stored when an
+//! answer turns storable. A client's `Cache-Control: no-cache` or
 //! `no-store` is ignored unless the route sets `honor_client_no_cache` (then `no-cache` skips
 //! the lookup and stores the new answer, `no-store` skips both).
 //!
@@ -166,6 +169,8 @@ impl Entry {
 enum Stored {
     Answer(Arc<Entry>),
     Vary(Arc<[HeaderName]>, Duration),
+    /// The last answer could not be stored: fetch without waiting on other requests.
+    Uncacheable(Duration),
 }
 
 impl Stored {
@@ -173,7 +178,7 @@ impl Stored {
     fn keep(&self) -> Duration {
         match self {
             Stored::Answer(e) => e.fresh_for + e.stale_for,
-            Stored::Vary(_, keep) => *keep,
+            Stored::Vary(_, keep) | Stored::Uncacheable(keep) => *keep,
         }
     }
 
@@ -181,6 +186,7 @@ impl Stored {
         match self {
             Stored::Answer(e) => e.weight,
             Stored::Vary(names, _) => names.iter().map(|n| n.as_str().len() as u32 + 8).sum(),
+            Stored::Uncacheable(_) => 8,
         }
     }
 }
@@ -252,6 +258,27 @@ impl Drop for Leading<'_> {
     }
 }
 
+/// The hit-for-miss marker of a request's primary key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    /// The key is marked: its last answer was not stored.
+    Set,
+    /// Not marked; mark it if this answer cannot be stored.
+    May,
+    /// The key holds the header names its answers vary by: leave it.
+    Keep,
+}
+
+/// What [`Store::lookup`] found for a request.
+#[derive(Default)]
+struct Lookup {
+    /// The full key when the stored answers vary by request headers (else the primary key).
+    vary_key: Option<String>,
+    entry: Option<Arc<Entry>>,
+    /// The primary key's last answer was not storable (a hit-for-miss marker).
+    uncacheable: bool,
+}
+
 enum Role<'a> {
     Leader(Leading<'a>),
     Waiter(watch::Receiver<Option<Shared>>),
@@ -272,20 +299,22 @@ impl Store {
         }
     }
 
-    /// The full key for a request, and what is stored under it.
-    fn lookup(&self, primary: &str, req: &HeaderMap) -> (String, Option<Arc<Entry>>) {
+    /// What is stored for a request.
+    fn lookup(&self, primary: &str, req: &HeaderMap) -> Lookup {
+        let mut found = Lookup::default();
         match self.entries.get(primary) {
-            None => (primary.to_owned(), None),
-            Some(Stored::Answer(e)) => (primary.to_owned(), Some(e)),
+            None => {}
+            Some(Stored::Answer(e)) => found.entry = Some(e),
+            Some(Stored::Uncacheable(_)) => found.uncacheable = true,
             Some(Stored::Vary(names, _)) => {
                 let key = vary_key(primary, &names, req);
-                let found = match self.entries.get(&key) {
-                    Some(Stored::Answer(e)) => Some(e),
-                    _ => None,
-                };
-                (key, found)
+                if let Some(Stored::Answer(e)) = self.entries.get(&key) {
+                    found.entry = Some(e);
+                }
+                found.vary_key = Some(key);
             }
         }
+        found
     }
 
     fn role(&self, key: &str) -> Role<'_> {
@@ -317,6 +346,12 @@ impl Store {
         let keep = entry.fresh_for + entry.stale_for;
         self.entries.insert(primary.to_owned(), Stored::Vary(names, keep));
         self.entries.insert(key, Stored::Answer(entry.clone()));
+    }
+
+    /// Remember that `primary`'s answers are not stored, for the route's `ttl`.
+    fn mark_uncacheable(&self, primary: &str) {
+        self.entries
+            .insert(primary.to_owned(), Stored::Uncacheable(self.policy.ttl));
     }
 
     fn count(&self, outcome: Outcome, stored: bool) {
@@ -372,7 +407,11 @@ where
             return Ok(resp);
         }
         let primary = primary_key(&req);
-        let (key, found) = store.lookup(&primary, req.headers());
+        let Lookup {
+            vary_key,
+            entry: found,
+            uncacheable,
+        } = store.lookup(&primary, req.headers());
         let now = Instant::now();
         let found = found.filter(|e| e.matches(req.headers()));
         if how == Use::Full
@@ -382,8 +421,15 @@ where
             return Ok(entry.response(Outcome::Hit, now));
         }
         let stale = found.filter(|e| e.stale_servable(now));
-        let leading = match (&how, store.role(&key)) {
-            (Use::Full, Role::Waiter(mut rx)) => {
+        // Where answers are not stored, waiting on another request's fetch gains nothing.
+        let role = if uncacheable {
+            None
+        } else {
+            Some(store.role(vary_key.as_deref().unwrap_or(&primary)))
+        };
+        let leading = match (&how, role) {
+            (_, None) => None,
+            (Use::Full, Some(Role::Waiter(mut rx))) => {
                 let shared = rx.wait_for(Option::is_some).await.ok().and_then(|s| s.clone());
                 match shared {
                     Some(Shared::Stored(entry)) if entry.matches(req.headers()) => {
@@ -399,11 +445,17 @@ where
                     _ => None,
                 }
             }
-            (_, Role::Leader(leading)) => Some(leading),
+            (_, Some(Role::Leader(leading))) => Some(leading),
             // A refresh does not wait on another fetch.
-            (_, Role::Waiter(_)) => None,
+            (_, Some(Role::Waiter(_))) => None,
         };
-        let (result, shared) = Self::fetch(inner, store, req, &primary, stale).await;
+        let marker = match (uncacheable, &vary_key) {
+            (true, _) => Marker::Set,
+            (false, None) => Marker::May,
+            // The primary key holds the names answers vary by: leave it.
+            (false, Some(_)) => Marker::Keep,
+        };
+        let (result, shared) = Self::fetch(inner, store, req, &primary, stale, marker).await;
         if let Some(leading) = leading {
             leading.finish(shared);
         }
@@ -418,8 +470,13 @@ where
         req: Request<Body>,
         primary: &str,
         stale: Option<Arc<Entry>>,
+        marker: Marker,
     ) -> (Result<Response<Body>, BoxError>, Shared) {
-        let req_headers = req.headers().clone();
+        let authorized = req.headers().contains_key(header::AUTHORIZATION);
+        // The request's headers fill in the key of an answer that varies by them. A key known
+        // not to be stored skips the copy: an answer that turns storable is then stored only
+        // if it does not vary, else the marker goes and the next request stores it.
+        let req_headers = (marker != Marker::Set).then(|| req.headers().clone());
         let result = tower::ServiceExt::oneshot(inner, req).await.map_err(Into::into);
         let failed = match &result {
             Ok(resp) => resp.status().is_server_error(),
@@ -436,10 +493,22 @@ where
                 return (Err(e), Shared::Failed);
             }
         };
-        let Some(lifetime) = storable(&store.policy, &req_headers, &resp) else {
+        let Some(lifetime) = storable(&store.policy, authorized, &resp) else {
             store.count(Outcome::Miss, false);
+            if marker == Marker::May && !failed {
+                store.mark_uncacheable(primary);
+            }
             let shared = if failed { Shared::Failed } else { Shared::NotStored };
             return (Ok(miss(resp)), shared);
+        };
+        let req_headers = match req_headers {
+            Some(h) => h,
+            None if !resp.headers().contains_key(header::VARY) => HeaderMap::new(),
+            None => {
+                store.entries.invalidate(primary);
+                store.count(Outcome::Miss, false);
+                return (Ok(miss(resp)), Shared::NotStored);
+            }
         };
         let (parts, body) = resp.into_parts();
         let (body, trailers) = match read_up_to(body, store.policy.max_object).await {
@@ -508,10 +577,12 @@ fn primary_key(req: &Request<Body>) -> String {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .unwrap_or_default();
     let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let mut key = String::with_capacity(req.method().as_str().len() + host.len() + pq.len() + 2);
-    key.push_str(req.method().as_str());
+    let method = req.method().as_str();
+    let mut key = String::with_capacity(method.len() + host.len() + pq.len() + 2);
+    key.push_str(method);
     key.push(' ');
-    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    key.push_str(host);
+    key[method.len() + 1..].make_ascii_lowercase();
     key.push(' ');
     key.push_str(pq);
     key
@@ -573,15 +644,21 @@ impl Directives {
                 };
                 // An unreadable age makes the answer stale at once (RFC 9111 §4.2.1).
                 let secs = || Some(arg.and_then(|a| a.parse::<u64>().ok()).unwrap_or(0));
-                match name.to_ascii_lowercase().as_str() {
-                    "no-store" => d.no_store = true,
-                    "no-cache" => d.no_cache = true,
-                    "private" => d.private = true,
-                    "public" => d.public = true,
-                    "must-revalidate" | "proxy-revalidate" => d.must_revalidate = true,
-                    "max-age" if d.max_age.is_none() => d.max_age = secs(),
-                    "s-maxage" if d.s_maxage.is_none() => d.s_maxage = secs(),
-                    _ => {}
+                let is = |directive: &str| name.eq_ignore_ascii_case(directive);
+                if is("no-store") {
+                    d.no_store = true;
+                } else if is("no-cache") {
+                    d.no_cache = true;
+                } else if is("private") {
+                    d.private = true;
+                } else if is("public") {
+                    d.public = true;
+                } else if is("must-revalidate") || is("proxy-revalidate") {
+                    d.must_revalidate = true;
+                } else if is("max-age") && d.max_age.is_none() {
+                    d.max_age = secs();
+                } else if is("s-maxage") && d.s_maxage.is_none() {
+                    d.s_maxage = secs();
                 }
             }
         }
@@ -591,9 +668,17 @@ impl Directives {
 
 /// How long an answer stays fresh, if it may be stored: `s-maxage`, else `max-age`, else the
 /// route's `ttl`.
-fn storable(policy: &CachePolicy, req: &HeaderMap, resp: &Response<Body>) -> Option<Duration> {
+/// `authorized`: the request had `Authorization`.
+fn storable(policy: &CachePolicy, authorized: bool, resp: &Response<Body>) -> Option<Duration> {
     let h = resp.headers();
-    if !CACHEABLE_STATUSES.contains(&resp.status().as_u16())
+    if !CACHEABLE_STATUSES.contains(&resp.status().as_u16()) {
+        return None;
+    }
+    // Cache-Control first: it is what usually says no.
+    let cc = Directives::parse(h);
+    if cc.no_store
+        || cc.no_cache
+        || cc.private
         || h.contains_key(header::SET_COOKIE)
         || h.contains_key(FAULT_HEADER)
         || h.get_all(header::VARY)
@@ -602,11 +687,7 @@ fn storable(policy: &CachePolicy, req: &HeaderMap, resp: &Response<Body>) -> Opt
     {
         return None;
     }
-    let cc = Directives::parse(h);
-    if cc.no_store || cc.no_cache || cc.private {
-        return None;
-    }
-    if req.contains_key(header::AUTHORIZATION) && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
+    if authorized && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
         return None;
     }
     let lifetime = cc.s_maxage.or(cc.max_age).map_or(policy.ttl, Duration::from_secs);
@@ -1057,9 +1138,41 @@ mod tests {
         let mut script = Script::ok(vec![("cache-control", "no-store")]);
         script.delay = Duration::from_millis(100);
         let c = cache(&script, policy());
+        let started = Instant::now();
         let all = futures_util::future::join_all((0..10).map(|_| get(&c, "/cold", &[]))).await;
         assert_eq!(script.calls(), 10);
         assert!(all.iter().all(|a| a.0 == 200 && a.1 == "miss"));
+        // The waiters waited for the leader's fetch, then fetched: two upstream times.
+        assert_eq!(started.elapsed(), Duration::from_millis(200));
+
+        // Now the key is known not to be stored (hit-for-miss): nobody waits on anybody.
+        let started = Instant::now();
+        let all = futures_util::future::join_all((0..10).map(|_| get(&c, "/cold", &[]))).await;
+        assert_eq!(script.calls(), 20);
+        assert!(all.iter().all(|a| a.0 == 200 && a.1 == "miss"));
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        assert!(c.store.inflight.lock().unwrap().is_empty());
+        // A storable answer replaces the marker.
+        script.set(Answer::Ok(200, vec![], "payload"));
+        assert_eq!(get(&c, "/cold", &[]).await.1, "miss");
+        assert_eq!(get(&c, "/cold", &[]).await.1, "hit");
+        assert_eq!(script.calls(), 21);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_marked_key_stores_a_varying_answer_one_request_later() {
+        let script = Script::ok(vec![("cache-control", "no-store")]);
+        let c = cache(&script, policy());
+        assert_eq!(get(&c, "/v", &[]).await.1, "miss");
+        // Marked: the request's headers were not kept, so an answer that varies by them
+        // cannot be keyed yet; the marker goes instead.
+        script.set(Answer::Ok(200, vec![("vary", "accept")], "payload"));
+        let json = [("accept", "application/json")];
+        assert_eq!(get(&c, "/v", &json).await.1, "miss");
+        assert_eq!(get(&c, "/v", &json).await.1, "miss");
+        assert_eq!(get(&c, "/v", &json).await.1, "hit");
+        assert_eq!(get(&c, "/v", &[("accept", "text/html")]).await.1, "miss");
+        assert_eq!(script.calls(), 4);
     }
 
     #[tokio::test(start_paused = true)]

@@ -72,7 +72,13 @@ impl RateLimit {
     }
 
     /// Decide for one request.
-    pub fn check(&self, parts: &http::request::Parts, client: &Client) -> Decision {
+    /// `tenant`: the one the route's auth verified, asked for `tenant` keys only.
+    pub fn check<'a>(
+        &self,
+        parts: &'a http::request::Parts,
+        client: &Client,
+        tenant: impl FnOnce() -> Option<&'a HeaderValue>,
+    ) -> Decision {
         let headers = &parts.headers;
         let outcome = match &self.limiter {
             Limiter::Route(l) => l.check(),
@@ -85,12 +91,7 @@ impl RateLimit {
                         .unwrap_or_default()
                         .to_owned(),
                     // The tenant the route's auth verified (none: one shared bucket).
-                    RateLimitKey::Tenant => parts
-                        .extensions
-                        .get::<crate::auth::Tenant>()
-                        .and_then(|t| t.0.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned(),
+                    RateLimitKey::Tenant => tenant().and_then(|t| t.to_str().ok()).unwrap_or_default().to_owned(),
                     RateLimitKey::Route => unreachable!("a route-wide limit is direct"),
                 };
                 l.check_key(&key)
@@ -152,9 +153,9 @@ mod tests {
         let client = Client::new("10.0.0.1:5000".parse().unwrap());
         let h = http::Request::new(()).into_parts().0;
         for _ in 0..5 {
-            assert_eq!(rl.check(&h, &client), Decision::Allow);
+            assert_eq!(rl.check(&h, &client, || None), Decision::Allow);
         }
-        let Decision::Limited { retry_after } = rl.check(&h, &client) else {
+        let Decision::Limited { retry_after } = rl.check(&h, &client, || None) else {
             panic!()
         };
         assert!(retry_after <= Duration::from_secs(12) && retry_after > Duration::from_secs(11));
@@ -186,13 +187,31 @@ mod tests {
                 .into_parts()
                 .0
         };
-        assert_eq!(rl.check(&with("a"), &client), Decision::Allow);
-        assert_eq!(rl.check(&with("b"), &client), Decision::Allow);
-        assert!(matches!(rl.check(&with("a"), &client), Decision::Limited { .. }));
+        assert_eq!(rl.check(&with("a"), &client, || None), Decision::Allow);
+        assert_eq!(rl.check(&with("b"), &client, || None), Decision::Allow);
+        assert!(matches!(
+            rl.check(&with("a"), &client, || None),
+            Decision::Limited { .. }
+        ));
         let shadow = RateLimit::new("api", policy(1, Duration::from_secs(60), RateLimitKey::ClientIp, true));
-        assert_eq!(shadow.check(&with("a"), &client), Decision::Allow);
-        assert_eq!(shadow.check(&with("a"), &client), Decision::Shadowed);
+        assert_eq!(shadow.check(&with("a"), &client, || None), Decision::Allow);
+        assert_eq!(shadow.check(&with("a"), &client, || None), Decision::Shadowed);
         let other = Client::new("10.0.0.2:5000".parse().unwrap());
-        assert_eq!(shadow.check(&with("a"), &other), Decision::Allow);
+        assert_eq!(shadow.check(&with("a"), &other, || None), Decision::Allow);
+
+        // By the verified tenant (a client's own header does not count); none: one bucket.
+        let by_tenant = RateLimit::new("api", policy(1, Duration::from_secs(60), RateLimitKey::Tenant, false));
+        let (acme, globex) = (HeaderValue::from_static("acme"), HeaderValue::from_static("globex"));
+        assert_eq!(by_tenant.check(&with("a"), &client, || Some(&acme)), Decision::Allow);
+        assert_eq!(by_tenant.check(&with("a"), &client, || Some(&globex)), Decision::Allow);
+        assert!(matches!(
+            by_tenant.check(&with("b"), &client, || Some(&acme)),
+            Decision::Limited { .. }
+        ));
+        assert_eq!(by_tenant.check(&with("a"), &client, || None), Decision::Allow);
+        assert!(matches!(
+            by_tenant.check(&with("b"), &other, || None),
+            Decision::Limited { .. }
+        ));
     }
 }

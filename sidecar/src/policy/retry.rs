@@ -32,7 +32,7 @@ use crate::upstream::Upstream;
 #[derive(Clone, Debug, Default)]
 pub struct Tried(pub Vec<Arc<str>>);
 
-/// How many tries a request took, for the access log.
+/// How many tries a request took, for the access log (on answers after more than one).
 #[derive(Clone, Copy, Debug)]
 pub struct Attempts(pub u32);
 
@@ -182,7 +182,8 @@ where
     }
 
     async fn try_once(&mut self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
-        let call = tower::ServiceExt::oneshot(self.inner.clone(), req);
+        // This future owns its copy of the service already: no clone per try.
+        let call = tower::ServiceExt::ready(&mut self.inner).await?.call(req);
         match self.policy.per_try_timeout {
             None => call.await,
             Some(limit) => match tokio::time::timeout(limit, call).await {
@@ -296,6 +297,8 @@ fn endpoint_of(result: &Result<Response<Body>, ProxyError>) -> Option<Arc<str>> 
 
 fn with_attempts(result: Result<Response<Body>, ProxyError>, n: u32) -> Result<Response<Body>, ProxyError> {
     match result {
+        // One try needs no note: an answer with an endpoint counts as one attempt.
+        Ok(resp) if n == 1 => Ok(resp),
         Ok(mut resp) => {
             resp.extensions_mut().insert(Attempts(n));
             Ok(resp)

@@ -118,6 +118,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// Open connections (all workers' pools) and, of those, the ones still connecting.
+    pub fn connections(&self) -> (usize, usize) {
+        (
+            self.connections.load(Ordering::Relaxed),
+            self.pending.load(Ordering::Relaxed),
+        )
+    }
+
     pub fn new(name: &str, config: &Cluster, workers: usize, telemetry: &Registry, events: Arc<Events>) -> Arc<Self> {
         let addresses: Vec<&str> = config.endpoints.iter().map(|e| e.address.as_str()).collect();
         let (meter, endpoint_meters) = telemetry.cluster(name, &addresses);

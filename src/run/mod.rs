@@ -1,0 +1,383 @@
+//! `ballast run scenario.toml`: bring up (or attach to) the target, drive the scenario's load,
+//! evaluate its SLOs live from the sidecar's stats and the load generator's seconds, and leave
+//! a run folder behind (docs/run-folder.md). Exit 0 when every threshold and SLO held, 1 when
+//! one did not, 78 for an invalid scenario.
+//!
+//! # Layout
+//! - [`scenario`]: the scenario as written and checked.
+//! - [`target`]: the demo upstream and sidecar as child processes, or an attached sidecar.
+//! - [`watch`]: once a second, the sidecar's `/stats` (rows, SLO feed, `stats.jsonl`); its
+//!   `/events` as they come.
+//! - [`slos`]: the SLOs evaluated live, with alert events.
+//! - [`record`]: the run folder's files.
+//!
+//! Everything spawned is stopped at the end, also on Ctrl-C or SIGTERM (the load stops,
+//! the files are written, then the processes get SIGTERM).
+
+mod record;
+pub mod scenario;
+mod slos;
+mod target;
+mod watch;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ballast_model::event::unix_ms;
+use ballast_model::{Event, EventKind};
+use clap::Args;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use record::RunFolder;
+use slos::Slos;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The scenario (TOML).
+    pub scenario: PathBuf,
+    /// Where run folders go (default: the scenario's `[record] dir`, else `runs`).
+    #[arg(long)]
+    pub runs: Option<PathBuf>,
+}
+
+/// A threshold or SLO did not hold (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("the scenario did not hold: see {0}")]
+pub struct Failed(pub String);
+
+/// What `summary.json` says.
+#[derive(Serialize)]
+struct Summary {
+    scenario: String,
+    started_at_ms: u64,
+    ended_at_ms: u64,
+    passed: bool,
+    exit_code: u8,
+    thresholds: Vec<ballast_model::load::ThresholdOutcome>,
+    hypotheses: Vec<serde_json::Value>,
+    slos: Vec<SloVerdict>,
+}
+
+#[derive(Serialize)]
+struct SloVerdict {
+    name: String,
+    budget_remaining: f64,
+    passed: bool,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
+    let scenario = scenario::load(&args.scenario)?;
+    let started_at_ms = unix_ms();
+    let runs = args.runs.unwrap_or_else(|| scenario.runs_dir.clone());
+    let dir = runs.join(record::folder_name(&scenario.title, started_at_ms));
+    let mut folder = RunFolder::create(dir.clone(), &scenario.text)?;
+    let mut target = target::start(&scenario.target, &dir).await?;
+    let outcome = drive(&scenario, &target, &mut folder, started_at_ms).await;
+    target.stop(Duration::from_secs(10)).await;
+    let (passed, summary) = outcome?;
+    folder.json("summary.json", &summary)?;
+    eprintln!("run folder: {}", dir.display());
+    if !passed {
+        return Err(Failed(dir.join("summary.json").display().to_string()).into());
+    }
+    Ok(dir)
+}
+
+/// The run proper, between the target's start and stop.
+async fn drive(
+    scenario: &scenario::Scenario,
+    target: &target::Running,
+    folder: &mut RunFolder,
+    started_at_ms: u64,
+) -> anyhow::Result<(bool, Summary)> {
+    let profile = scenario.profile(&target.url)?;
+    let experiment = scenario.experiment(target.demo_upstream.as_deref())?;
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
+    let (seconds_tx, mut seconds_rx) = mpsc::channel(64);
+    let mut slos = Slos::new(&scenario.slos);
+    let _ = events_tx.send(Event::now("runner", run_phase("started")));
+    let follow = tokio::spawn(watch::follow_events(
+        target.admin.clone(),
+        target.token.clone(),
+        started_at_ms,
+        events_tx.clone(),
+    ));
+    // Ctrl-C or SIGTERM stop the load and the experiment (which then rolls back).
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        let _ = cancel_tx.send(true);
+    });
+    let cancelled = || {
+        let mut rx = cancel_rx.clone();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    };
+    let stop = cancelled();
+    // The experiment's probes read the runner's own scrapes.
+    let history = experiment
+        .as_ref()
+        .map(|_| ballast_chaos::live::StatsHistory::new(1, Duration::from_secs(15 * 60)));
+    let mut scraper = watch::Scraper::new(&target.admin, target.token.clone(), history.clone()).await?;
+    let observer = ballast_chaos::live::LiveObserver::new(history);
+    let actor = ballast_chaos::live::LiveAct::new(vec![ballast_model::client::AdminClient::new(
+        &target.admin,
+        target.token.clone(),
+    )]);
+    for (name, process) in target.managed() {
+        actor.register(name, process);
+    }
+    let experiment_events = events_tx.clone();
+    let mut experiment_done = experiment.is_none();
+    // Boxed so it can be dropped before the events are drained: it holds an events sender.
+    let mut experiment = Box::pin(async {
+        match &experiment {
+            Some(e) => Some(e.run(&observer, &actor, cancelled(), Some(experiment_events)).await),
+            None => None,
+        }
+    });
+    let mut journal = None;
+    let requests_csv = folder.dir.join(ballast_loadgen::files::REQUESTS_CSV);
+    let load = async {
+        match &profile {
+            Some(p) => {
+                let options = ballast_loadgen::Options {
+                    feed: Some(seconds_tx),
+                    requests_csv: Some(requests_csv),
+                };
+                ballast_loadgen::run_with(p, options, stop).await.map(Some)
+            }
+            None => {
+                drop(seconds_tx);
+                tokio::select! {
+                    _ = tokio::time::sleep(scenario.duration.unwrap_or_default()) => {}
+                    _ = stop => {}
+                }
+                Ok(None)
+            }
+        }
+    };
+    tokio::pin!(load);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let progress = Progress::new();
+    let mut load_done = None;
+    let results = loop {
+        if experiment_done && let Some(done) = load_done.take() {
+            break done?;
+        }
+        tokio::select! {
+            done = &mut load, if load_done.is_none() => load_done = Some(done),
+            j = &mut experiment, if !experiment_done => {
+                journal = j;
+                experiment_done = true;
+            }
+            _ = tick.tick() => {
+                let now = unix_ms();
+                let second = now.saturating_sub(started_at_ms) / 1000;
+                scraper.scrape(now, second, folder, &mut slos).await;
+                let (rows, alerts) = slos.evaluate(now);
+                folder.slo_rows(second, now, &rows)?;
+                for kind in alerts {
+                    let _ = events_tx.send(Event::now("slo", kind));
+                }
+                while let Ok(e) = events_rx.try_recv() {
+                    folder.event(&e)?;
+                }
+                progress.show(second, scraper.last_line(), &slos);
+            }
+            Some(s) = seconds_rx.recv() => slos.client(&s),
+        }
+    };
+    // The last second: the sidecar's final counts and what the load's feed still held.
+    while let Ok(s) = seconds_rx.try_recv() {
+        slos.client(&s);
+    }
+    let now = unix_ms();
+    let second = now.saturating_sub(started_at_ms) / 1000;
+    scraper.scrape(now, second, folder, &mut slos).await;
+    let (rows, alerts) = slos.evaluate(now);
+    folder.slo_rows(second, now, &rows)?;
+    for kind in alerts {
+        let _ = events_tx.send(Event::now("slo", kind));
+    }
+    let _ = events_tx.send(Event::now("runner", run_phase("ended")));
+    follow.abort();
+    drop(events_tx);
+    drop(experiment);
+    // Every sender is gone by now; the timeout only guards against one that is not.
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(5), events_rx.recv()).await {
+        folder.event(&e)?;
+    }
+    folder.timeseries(results.as_ref())?;
+    if let Some(r) = &results {
+        ballast_loadgen::files::write_json(r, &folder.dir.join(ballast_loadgen::files::RESULTS_JSON))?;
+        ballast_loadgen::files::write_hlog(r, &folder.dir.join(ballast_loadgen::files::LATENCY_HLOG))?;
+    }
+    let report = slos.report();
+    folder.json("slo.json", &report)?;
+    if let Some(j) = &journal {
+        folder.json("journal.json", j)?;
+    }
+    folder.flush()?;
+    signals.abort();
+
+    let thresholds = results.as_ref().map(|r| r.thresholds.clone()).unwrap_or_default();
+    let slo_verdicts: Vec<SloVerdict> = report
+        .iter()
+        .map(|r| {
+            let remaining = r.status.as_ref().map_or(1.0, |s| s.budget_remaining);
+            SloVerdict {
+                name: r.name.clone(),
+                budget_remaining: remaining,
+                passed: remaining >= 0.0,
+            }
+        })
+        .collect();
+    let load_held = results.as_ref().is_none_or(|r| r.passed());
+    let experiment_held = journal
+        .as_ref()
+        .is_none_or(|j| j.verdict == ballast_chaos::Verdict::Held && j.rollbacks_failed == 0);
+    let passed = load_held && experiment_held && slo_verdicts.iter().all(|s| s.passed);
+    print_verdict(scenario, results.as_ref(), &slo_verdicts, journal.as_ref());
+    Ok((
+        passed,
+        Summary {
+            scenario: scenario.title.clone(),
+            started_at_ms,
+            ended_at_ms: unix_ms(),
+            passed,
+            exit_code: u8::from(!passed),
+            thresholds,
+            hypotheses: journal.as_ref().map(hypotheses).unwrap_or_default(),
+            slos: slo_verdicts,
+        },
+    ))
+}
+
+/// `summary.json`'s hypotheses: the experiment's steady state before, during and after.
+fn hypotheses(j: &ballast_chaos::Journal) -> Vec<serde_json::Value> {
+    let h = &j.hypothesis;
+    [
+        ("before", h.held_before),
+        ("during", h.held_during),
+        ("after", h.held_after),
+    ]
+    .into_iter()
+    .filter_map(|(phase, held)| {
+        held.map(|passed| {
+            serde_json::json!({
+                "phase": phase,
+                "passed": passed,
+                "detail": format!("experiment {:?}: {}", j.title, j.verdict.as_str()),
+            })
+        })
+    })
+    .collect()
+}
+
+fn run_phase(phase: &str) -> EventKind {
+    EventKind::RunPhase {
+        phase: phase.to_owned(),
+    }
+}
+
+fn print_verdict(
+    scenario: &scenario::Scenario,
+    results: Option<&ballast_model::load::Results>,
+    slos: &[SloVerdict],
+    journal: Option<&ballast_chaos::Journal>,
+) {
+    println!("{}", scenario.title);
+    if let Some(d) = &scenario.description {
+        println!("  {}", d.trim());
+    }
+    if let Some(r) = results {
+        println!(
+            "  load: {} requests, {:.1} req/s, {:.2}% failed, p99 {:.1} ms",
+            r.requests,
+            r.rps,
+            r.error_rate * 100.0,
+            r.latency_ms.p99
+        );
+        for t in &r.thresholds {
+            let mark = if t.passed { "held" } else { "FAILED" };
+            let seen = t.observed.map_or("-".to_owned(), |v| format!("{v:.3}"));
+            println!("  threshold {:<40} {mark} (observed {seen})", t.expr);
+        }
+    }
+    if let Some(j) = journal {
+        let mark = if j.verdict == ballast_chaos::Verdict::Held {
+            "held"
+        } else {
+            "FAILED"
+        };
+        let why = j.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+        println!("  experiment {:<39} {mark} ({}{why})", j.title, j.verdict.as_str());
+    }
+    for s in slos {
+        let mark = if s.passed { "held" } else { "FAILED" };
+        println!(
+            "  slo {:<46} {mark} (budget left {:.1}%)",
+            s.name,
+            s.budget_remaining * 100.0
+        );
+    }
+}
+
+/// A line per five seconds on stderr while the run goes.
+struct Progress {
+    terminal: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+
+    fn show(&self, second: u64, sidecar: Option<String>, slos: &Slos) {
+        if !second.is_multiple_of(5) && !self.terminal {
+            return;
+        }
+        let paging = slos.paging();
+        let alerts = if paging.is_empty() {
+            String::new()
+        } else {
+            format!(" | PAGE: {}", paging.join(", "))
+        };
+        let line = format!("[{second:>4}s] {}{alerts}", sidecar.unwrap_or_default());
+        if self.terminal {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if self.terminal {
+            eprintln!();
+        }
+    }
+}
+
+/// For errors that name the scenario's problems (exit 78).
+pub fn is_invalid(e: &anyhow::Error) -> bool {
+    e.is::<scenario::Invalid>()
+}
+
+/// The run folder of a finished run that did not hold (exit 1).
+pub fn is_failed(e: &anyhow::Error) -> bool {
+    e.is::<Failed>()
+}

@@ -1,0 +1,236 @@
+//! End-to-end tests of `ballast run`: the real binary spawns the demo upstream and the
+//! sidecar, drives load, evaluates SLOs and writes the run folder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ballast");
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name)
+}
+
+/// Run a scenario file into `runs`; the exit code, stdout and the run folder (if one).
+fn run(file: &Path, runs: &Path) -> (i32, String, Option<PathBuf>) {
+    let out = Command::new(BIN)
+        .args(["run", file.to_str().unwrap(), "--runs", runs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let folder = std::fs::read_dir(runs)
+        .ok()
+        .and_then(|mut d| d.next())
+        .map(|e| e.unwrap().path());
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text, folder)
+}
+
+fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            headers
+                .iter()
+                .map(str::to_owned)
+                .zip(rec.iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_smoke_scenario_leaves_a_complete_run_folder_whose_files_agree() {
+    let runs = tempfile::tempdir().unwrap();
+    let (code, text, folder) = run(&scenario("smoke.toml"), runs.path());
+    assert_eq!(code, 0, "{text}");
+    let dir = folder.expect("a run folder");
+    assert!(
+        dir.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("smoke-steady-load-through-the-sidecar-2"),
+        "{dir:?}"
+    );
+    for f in [
+        "scenario.toml",
+        "events.jsonl",
+        "timeseries.csv",
+        "stats.jsonl",
+        "slo.csv",
+        "slo.json",
+        "summary.json",
+        "requests.csv",
+        "results.json",
+        "latency.hlog",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing in {dir:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("scenario.toml")).unwrap(),
+        std::fs::read_to_string(scenario("smoke.toml")).unwrap()
+    );
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    let requests = results["requests"].as_u64().unwrap();
+    assert_eq!(requests, 500, "50 req/s for 10 s");
+
+    // Every request went through the sidecar: both views count the same requests.
+    let rows = csv_rows(&dir.join("timeseries.csv"));
+    let sum = |source: &str| -> u64 {
+        rows.iter()
+            .filter(|r| r["source"] == source && r["route"] == "*")
+            .map(|r| r["requests"].parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!(sum("client"), requests);
+    assert_eq!(sum("sidecar"), requests);
+    let logged = csv_rows(&dir.join("requests.csv")).len() as u64;
+    assert_eq!(logged, requests);
+
+    // A stats line per scrape, each a whole snapshot.
+    let stats = std::fs::read_to_string(dir.join("stats.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = stats.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() >= 10, "{} scrapes", lines.len());
+    let last: ballast_model::StatsSnapshot = serde_json::from_value(lines.last().unwrap()["snapshot"].clone()).unwrap();
+    assert_eq!(last.routes["api"].counters.requests, requests);
+
+    // The SLOs: a row per second each, the end in slo.json and the verdict in summary.json.
+    let slo_rows = csv_rows(&dir.join("slo.csv"));
+    for name in ["api-availability", "client-latency"] {
+        assert!(slo_rows.iter().filter(|r| r["slo"] == name).count() >= 10, "{name}");
+    }
+    let slo: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("slo.json")).unwrap()).unwrap();
+    assert_eq!(slo[0]["name"], "api-availability");
+    assert_eq!(slo[0]["status"]["total"].as_u64(), Some(requests));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["passed"], true);
+    assert_eq!(summary["thresholds"][0]["passed"], true);
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    assert!(
+        events.lines().next().unwrap().contains("\"phase\":\"started\""),
+        "{events}"
+    );
+    assert!(
+        events.lines().last().unwrap().contains("\"phase\":\"ended\""),
+        "{events}"
+    );
+}
+
+#[test]
+fn an_overspent_slo_fails_the_run_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every request to /api/flaky fails; a 99.9% objective cannot hold.
+    let text = std::fs::read_to_string(scenario("smoke.toml"))
+        .unwrap()
+        .replace("error_rate = 0.02", "error_rate = 1.0")
+        .replace("objective = 0.99\n", "objective = 0.999\n")
+        .replace("duration = \"10s\"", "duration = \"3s\"");
+    let file = dir.path().join("failing.toml");
+    std::fs::write(&file, text).unwrap();
+    let runs = dir.path().join("runs");
+    let (code, text, folder) = run(&file, &runs);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("slo api-availability") && text.contains("FAILED"),
+        "{text}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.unwrap().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["passed"], false);
+    assert_eq!(summary["exit_code"], 1);
+    assert_eq!(summary["slos"][0]["passed"], false);
+}
+
+#[test]
+fn an_invalid_scenario_exits_78_with_every_problem_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "title = \"bad\"\n[target]\nattach = { admin = \"http://127.0.0.1:9\" }\n\n[[slo]]\nname = \"x\"\nobjective = 99.9\nwindow = \"1h\"\nsli = { availability = {} }\n",
+    )
+    .unwrap();
+    let (code, text, folder) = run(&file, &dir.path().join("runs"));
+    assert_eq!(code, 78, "{text}");
+    let name = file.display().to_string();
+    assert!(
+        text.contains(&format!("{name}: a scenario without [load] needs a duration")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{name}:5:1: slo[0].objective: 99.9 is outside (0, 1)")),
+        "{text}"
+    );
+    assert!(folder.is_none(), "no run folder for a scenario that never ran");
+}
+
+/// The README's demo: the page alert of checkout fires after the error burst starts and
+/// resolves after it ends; catalog's steady state holds throughout; the run passes.
+#[test]
+fn the_demo_pages_during_the_error_burst_and_resolves_after_it() {
+    let runs = tempfile::tempdir().unwrap();
+    let (code, text, folder) = run(&scenario("demo.toml"), runs.path());
+    assert_eq!(code, 0, "{text}");
+    let dir = folder.unwrap();
+    let events: Vec<ballast_model::Event> = std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    use ballast_model::EventKind;
+    let at = |pred: &dyn Fn(&EventKind) -> bool| events.iter().find(|e| pred(&e.kind)).map(|e| e.at_ms);
+    let burst_added = at(&|k| matches!(k, EventKind::FaultAdded { spec, .. } if spec.status == Some(503)))
+        .expect("the error burst was injected");
+    let burst_id = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::FaultAdded { id, spec, .. } if spec.status == Some(503) => Some(id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let burst_ended =
+        at(&|k| matches!(k, EventKind::FaultExpired { id } | EventKind::FaultRemoved { id } if *id == burst_id))
+            .expect("the error burst ended");
+    let page = |firing: bool| {
+        at(&|k| match k {
+            EventKind::AlertFiring { slo, severity, .. } if firing => {
+                slo == "checkout-availability" && *severity == ballast_model::slo::Severity::Page
+            }
+            EventKind::AlertResolved { slo, severity } if !firing => {
+                slo == "checkout-availability" && *severity == ballast_model::slo::Severity::Page
+            }
+            _ => false,
+        })
+    };
+    let (fired, resolved) = (page(true).expect("a page"), page(false).expect("the page resolved"));
+    assert!(
+        burst_added < fired && fired < burst_ended,
+        "{burst_added} < {fired} < {burst_ended}"
+    );
+    assert!(
+        resolved > burst_ended,
+        "resolved at {resolved}, the burst ended at {burst_ended}"
+    );
+    // Catalog never paged.
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::AlertFiring { slo, .. } if slo == "catalog-availability"))
+    );
+    let journal: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("journal.json")).unwrap()).unwrap();
+    assert_eq!(journal["verdict"], "held", "{journal}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["hypotheses"].as_array().unwrap().len(), 3, "{summary}");
+    assert!(
+        summary["hypotheses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["passed"] == true)
+    );
+}
