@@ -165,3 +165,17 @@ fn only_the_16_named_colours_are_used() {
         }
     }
 }
+
+#[test]
+fn a_long_run_name_leaves_room_for_the_position() {
+    let mut model = incident();
+    if let ballast_tui::source::SourceStatus::Replay(r) = &mut model.source {
+        r.name = "demo-checkout-errors-page-catalog-holds-20261129T040050Z".into();
+    }
+    let s = screen(&model, 120, 30);
+    let header = s.lines().next().unwrap();
+    assert!(
+        header.contains("REPLAY demo-checkout-") && header.contains("…") && header.contains("01:16/01:30 (00:01:16Z)"),
+        "{header}"
+    );
+}

@@ -105,11 +105,11 @@ fn tabs(model: &Model, width: u16) -> Line<'static> {
                 format::offset(r.end_ms - r.start_ms)
             );
             if width >= WIDE {
-                format!(
-                    "REPLAY {} {play} {speed} {at} ({}) ",
-                    r.name,
-                    format::clock(r.position_ms)
-                )
+                // The run's name gets what the tabs and the position leave (names are long).
+                let rest = format!(" {play} {speed} {at} ({}) ", format::clock(r.position_ms));
+                let used: usize = spans.iter().map(|s| s.width()).sum();
+                let room = (width as usize).saturating_sub(used + rest.chars().count() + "REPLAY ".len() + 1);
+                format!("REPLAY {}{rest}", format::fit(&r.name, room.max(8)))
             } else {
                 format!("{play}{speed} {at} ")
             }

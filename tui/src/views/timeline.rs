@@ -51,10 +51,12 @@ pub fn render(model: &Model, frame: &mut Frame, area: Rect) {
         .max()
         .unwrap_or(6)
         .clamp(6, 16) as u16;
+    // Kinds as long as the longest shown (`experiment_step_finished`), within reason.
+    let kind_width = shown.iter().map(|e| e.kind.len()).max().unwrap_or(5).clamp(5, 24) as u16;
     let widths = [
         Constraint::Length(9),
         Constraint::Length(source_width),
-        Constraint::Length(17),
+        Constraint::Length(kind_width),
         Constraint::Min(10),
     ];
     let table = Table::new(rows, widths)
