@@ -32,7 +32,9 @@
 //!   `max(2 × baseline, baseline + 0.01)` or a p99 above `max(2 × baseline, baseline + 50
 //!   ms)`.
 //! - **Incident**: starts at the first of 2 degraded seconds in a row (any route), or at the
-//!   first alert firing if that came first. One incident per report: later trouble is noted.
+//!   first alert firing if that came first. A degradation that is over (10 healthy seconds)
+//!   before the next fault is put in place is a blip, not the start. One incident per
+//!   report: later trouble is noted.
 //! - **Recovery** ("sustained"): the start of the first 10 seconds in a row, counted from the
 //!   end of the last injected fault (or from the incident's start without one), in which no
 //!   route is degraded *and* every SLO's SLI over those 10 seconds meets its objective. The

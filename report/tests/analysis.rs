@@ -176,3 +176,27 @@ fn stricter_rules_change_the_verdict() {
     let i = a.incident.expect("an incident");
     assert_eq!((i.start.at_ms, i.end_ms), (5_000, Some(6_000)));
 }
+
+#[test]
+fn a_blip_that_is_over_before_the_fault_does_not_start_the_incident() {
+    // Onset 1: catalog's bad second at +5 s counts as degradation; with a 3 s hold it is over
+    // (+6..+9 healthy, before fault f1 at +10 s), so the incident still starts at +10 s and
+    // recovers at +22 s (20, 21 degraded; 22..25 healthy).
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::game_day(dir.path(), true).unwrap();
+    let rules = Rules {
+        onset_s: 1,
+        hold_s: 3,
+        ..Rules::default()
+    };
+    let a = analyze(&Run::open(dir.path()).unwrap(), &rules).unwrap();
+    let i = a.incident.expect("an incident");
+    assert_eq!((i.start.at_ms, i.end_ms), (10_000, Some(22_000)));
+    // With a 10 s hold the blip is not over before the fault (6..16 crosses it): +5 s.
+    let rules = Rules {
+        onset_s: 1,
+        ..Rules::default()
+    };
+    let a = analyze(&Run::open(dir.path()).unwrap(), &rules).unwrap();
+    assert_eq!(a.incident.unwrap().start.at_ms, 5_000);
+}

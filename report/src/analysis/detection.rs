@@ -122,8 +122,33 @@ pub fn describe_reason(route: &str, why: Reason) -> String {
 }
 
 /// The incident: from the first sustained degradation or alert, whichever came first.
-pub fn incident(degradation: &Degradation, alerts: &[Alert], rules: &Rules, run_ms: i64) -> Option<Incident> {
-    let onset = degradation.onset(0, rules.onset_s);
+pub fn incident(
+    degradation: &Degradation,
+    alerts: &[Alert],
+    faults: &[FaultWindow],
+    rules: &Rules,
+    run_ms: i64,
+) -> Option<Incident> {
+    // A blip that is over (`hold_s` healthy seconds) before the next fault is put in place
+    // is noise, not the start of the incident that fault causes.
+    let hold = rules.hold_s.max(1);
+    let mut from = 0;
+    let onset = loop {
+        let Some(s) = degradation.onset(from, rules.onset_s) else {
+            break None;
+        };
+        let next_fault_s = faults
+            .iter()
+            .map(|f| (f.added_ms / 1000) as u64)
+            .filter(|&a| a > s)
+            .min();
+        let over = next_fault_s
+            .and_then(|a| (s + 1..(a + 1).saturating_sub(hold)).find(|&t| (t..t + hold).all(|u| !degradation.any(u))));
+        match over {
+            Some(t) => from = t + hold,
+            None => break Some(s),
+        }
+    };
     let from_degradation = onset.map(|s| {
         let (route, why) = degradation.first(s).expect("an onset second is degraded");
         Mark {

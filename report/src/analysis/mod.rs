@@ -131,7 +131,7 @@ pub fn analyze(run: &Run, rules: &Rules) -> Result<Analysis, ReportError> {
     let baseline = degradation::baseline(run, rules, first_fault_s);
     let degradation = degradation::judge(run, &baseline, rules);
 
-    let mut incident = detection::incident(&degradation, &alerts, rules, run_ms);
+    let mut incident = detection::incident(&degradation, &alerts, &windows, rules, run_ms);
     let detection = incident.as_ref().map(|i| detection::detection(i, &windows, &alerts));
     let recovery = incident
         .as_ref()
