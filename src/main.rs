@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, default_value_t = 400)]
         requests: usize,
     },
-    /// Check sidecar configs, scenarios, load profiles and SLO files; print every error with
+    /// Check sidecar configs, scenarios, load profiles, experiments and SLO files; print every error with
     /// file:line:column (exit 78 if any).
     Validate {
         #[arg(required = true)]

@@ -1,5 +1,5 @@
 //! `ballast validate FILE...`: check any of ballast's TOML files — sidecar configs, scenarios,
-//! load profiles, SLO files — telling them apart by their top-level keys, and print every
+//! load profiles, chaos experiments, SLO files — telling them apart by their top-level keys, and print every
 //! problem with file:line:column and a fix. Exit 78 if any file has one.
 
 use std::path::Path;
@@ -11,6 +11,7 @@ enum Kind {
     Sidecar,
     Scenario,
     LoadProfile,
+    Experiment,
     Slos,
 }
 
@@ -24,6 +25,8 @@ fn kind_of(text: &str) -> Kind {
         Kind::Scenario
     } else if has("transactions") || has("base_url") {
         Kind::LoadProfile
+    } else if has("steady_state") || has("method") {
+        Kind::Experiment
     } else if has("slo") && table.len() == 1 {
         Kind::Slos
     } else {
@@ -49,6 +52,15 @@ fn check(path: &Path) -> Result<String, String> {
             .map_err(|e| format!("{e}\n")),
         Kind::LoadProfile => ballast_loadgen::load_file(path)
             .map(|p| format!("load profile: {} transactions", p.transaction_names().len()))
+            .map_err(|e| e.to_string()),
+        Kind::Experiment => ballast_chaos::load::load_file(path)
+            .map(|l| {
+                format!(
+                    "experiment {:?}: {} steps",
+                    l.spec.title.as_deref().unwrap_or(""),
+                    l.spec.method.len()
+                )
+            })
             .map_err(|e| e.to_string()),
         Kind::Slos => crate::slo::load(path)
             .map(|s| format!("{} SLOs", s.len()))
@@ -84,6 +96,7 @@ mod tests {
         assert_eq!(kind_of("title = \"x\"\n[target]\n"), Kind::Scenario);
         assert_eq!(kind_of("base_url = \"http://x\"\n"), Kind::LoadProfile);
         assert_eq!(kind_of("[[slo]]\nname = \"a\""), Kind::Slos);
+        assert_eq!(kind_of("title = \"x\"\n[[method]]\n"), Kind::Experiment);
         assert_eq!(kind_of("[[slo]]\nname = \"a\"\n[[routes]]\n"), Kind::Sidecar);
         assert_eq!(kind_of("not toml ["), Kind::Sidecar);
     }

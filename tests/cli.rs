@@ -29,7 +29,7 @@ fn validate_accepts_valid_configs() {
 }
 
 #[test]
-fn validate_tells_scenarios_load_profiles_and_slo_files_apart() {
+fn validate_tells_scenarios_load_profiles_experiments_and_slo_files_apart() {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new(BIN)
         .args([
@@ -37,6 +37,7 @@ fn validate_tells_scenarios_load_profiles_and_slo_files_apart() {
             &format!("{root}/scenarios/smoke.toml"),
             &format!("{root}/examples/load/shop.toml"),
             &format!("{root}/slo-engine/tests/golden/slos.toml"),
+            &format!("{root}/examples/experiments/checkout-abort.toml"),
         ])
         .output()
         .unwrap();
@@ -46,6 +47,7 @@ fn validate_tells_scenarios_load_profiles_and_slo_files_apart() {
         "smoke.toml: ok (scenario \"smoke: steady load through the sidecar\": 2 SLOs)",
         "shop.toml: ok (load profile: ",
         "slos.toml: ok (3 SLOs)",
+        "checkout-abort.toml: ok (experiment \"checkout survives a flaky, slow upstream\": 2 steps)",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
     }
