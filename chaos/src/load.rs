@@ -18,6 +18,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::experiment::Experiment;
 use crate::spec::{ExperimentSpec, ProbeSpec, StepSpec};
+use ballast_model::units::line_col;
 
 /// An experiment loaded from a file, with the SLOs of the file.
 #[derive(Clone, Debug)]
@@ -501,13 +502,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     d[a.len()][b.len()]
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 #[cfg(test)]

@@ -52,10 +52,7 @@ impl ProfileErrors {
 
     /// 1-based line and column of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
+        ballast_model::units::line_col(&self.text, offset)
     }
 
     /// `file:line:col` of one error (`file` alone when it has no position).

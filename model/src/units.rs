@@ -147,6 +147,15 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// 1-based line and column (in characters) of a byte offset in `text`, for error messages
+/// that point into a file.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar (Howard
 /// Hinnant's algorithm); [`days_from_civil`] is its inverse.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {

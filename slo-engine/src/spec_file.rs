@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use ballast_model::fault::FieldError;
 use ballast_model::slo::SloSpec;
+use ballast_model::units::line_col;
 use serde::Deserialize;
 
 /// Every problem of the file, one per line (`name:line:col: slo[i].field: message` and
@@ -47,13 +48,6 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<SloSpec>, SpecFileError> {
         return Err(SpecFileError(problems.join("\n")));
     }
     Ok(file.slo.into_iter().map(toml::Spanned::into_inner).collect())
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 #[cfg(test)]

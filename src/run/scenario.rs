@@ -27,6 +27,7 @@ use ballast_model::units::HumanDuration;
 use serde::Deserialize;
 
 use crate::demo_upstream::Behaviour;
+use ballast_model::units::line_col;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,11 +331,4 @@ impl Scenario {
             .map(Some)
             .map_err(|e| Invalid(e.to_string()))
     }
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }

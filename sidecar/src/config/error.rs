@@ -63,10 +63,7 @@ impl ConfigErrors {
 
     /// 1-based line and column of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let before = &self.source_text[..offset.min(self.source_text.len())];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
+        ballast_model::units::line_col(&self.source_text, offset)
     }
 
     /// `file:line:col` of one error.
