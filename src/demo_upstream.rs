@@ -1,8 +1,10 @@
 //! `ballast demo-upstream`: a small HTTP service with tunable behaviour, for demos and tests.
 //!
 //! Each path prefix has a behaviour: a latency distribution (lognormal from p50 and p99, as
-//! service latencies usually are), an error rate and status, and a response size. The longest
-//! matching prefix wins. Behaviours change at run time over a control endpoint on the same
+//! service latencies usually are), an error rate and status, a response size, and optionally a
+//! Redis it calls for every request (`redis = "127.0.0.1:6379"`: one `INCR` over a kept
+//! connection, so a slow or failing Redis shows in the answers, as for a real service with a
+//! cache or session store). The longest matching prefix wins. Behaviours change at run time over a control endpoint on the same
 //! port, so a scenario can simulate a bad deploy:
 //!
 //! | call | effect |
@@ -50,6 +52,10 @@ pub struct Behaviour {
     /// Size of a successful response body.
     #[serde(default = "default_size")]
     pub size: ByteSize,
+    /// A Redis (`host:port`) called once per request before answering; a Redis error or no
+    /// answer within 2 s fails the request with 503.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<String>,
 }
 
 fn default_p50() -> HumanDuration {
@@ -73,6 +79,7 @@ impl Default for Behaviour {
             error_rate: 0.0,
             error_status: default_error_status(),
             size: default_size(),
+            redis: None,
         }
     }
 }
@@ -90,6 +97,13 @@ impl Behaviour {
         }
         if self.size.get() > 64 << 20 {
             return Err(format!("size {} is over the 64MiB cap", self.size));
+        }
+        // Placeholders (`{{port:redis}}`) are filled in later.
+        if let Some(r) = &self.redis
+            && !r.contains("{{")
+            && r.parse::<SocketAddr>().is_err()
+        {
+            return Err(format!("redis {r:?} is not host:port"));
         }
         Ok(())
     }
@@ -152,6 +166,44 @@ pub fn load_behaviours(path: &std::path::Path) -> anyhow::Result<BTreeMap<String
 struct State {
     initial: BTreeMap<String, Behaviour>,
     current: RwLock<BTreeMap<String, Behaviour>>,
+    /// One reconnecting connection per Redis address.
+    redis: tokio::sync::Mutex<BTreeMap<String, redis::aio::ConnectionManager>>,
+}
+
+/// How long a request waits for its Redis call.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl State {
+    /// One `INCR` on the Redis at `addr`: the reply, or why there is none.
+    async fn call_redis(&self, addr: &str, path: &str) -> Result<i64, String> {
+        let mut conn = {
+            let mut conns = self.redis.lock().await;
+            match conns.get(addr) {
+                Some(c) => c.clone(),
+                None => {
+                    let client = redis::Client::open(format!("redis://{addr}/")).map_err(|e| e.to_string())?;
+                    let config = redis::aio::ConnectionManagerConfig::new()
+                        .set_connection_timeout(REDIS_TIMEOUT)
+                        .set_response_timeout(REDIS_TIMEOUT);
+                    let c = tokio::time::timeout(
+                        REDIS_TIMEOUT,
+                        redis::aio::ConnectionManager::new_with_config(client, config),
+                    )
+                    .await
+                    .map_err(|_| "no connection within 2s".to_owned())?
+                    .map_err(|e| e.to_string())?;
+                    conns.insert(addr.to_owned(), c.clone());
+                    c
+                }
+            }
+        };
+        let mut incr = redis::cmd("INCR");
+        incr.arg(format!("demo:{path}"));
+        tokio::time::timeout(REDIS_TIMEOUT, incr.query_async::<i64>(&mut conn))
+            .await
+            .map_err(|_| "no answer within 2s".to_owned())?
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl State {
@@ -175,6 +227,7 @@ pub async fn serve(
     let state = Arc::new(State {
         current: RwLock::new(behaviours.clone()),
         initial: behaviours,
+        redis: Default::default(),
     });
     let accept = async {
         loop {
@@ -229,6 +282,15 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         )
     };
     tokio::time::sleep(delay).await;
+    if let Some(addr) = &behaviour.redis
+        && let Err(e) = state.call_redis(addr, &path).await
+    {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("demo upstream: redis at {addr}: {e}\n"),
+        );
+    }
     if failed {
         let status = StatusCode::from_u16(behaviour.error_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return reply(status, "text/plain", "demo upstream: injected failure\n");
@@ -338,6 +400,7 @@ mod tests {
         let state = State {
             initial: default_behaviours(),
             current: RwLock::new(default_behaviours()),
+            redis: Default::default(),
         };
         assert_eq!(state.behaviour_for("/api/checkout/42").error_status, 503);
         assert_eq!(state.behaviour_for("/api/catalog").size, ByteSize(2048));
@@ -367,5 +430,36 @@ mod tests {
             ..Behaviour::default()
         };
         assert!(inverted.check().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_redis_behind_a_path_is_called_once_per_request() {
+        let redis = ballast_testkit::Redis::start();
+        let cart = Behaviour {
+            p50: HumanDuration(Duration::ZERO),
+            p99: HumanDuration(Duration::ZERO),
+            redis: Some(format!("127.0.0.1:{}", redis.port)),
+            ..Behaviour::default()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/cart/7", listener.local_addr().unwrap());
+        let behaviours = BTreeMap::from([("/".to_owned(), Behaviour::default()), ("/api/cart".to_owned(), cart)]);
+        tokio::spawn(serve(listener, behaviours, std::future::pending()));
+        let client = reqwest::Client::new();
+        for _ in 0..3 {
+            assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+        }
+        let counted = tokio::task::spawn_blocking(move || {
+            let n = redis.cli(&["get", "demo:/api/cart/7"]);
+            drop(redis);
+            n
+        })
+        .await
+        .unwrap();
+        assert_eq!(counted, "3");
+        // Redis gone: the service fails its requests, and says why.
+        let answer = client.get(&url).send().await.unwrap();
+        assert_eq!(answer.status(), 503);
+        assert!(answer.text().await.unwrap().contains("redis at 127.0.0.1:"));
     }
 }

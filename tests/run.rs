@@ -28,6 +28,60 @@ fn run(file: &Path, runs: &Path) -> (i32, String, Option<PathBuf>) {
     (out.status.code().unwrap_or(-1), text, folder)
 }
 
+/// Every file of a run folder with load is there, and the scenario is copied as it was.
+fn assert_complete(dir: &Path, name: &str) {
+    for f in [
+        "scenario.toml",
+        "events.jsonl",
+        "timeseries.csv",
+        "stats.jsonl",
+        "slo.csv",
+        "slo.json",
+        "summary.json",
+        "requests.csv",
+        "results.json",
+        "latency.hlog",
+        "report.md",
+        "report.html",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing in {dir:?}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("scenario.toml")).unwrap(),
+        std::fs::read_to_string(scenario(name)).unwrap()
+    );
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn events(dir: &Path) -> Vec<ballast_model::Event> {
+    std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Run one of `scenarios/`, which must hold (exit 0) with a complete run folder, its
+/// experiment held and every `[[expect]]` seen; the folder.
+fn run_holding(name: &str, runs: &Path) -> PathBuf {
+    let (code, text, folder) = run(&scenario(name), runs);
+    assert_eq!(code, 0, "{text}");
+    let dir = folder.expect("a run folder");
+    assert_complete(&dir, name);
+    let summary = json(&dir.join("summary.json"));
+    assert_eq!(summary["passed"], true, "{summary}");
+    for x in summary["expectations"].as_array().unwrap() {
+        assert_eq!(x["passed"], true, "{x}");
+    }
+    if dir.join("journal.json").exists() {
+        assert_eq!(json(&dir.join("journal.json"))["verdict"], "held");
+    }
+    dir
+}
+
 fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
     let headers = r.headers().unwrap().clone();
@@ -57,26 +111,7 @@ fn the_smoke_scenario_leaves_a_complete_run_folder_whose_files_agree() {
             .starts_with("smoke-steady-load-through-the-sidecar-2"),
         "{dir:?}"
     );
-    for f in [
-        "scenario.toml",
-        "events.jsonl",
-        "timeseries.csv",
-        "stats.jsonl",
-        "slo.csv",
-        "slo.json",
-        "summary.json",
-        "requests.csv",
-        "results.json",
-        "latency.hlog",
-        "report.md",
-        "report.html",
-    ] {
-        assert!(dir.join(f).is_file(), "{f} missing in {dir:?}");
-    }
-    assert_eq!(
-        std::fs::read_to_string(dir.join("scenario.toml")).unwrap(),
-        std::fs::read_to_string(scenario("smoke.toml")).unwrap()
-    );
+    assert_complete(&dir, "smoke.toml");
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
     let requests = results["requests"].as_u64().unwrap();
     assert_eq!(requests, 500, "50 req/s for 10 s");
@@ -235,4 +270,179 @@ fn the_demo_pages_during_the_error_burst_and_resolves_after_it() {
             .iter()
             .all(|h| h["passed"] == true)
     );
+}
+
+/// Every scenario users can copy runs in the tests (those below and the smoke test above).
+#[test]
+fn every_scenario_is_run_by_a_test() {
+    let tested = [
+        "smoke.toml",
+        "demo.toml",
+        "retry-storm.toml",
+        "endpoint-crash.toml",
+        "bad-deploy.toml",
+        "redis-latency.toml",
+    ];
+    let mut found: Vec<String> = std::fs::read_dir(scenario(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    found.sort();
+    let mut tested: Vec<String> = tested.iter().map(|s| s.to_string()).collect();
+    tested.sort();
+    assert_eq!(
+        found, tested,
+        "a scenario without a test, or a test without its scenario"
+    );
+}
+
+/// The upstream fails everything for 20 s: retries stay within the budget, 1.25 tries per
+/// request at most over the whole run (counted at the cluster: every try the upstream saw)
+/// and over every 10 s the experiment checked.
+#[test]
+fn the_retry_storm_stays_within_its_budget() {
+    let runs = tempfile::tempdir().unwrap();
+    let dir = run_holding("retry-storm.toml", runs.path());
+    let stats = std::fs::read_to_string(dir.join("stats.jsonl")).unwrap();
+    let last = stats.lines().last().unwrap();
+    let last: ballast_model::StatsSnapshot =
+        serde_json::from_value(serde_json::from_str::<serde_json::Value>(last).unwrap()["snapshot"].clone()).unwrap();
+    let route = &last.routes["orders"].counters;
+    let tries = last.clusters["orders"].traffic.counters.requests;
+    let amplification = tries as f64 / route.requests as f64;
+    assert!(route.requests >= 8_000, "{route:?}");
+    assert!(
+        (1.0..=1.25).contains(&amplification) && route.retries > 0,
+        "{tries} tries for {} requests",
+        route.requests
+    );
+    assert!(
+        route.retry_budget_exhausted > 1_000,
+        "the budget refused retries: {route:?}"
+    );
+    // 20 s of outage at 200 req/s, give or take the edges.
+    let failed = route.by_status_class["5xx"];
+    assert!((3_800..=4_200).contains(&failed), "{failed} failed");
+    let journal = json(&dir.join("journal.json"));
+    let during = journal["hypothesis"]["during"].as_array().unwrap();
+    assert!(during.len() >= 15, "checked every second of the outage");
+    let worst = during
+        .iter()
+        .flat_map(|c| c["probes"].as_array().unwrap())
+        .map(|p| p["value"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(worst > 1.0 && worst < 1.25, "worst 10 s: {worst}");
+}
+
+/// One of three replicas killed and restarted: ejected at once, restored after its restart,
+/// and the clients saw no failure.
+#[test]
+fn an_endpoint_crash_is_ejected_failed_over_and_restored() {
+    let runs = tempfile::tempdir().unwrap();
+    let dir = run_holding("endpoint-crash.toml", runs.path());
+    let summary = json(&dir.join("summary.json"));
+    assert_eq!(summary["expectations"].as_array().unwrap().len(), 2, "{summary}");
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["requests"], 5_000);
+    assert_eq!(results["failed"], 0, "{results}");
+    use ballast_model::EventKind;
+    let events = events(&dir);
+    let step = |label: &str| {
+        events.iter().find_map(|e| match &e.kind {
+            EventKind::ExperimentStepStarted { step, .. } if step == label => Some(e.at_ms),
+            _ => None,
+        })
+    };
+    let (killed, restarted) = (step("method[0]").unwrap(), step("method[0].end").unwrap());
+    let ejected = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::EndpointEjected { endpoint, .. } => Some((endpoint.clone(), e.at_ms)),
+            _ => None,
+        })
+        .expect("an ejection");
+    let restored = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::EndpointRestored { endpoint, .. } if *endpoint == ejected.0 => Some(e.at_ms),
+            _ => None,
+        })
+        .expect("the ejected endpoint came back");
+    assert!(
+        killed <= ejected.1 && ejected.1 < restarted,
+        "{killed} {ejected:?} {restarted}"
+    );
+    assert!(restored > restarted, "restored at {restored}, restarted at {restarted}");
+    // The replica really was restarted, at its old address (or the restart would have failed).
+    let restart_ok = events.iter().any(|e| {
+        matches!(&e.kind, EventKind::ExperimentStepFinished { step, ok: true, action, .. }
+            if step == "method[0].end" && action.contains("restart process \"demo_upstream.1\""))
+    });
+    assert!(restart_ok, "{events:?}");
+    let sidecar = std::fs::read_to_string(dir.join("sidecar.toml")).unwrap();
+    assert!(
+        sidecar.contains(&ejected.0),
+        "the ejected endpoint is one of the replicas"
+    );
+}
+
+/// A slow, erroring release pages on latency within seconds and resolves after the rollback.
+#[test]
+fn a_bad_deploy_pages_and_resolves() {
+    let runs = tempfile::tempdir().unwrap();
+    let dir = run_holding("bad-deploy.toml", runs.path());
+    let summary = json(&dir.join("summary.json"));
+    let expectations = summary["expectations"].as_array().unwrap();
+    assert_eq!(expectations.len(), 2, "{summary}");
+    let fired = expectations[0]["seen_after_ms"].as_u64().unwrap();
+    let resolved = expectations[1]["seen_after_ms"].as_u64().unwrap();
+    assert!(
+        fired < resolved && resolved > 5_000,
+        "page after {fired} ms, resolved after {resolved} ms"
+    );
+    let slos = summary["slos"].as_array().unwrap();
+    assert!(slos.iter().all(|s| s["passed"] == true), "{summary}");
+    // The release's errors reached the clients while it was out.
+    let results = json(&dir.join("results.json"));
+    assert!(results["failed"].as_u64().unwrap() > 0, "{results}");
+}
+
+/// A latency toxic on the Redis connection shows in the clients' cart latency, and only there.
+#[test]
+fn redis_latency_reaches_the_clients_of_the_cart_only() {
+    let runs = tempfile::tempdir().unwrap();
+    let dir = run_holding("redis-latency.toml", runs.path());
+    use ballast_model::EventKind;
+    let events = events(&dir);
+    let added = events
+        .iter()
+        .find(|e| matches!(&e.kind, EventKind::FaultAdded { spec, .. } if spec.listener.as_deref() == Some("redis")))
+        .expect("the toxic")
+        .at_ms;
+    let rows = csv_rows(&dir.join("timeseries.csv"));
+    let p50 = |route: &str, from: u64, to: u64| -> Vec<f64> {
+        rows.iter()
+            .filter(|r| r["source"] == "client" && r["route"] == route)
+            .filter(|r| (from..to).contains(&r["at_ms"].parse::<u64>().unwrap()))
+            .map(|r| r["p50_ms"].parse::<f64>().unwrap())
+            .collect()
+    };
+    // The toxic lasts 5 s: the seconds fully inside it, and the 10 s before.
+    let during = p50("cart", added + 1_500, added + 4_500);
+    let before = p50("cart", added - 10_000, added);
+    assert!(
+        !during.is_empty() && during.iter().all(|&ms| ms >= 80.0),
+        "during {during:?}"
+    );
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    assert!(median(before.clone()) < 40.0, "before {before:?}");
+    let catalog = p50("catalog", added + 1_500, added + 4_500);
+    assert!(median(catalog.clone()) < 40.0, "catalog {catalog:?}");
+    let results = json(&dir.join("results.json"));
+    assert_eq!(results["failed"], 0, "{results}");
+    assert!(dir.join("redis.log").is_file());
 }

@@ -28,6 +28,8 @@ pub struct Traffic {
     pub errors: u64,
     /// Every request's latency.
     pub latency_ms: u64,
+    /// Retries the route made for them.
+    pub retries: u64,
 }
 
 type TrafficFn = dyn Fn(Duration) -> Traffic + Send + Sync;
@@ -71,6 +73,7 @@ impl Scripted {
         let t = (self.traffic)(from);
         let mut route = RouteTraffic::default();
         route.counters.requests = t.requests;
+        route.counters.retries = t.retries;
         route
             .counters
             .by_status_class

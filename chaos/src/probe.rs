@@ -72,6 +72,8 @@ pub enum Measure {
     Latency(f64),
     Sli,
     BurnRate,
+    /// (requests + retries) / requests of a route.
+    TriesPerRequest,
 }
 
 /// Strict bounds: `_below` is `<`, `_above` is `>`. Latencies in milliseconds.
@@ -176,10 +178,27 @@ impl StatsProbe {
     async fn read(&self, observe: &dyn Observe, r: &mut Reading) {
         let result = match &self.target {
             Target::Routes {
-                availability, latency, ..
+                route,
+                availability,
+                latency,
             } => match observe.stats(self.over).await {
                 Ok(windows) => {
-                    if let Measure::Latency(q) = self.measure {
+                    if self.measure == Measure::TriesPerRequest {
+                        let (mut requests, mut retries) = (0, 0);
+                        for t in windows.iter().flat_map(|w| w.routes.iter()) {
+                            if route.as_ref().is_none_or(|r| r == t.0) {
+                                requests += t.1.counters.requests;
+                                retries += t.1.counters.retries;
+                            }
+                        }
+                        // Without requests nothing was retried.
+                        let tries = if requests == 0 {
+                            1.0
+                        } else {
+                            (requests + retries) as f64 / requests as f64
+                        };
+                        Ok((requests, Some(tries)))
+                    } else if let Measure::Latency(q) = self.measure {
                         let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
                         for h in windows.iter().filter_map(|w| sidecar_latency(latency, w)) {
                             match &mut merged {
@@ -218,7 +237,7 @@ impl StatsProbe {
         r.unit = Some(
             match self.measure {
                 Measure::Latency(_) => "ms",
-                Measure::BurnRate => "x",
+                Measure::BurnRate | Measure::TriesPerRequest => "x",
                 _ => "ratio",
             }
             .to_owned(),
@@ -315,6 +334,7 @@ fn describe(kind: &ProbeKind) -> String {
                 Measure::Latency(q) => quantile_name(q),
                 Measure::Sli => "SLI".to_owned(),
                 Measure::BurnRate => "burn rate".to_owned(),
+                Measure::TriesPerRequest => "tries per request".to_owned(),
             };
             let of = match &p.target {
                 Target::Routes { route: Some(r), .. } => format!("route {r}"),
@@ -420,6 +440,18 @@ pub fn check(spec: &ProbeSpec, slos: &[SloSpec], context: Context) -> Result<(Pr
         ("sli_below", spec.sli_below, Measure::Sli, false),
         ("burn_rate_above", spec.burn_rate_above, Measure::BurnRate, true),
         ("burn_rate_below", spec.burn_rate_below, Measure::BurnRate, false),
+        (
+            "tries_per_request_above",
+            spec.tries_per_request_above,
+            Measure::TriesPerRequest,
+            true,
+        ),
+        (
+            "tries_per_request_below",
+            spec.tries_per_request_below,
+            Measure::TriesPerRequest,
+            false,
+        ),
     ];
     let latency_bounds = [
         ("p50_above", spec.p50_above, 0.5, true),
@@ -436,16 +468,18 @@ pub fn check(spec: &ProbeSpec, slos: &[SloSpec], context: Context) -> Result<(Pr
     let mut bounds: Vec<(&str, Measure, Bound)> = Vec::new();
     for (field, value, measure, above) in ratio_bounds {
         if let Some(v) = value {
-            let ratio = !matches!(measure, Measure::BurnRate);
+            let ratio = !matches!(measure, Measure::BurnRate | Measure::TriesPerRequest);
             if !v.is_finite() || v < 0.0 || (ratio && v > 1.0) {
                 let range = if ratio { "0-1" } else { "0 or more" };
                 err(
                     field,
                     format!("{v} is outside {range}"),
-                    if ratio {
-                        "write a ratio such as 0.99 (not a percentage)"
-                    } else {
-                        "write a burn rate such as 2.0 (1 spends the budget exactly over the SLO's window)"
+                    match measure {
+                        Measure::BurnRate => {
+                            "write a burn rate such as 2.0 (1 spends the budget exactly over the SLO's window)"
+                        }
+                        Measure::TriesPerRequest => "write tries per request such as 1.25 (1: no retries)",
+                        _ => "write a ratio such as 0.99 (not a percentage)",
                     },
                 );
             }
@@ -709,6 +743,10 @@ mod tests {
             "error rate of every route over 30s < 0.01 (at least 10 requests)"
         );
         assert_eq!(
+            probe("route = \"api\"\ntries_per_request_below = 1.25\nover = \"10s\"").name,
+            "tries per request of route api over 10s < 1.25"
+        );
+        assert_eq!(
             probe("http = \"http://x/healthz\"\nstatus = [200, 204]\nbody_matches = \"ok\"\nlatency_below = \"1s\"")
                 .name,
             "GET http://x/healthz answers 200 or 204 matching /ok/ within 1s"
@@ -752,6 +790,7 @@ mod tests {
             requests: 100,
             errors: 10,
             latency_ms: 40,
+            retries: 20,
         });
         let r = probe("route = \"api\"\navailability_above = 0.95\nover = \"5s\"")
             .read(&obs)
@@ -770,6 +809,16 @@ mod tests {
             .read(&obs)
             .await;
         assert!(r.holds && (r.value.unwrap() - 10.0).abs() < 1e-9, "{r:?}");
+        // 20 retries for 100 requests: 1.2 tries each; other routes count nothing.
+        let r = probe("route = \"api\"\ntries_per_request_below = 1.25")
+            .read(&obs)
+            .await;
+        assert!(r.holds && (r.value.unwrap() - 1.2).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.unit.as_deref(), Some("x"));
+        let r = probe("route = \"other\"\ntries_per_request_above = 1.0")
+            .read(&obs)
+            .await;
+        assert!(!r.holds && r.value == Some(1.0), "{r:?}");
         let r = probe("route = \"api\"\navailability_above = 0.5\nmin_requests = 100000")
             .read(&obs)
             .await;

@@ -109,6 +109,12 @@ pub struct ProbeSpec {
     pub p999_above: Option<HumanDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p999_below: Option<HumanDuration>,
+    /// Tries per request of a route: (requests + retries) / requests, the retry
+    /// amplification an upstream sees (an upper bound when requests are refused before a try).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tries_per_request_above: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tries_per_request_below: Option<f64>,
 
     // Bounds of SLO probes.
     /// The error ratio over `over` divided by the SLO's error budget ratio (1 - objective).

@@ -18,11 +18,13 @@ const HEALTHY: Traffic = Traffic {
     requests: 100,
     errors: 0,
     latency_ms: 10,
+    retries: 0,
 };
 const FAILING: Traffic = Traffic {
     requests: 100,
     errors: 60,
     latency_ms: 10,
+    retries: 0,
 };
 
 fn secs(s: f64) -> Duration {

@@ -109,6 +109,27 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// Every kind's name, as events carry it in `kind`.
+    pub const NAMES: &[&str] = &[
+        "config_reloaded",
+        "config_rejected",
+        "fault_added",
+        "fault_expired",
+        "fault_removed",
+        "endpoint_ejected",
+        "endpoint_restored",
+        "health_changed",
+        "alert_firing",
+        "alert_resolved",
+        "run_phase",
+        "experiment_step_started",
+        "experiment_step_finished",
+        "hypothesis_checked",
+        "experiment_finished",
+    ];
+}
+
 impl Event {
     /// An event stamped with the current time.
     pub fn now(source: impl Into<String>, kind: EventKind) -> Self {
@@ -163,5 +184,24 @@ mod tests {
         assert_eq!(json["kind"], "experiment_step_finished");
         assert!(json.get("error").is_none(), "{json}");
         assert_eq!(serde_json::from_value::<Event>(json).unwrap().kind, step);
+    }
+
+    #[test]
+    fn names_are_every_kind() {
+        // serde lists the variants it knows when it meets one it does not.
+        let e = serde_json::from_str::<EventKind>(r#"{"kind": "none-such"}"#).unwrap_err();
+        let known: Vec<String> = e
+            .to_string()
+            .split("expected one of ")
+            .nth(1)
+            .unwrap()
+            .split(", ")
+            .map(|n| {
+                n.trim_matches(|c: char| c == '`' || !c.is_ascii() || c.is_whitespace())
+                    .to_owned()
+            })
+            .map(|n| n.split('`').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(known, EventKind::NAMES, "{e}");
     }
 }

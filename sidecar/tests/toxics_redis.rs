@@ -4,7 +4,6 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,65 +12,8 @@ use ballast_model::fault::Origin;
 use ballast_sidecar::config::{FaultLimits, TcpListener};
 use ballast_sidecar::events::Events;
 use ballast_sidecar::faults::FaultTable;
-use ballast_testkit::assert_eventually;
+use ballast_testkit::{Redis, assert_eventually, redis_cli};
 use serde_json::json;
-
-/// A redis-server on a free port, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        // Redis cannot choose a free port itself: take one from the kernel and hand it over.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (apt-get install redis-server; scripts/test.sh does it)");
-        let redis = Redis { child, port };
-        assert_eventually!(
-            redis_cli(redis.port, &["ping"]).0 == "PONG",
-            "redis-server answers on port {port}"
-        );
-        redis
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Run redis-cli against a port: (stdout trimmed, stderr).
-fn redis_cli(port: u16, args: &[&str]) -> (String, String) {
-    let out = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli (apt-get install redis-tools)");
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// The proxy in front of Redis, and the table its toxics come from.
 struct Proxy {

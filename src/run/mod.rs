@@ -5,16 +5,21 @@
 //! one did not, 78 for an invalid scenario.
 //!
 //! # Layout
-//! - [`scenario`]: the scenario as written and checked.
-//! - [`target`]: the demo upstream and sidecar as child processes, or an attached sidecar.
+//! - [`scenario`]: the scenario as written and checked; [`placeholders`] fill in the
+//!   addresses known only once the run starts.
+//! - [`target`]: the scenario's processes, the demo upstream and the sidecar as child
+//!   processes (restartable), or an attached sidecar.
 //! - [`watch`]: once a second, the sidecar's `/stats` (rows, SLO feed, `stats.jsonl`); its
 //!   `/events` as they come.
 //! - [`slos`]: the SLOs evaluated live, with alert events.
+//! - [`expect`]: the events the scenario expects, judged on the run's timeline.
 //! - [`record`]: the run folder's files.
 //!
 //! Everything spawned is stopped at the end, also on Ctrl-C or SIGTERM (the load stops,
 //! the files are written, then the processes get SIGTERM).
 
+mod expect;
+mod placeholders;
 mod record;
 pub mod scenario;
 mod slos;
@@ -58,6 +63,7 @@ struct Summary {
     thresholds: Vec<ballast_model::load::ThresholdOutcome>,
     hypotheses: Vec<serde_json::Value>,
     slos: Vec<SloVerdict>,
+    expectations: Vec<expect::Verdict>,
 }
 
 #[derive(Serialize)]
@@ -73,7 +79,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     let runs = args.runs.unwrap_or_else(|| scenario.runs_dir.clone());
     let dir = runs.join(record::folder_name(&scenario.title, started_at_ms));
     let mut folder = RunFolder::create(dir.clone(), &scenario.text)?;
-    let mut target = target::start(&scenario.target, &dir).await?;
+    let mut target = target::start(&scenario, &dir).await?;
     let outcome = drive(&scenario, &target, &mut folder, started_at_ms).await;
     target.stop(Duration::from_secs(10)).await;
     let (passed, summary) = outcome?;
@@ -98,8 +104,10 @@ async fn drive(
     folder: &mut RunFolder,
     started_at_ms: u64,
 ) -> anyhow::Result<(bool, Summary)> {
-    let profile = scenario.profile(&target.url)?;
-    let experiment = scenario.experiment(target.demo_upstream.as_deref())?;
+    let profile = scenario.profile(&target.placeholders)?;
+    let experiment = scenario.experiment(&target.placeholders)?;
+    // The timeline, kept for the expectations.
+    let mut timeline = Vec::new();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
     let (seconds_tx, mut seconds_rx) = mpsc::channel(64);
     let mut slos = Slos::new(&scenario.slos);
@@ -191,6 +199,7 @@ async fn drive(
                 let second = step(started_at_ms, &mut scraper, folder, &mut slos, &events_tx).await?;
                 while let Ok(e) = events_rx.try_recv() {
                     folder.event(&e)?;
+                    timeline.push(e);
                 }
                 progress.show(second, scraper.last_line(), &slos);
             }
@@ -209,6 +218,7 @@ async fn drive(
     // Every sender is gone by now; the timeout only guards against one that is not.
     while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(5), events_rx.recv()).await {
         folder.event(&e)?;
+        timeline.push(e);
     }
     folder.timeseries(results.as_ref())?;
     if let Some(r) = &results {
@@ -239,8 +249,20 @@ async fn drive(
     let experiment_held = journal
         .as_ref()
         .is_none_or(|j| j.verdict == ballast_chaos::Verdict::Held && j.rollbacks_failed == 0);
-    let passed = load_held && experiment_held && slo_verdicts.iter().all(|s| s.passed);
-    print_verdict(scenario, results.as_ref(), &slo_verdicts, journal.as_ref());
+    let expectations: Vec<expect::Verdict> = scenario
+        .expectations
+        .iter()
+        .map(|x| x.clone().filled(&target.placeholders).judge(&timeline, started_at_ms))
+        .collect();
+    let passed =
+        load_held && experiment_held && slo_verdicts.iter().all(|s| s.passed) && expectations.iter().all(|x| x.passed);
+    print_verdict(
+        scenario,
+        results.as_ref(),
+        &slo_verdicts,
+        journal.as_ref(),
+        &expectations,
+    );
     Ok((
         passed,
         Summary {
@@ -252,6 +274,7 @@ async fn drive(
             thresholds,
             hypotheses: journal.as_ref().map(hypotheses).unwrap_or_default(),
             slos: slo_verdicts,
+            expectations,
         },
     ))
 }
@@ -308,6 +331,7 @@ fn print_verdict(
     results: Option<&ballast_model::load::Results>,
     slos: &[SloVerdict],
     journal: Option<&ballast_chaos::Journal>,
+    expectations: &[expect::Verdict],
 ) {
     println!("{}", scenario.title);
     if let Some(d) = &scenario.description {
@@ -343,6 +367,15 @@ fn print_verdict(
             s.name,
             s.budget_remaining * 100.0
         );
+    }
+    for x in expectations {
+        let mark = if x.passed { "held" } else { "FAILED" };
+        let when = x
+            .seen_after_ms
+            .map(|ms| format!(" (after {:.1}s)", ms as f64 / 1000.0))
+            .unwrap_or_default();
+        let note = x.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
+        println!("  expect {} {mark}{when}{note}", x.expect);
     }
 }
 

@@ -7,15 +7,18 @@
 //! - [`process`]: run a real binary (the sidecar, the CLI) with a config written to a temp
 //!   dir, learn its bound addresses from its ready line, signal it, read its memory use.
 //! - [`prometheus`]: a real Prometheus scraping given targets, with its query API.
+//! - [`redis`]: a real redis-server on a free port, and redis-cli.
 //! - [`assert_eventually!`]: poll a condition until it holds or a deadline passes, instead of
 //!   sleeping in tests.
 
 pub mod process;
 pub mod prometheus;
+pub mod redis;
 pub mod upstream;
 
 pub use process::{Proc, rss_kib};
 pub use prometheus::Prometheus;
+pub use redis::{Redis, redis_cli};
 pub use upstream::{Collector, MockUpstream, RawUpstream, Received};
 
 /// Poll `cond` every 20 ms until it is true; panic with `msg` after `timeout` (default 10 s).
