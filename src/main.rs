@@ -164,9 +164,9 @@ fn main() -> ExitCode {
                     eprintln!("{e}");
                     return ExitCode::from(ballast_sidecar::EXIT_CONFIG);
                 }
-                Err(e) if run::is_failed(&e) => {
+                Err(e) if let Some(code) = run::failed_exit_code(&e) => {
                     eprintln!("ballast: {e}");
-                    return ExitCode::FAILURE;
+                    return ExitCode::from(code);
                 }
                 Err(e) => Err(e),
             }

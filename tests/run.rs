@@ -446,3 +446,43 @@ fn redis_latency_reaches_the_clients_of_the_cart_only() {
     assert_eq!(results["failed"], 0, "{results}");
     assert!(dir.join("redis.log").is_file());
 }
+
+/// Ctrl-C (SIGINT) without a dashboard: the load stops, the files are written, everything the
+/// run spawned is stopped, and the run exits 130 with `interrupted` in its summary.
+#[test]
+fn an_interrupted_run_stops_everything_it_spawned_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = std::fs::read_to_string(scenario("smoke.toml")).unwrap();
+    let file = dir.path().join("long.toml");
+    std::fs::write(&file, smoke.replace("duration = \"10s\"", "duration = \"5m\"")).unwrap();
+    let runs = dir.path().join("runs");
+    let mut child = Command::new(BIN)
+        .args(["run", file.to_str().unwrap(), "--runs", runs.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let folder = || std::fs::read_dir(&runs).ok()?.next().map(|e| e.unwrap().path());
+    let scrapes = || {
+        folder()
+            .and_then(|f| std::fs::read_to_string(f.join("stats.jsonl")).ok())
+            .map_or(0, |s| s.lines().count())
+    };
+    ballast_testkit::assert_eventually!(@ std::time::Duration::from_secs(30), scrapes() >= 3, "three scrapes");
+    let spawned = folder().unwrap().display().to_string();
+    assert_eq!(ballast_testkit::processes_mentioning(&spawned).len(), 2);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.contains("interrupted before its end"), "{out}");
+    let dir = folder().unwrap();
+    let summary = json(&dir.join("summary.json"));
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let results = json(&dir.join("results.json"));
+    let requests = results["requests"].as_u64().unwrap();
+    assert!((100..5_000).contains(&requests), "stopped early: {requests} requests");
+    assert!(ballast_testkit::processes_mentioning(&spawned).is_empty());
+}

@@ -4,6 +4,8 @@
 //! its page alert shows, the fault is cleared, the window is resized, the sidecar is stopped (the dashboard says it
 //! is unreachable), and `q` leaves the terminal as it was.
 //!
+//! `ballast run` in a terminal shows the same dashboard, fed by the run.
+//!
 //! Without tmux the test is skipped, unless `CI` is set: then it fails.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ballast_model::ActiveFault;
 use ballast_model::client::AdminClient;
-use ballast_testkit::{MockUpstream, Proc};
+use ballast_testkit::{MockUpstream, Proc, processes_mentioning};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ballast");
 
@@ -49,7 +51,9 @@ impl Tmux {
         // status line, so the program has the whole window.
         let conf = dir.path().join("tmux.conf");
         std::fs::write(&conf, "set -g remain-on-exit on\nset -g status off\n").unwrap();
-        let socket = format!("ballast-tui-test-{}", std::process::id());
+        static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SERVERS.fetch_add(1, Ordering::Relaxed);
+        let socket = format!("ballast-tui-test-{}-{n}", std::process::id());
         // A shell runs the program and keeps its exit status in a file: tmux may mark the
         // pane dead before it learns the status.
         let status = dir.path().join("status");
@@ -244,4 +248,51 @@ fn the_dashboard_in_tmux_injects_a_fault_and_sees_it_page() {
         "the dashboard's screen is gone:\n{after}"
     );
     rt.block_on(load).unwrap();
+}
+
+/// `ballast run` in a terminal shows the dashboard, fed by the run's own scrapes, with nothing
+/// the run or the load generator prints on it; quitting it interrupts the run: exit 130, the
+/// run folder written, everything the run spawned stopped.
+#[test]
+fn ballast_run_shows_the_dashboard_and_quitting_it_interrupts_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml")).unwrap();
+    let scenario = dir.path().join("long.toml");
+    std::fs::write(&scenario, smoke.replace("duration = \"10s\"", "duration = \"5m\"")).unwrap();
+    let runs = dir.path().join("runs");
+    let command = [BIN, "run", scenario.to_str().unwrap(), "--runs", runs.to_str().unwrap()];
+    let Some(tmux) = Tmux::start(&command, 100, 30) else {
+        return;
+    };
+    tmux.wait("the api route, live", |s| {
+        s.contains(" LIVE ") && s.lines().any(|l| l.starts_with("api "))
+    });
+    let folder = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    eventually("the load generator's line in run.log", || {
+        std::fs::read_to_string(folder.join("run.log"))
+            .unwrap_or_default()
+            .contains("users launched")
+    });
+    let screen = tmux.screen();
+    assert!(!screen.contains("users launched"), "{screen}");
+    let spawned = folder.display().to_string();
+    assert_eq!(
+        processes_mentioning(&spawned).len(),
+        2,
+        "the demo upstream and the sidecar"
+    );
+    tmux.keys(&["q"]);
+    eventually("the run's end", || tmux.exit_status().is_some());
+    let screen = tmux.screen();
+    assert_eq!(tmux.exit_status().as_deref(), Some("130"), "{screen}");
+    assert!(screen.contains("interrupted before its end"), "{screen}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    assert_eq!(summary["passed"], false, "{summary}");
+    assert!(
+        processes_mentioning(&spawned).is_empty(),
+        "{:?}",
+        processes_mentioning(&spawned)
+    );
 }

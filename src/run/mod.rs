@@ -2,7 +2,7 @@
 //! and its chaos experiment, evaluate its SLOs live from the sidecar's stats and the load
 //! generator's seconds, and leave a run folder behind (docs/run-folder.md) with the
 //! post-mortem draft (`report.md`, `report.html`). Exit 0 when every threshold and SLO held, 1 when
-//! one did not, 78 for an invalid scenario.
+//! one did not, 130 when interrupted, 78 for an invalid scenario.
 //!
 //! # Layout
 //! - [`scenario`]: the scenario as written and checked; [`placeholders`] fill in the
@@ -14,10 +14,12 @@
 //! - [`slos`]: the SLOs evaluated live, with alert events.
 //! - [`expect`]: the events the scenario expects, judged on the run's timeline.
 //! - [`record`]: the run folder's files.
+//! - [`dashboard`]: the live dashboard when stdout is a terminal (a progress line otherwise).
 //!
 //! Everything spawned is stopped at the end, also on Ctrl-C or SIGTERM (the load stops,
 //! the files are written, then the processes get SIGTERM).
 
+mod dashboard;
 mod expect;
 mod placeholders;
 mod record;
@@ -45,12 +47,22 @@ pub struct RunArgs {
     /// Where run folders go (default: the scenario's `[record] dir`, else `runs`).
     #[arg(long)]
     pub runs: Option<PathBuf>,
+    /// A progress line instead of the dashboard (the default when stdout is not a terminal).
+    #[arg(long)]
+    pub no_tui: bool,
 }
 
-/// A threshold or SLO did not hold (exit 1).
+/// A threshold, hypothesis, SLO or expectation did not hold (exit 1), or the run was
+/// interrupted before its end (exit 130, as a shell reports Ctrl-C).
 #[derive(Debug, thiserror::Error)]
-#[error("the scenario did not hold: see {0}")]
-pub struct Failed(pub String);
+#[error("the scenario did not hold: see {summary}")]
+pub struct Failed {
+    pub summary: String,
+    pub exit_code: u8,
+}
+
+/// The exit code of a run interrupted by Ctrl-C, SIGTERM or quitting the dashboard.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// What `summary.json` says.
 #[derive(Serialize)]
@@ -60,6 +72,9 @@ struct Summary {
     ended_at_ms: u64,
     passed: bool,
     exit_code: u8,
+    /// Stopped before its end (Ctrl-C, SIGTERM, the dashboard quit): what ran is judged, but
+    /// the run does not pass.
+    interrupted: bool,
     thresholds: Vec<ballast_model::load::ThresholdOutcome>,
     hypotheses: Vec<serde_json::Value>,
     slos: Vec<SloVerdict>,
@@ -80,10 +95,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     let dir = runs.join(record::folder_name(&scenario.title, started_at_ms));
     let mut folder = RunFolder::create(dir.clone(), &scenario.text)?;
     let mut target = target::start(&scenario, &dir).await?;
-    let outcome = drive(&scenario, &target, &mut folder, started_at_ms).await;
+    let tui = !args.no_tui && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let outcome = drive(&scenario, &target, &mut folder, started_at_ms, tui).await;
     target.stop(Duration::from_secs(10)).await;
     let (passed, summary) = outcome?;
     folder.json("summary.json", &summary)?;
+    let exit_code = summary.exit_code;
     // The post-mortem draft; a run whose report cannot be made still has its files.
     let formats = [ballast_report::Format::Markdown, ballast_report::Format::Html];
     match ballast_report::write(&dir, &formats, None) {
@@ -92,7 +109,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     }
     eprintln!("run folder: {}", dir.display());
     if !passed {
-        return Err(Failed(dir.join("summary.json").display().to_string()).into());
+        return Err(Failed {
+            summary: dir.join("summary.json").display().to_string(),
+            exit_code,
+        }
+        .into());
     }
     Ok(dir)
 }
@@ -103,6 +124,7 @@ async fn drive(
     target: &target::Running,
     folder: &mut RunFolder,
     started_at_ms: u64,
+    tui: bool,
 ) -> anyhow::Result<(bool, Summary)> {
     let profile = scenario.profile(&target.placeholders)?;
     let experiment = scenario.experiment(&target.placeholders)?;
@@ -120,6 +142,8 @@ async fn drive(
     ));
     // Ctrl-C or SIGTERM stop the load and the experiment (which then rolls back).
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let cancel_tx = std::sync::Arc::new(cancel_tx);
+    let cancel = cancel_tx.clone();
     let signals = tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).expect("signal handler");
@@ -127,7 +151,7 @@ async fn drive(
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
-        let _ = cancel_tx.send(true);
+        let _ = cancel.send(true);
     });
     let cancelled = || {
         let mut rx = cancel_rx.clone();
@@ -141,6 +165,18 @@ async fn drive(
         .as_ref()
         .map(|_| ballast_chaos::live::StatsHistory::new(1, Duration::from_secs(15 * 60)));
     let mut scraper = watch::Scraper::new(&target.admin, target.token.clone(), history.clone()).await?;
+    let mut dashboard = if tui {
+        Some(dashboard::Dashboard::start(
+            watch::SIDECAR,
+            &target.admin,
+            target.token.clone(),
+            scenario.slos.clone(),
+            &folder.dir.join("run.log"),
+            cancel_tx.clone(),
+        )?)
+    } else {
+        None
+    };
     let observer = ballast_chaos::live::LiveObserver::new(history);
     let actor = ballast_chaos::live::LiveAct::new(vec![ballast_model::client::AdminClient::new(
         &target.admin,
@@ -190,18 +226,28 @@ async fn drive(
             break done?;
         }
         tokio::select! {
-            done = &mut load, if load_done.is_none() => load_done = Some(done),
+            done = &mut load, if load_done.is_none() => {
+                // goose takes SIGINT for itself (its handler replaces ours): a load it canceled
+                // is the run's Ctrl-C, and the experiment rolls back too.
+                if let Ok(Some(r)) = &done
+                    && r.ended_by == ballast_model::load::EndedBy::Canceled
+                {
+                    let _ = cancel_tx.send(true);
+                }
+                load_done = Some(done);
+            }
             j = &mut experiment, if !experiment_done => {
                 journal = j;
                 experiment_done = true;
             }
             _ = tick.tick() => {
-                let second = step(started_at_ms, &mut scraper, folder, &mut slos, &events_tx).await?;
+                let second = step(started_at_ms, &mut scraper, folder, &mut slos, &events_tx, dashboard.as_ref()).await?;
                 while let Ok(e) = events_rx.try_recv() {
-                    folder.event(&e)?;
-                    timeline.push(e);
+                    record(folder, &mut timeline, dashboard.as_ref(), e)?;
                 }
-                progress.show(second, scraper.last_line(), &slos);
+                if dashboard.is_none() {
+                    progress.show(second, scraper.last_line(), &slos);
+                }
             }
             Some(s) = seconds_rx.recv() => slos.client(&s),
         }
@@ -210,15 +256,25 @@ async fn drive(
     while let Ok(s) = seconds_rx.try_recv() {
         slos.client(&s);
     }
-    step(started_at_ms, &mut scraper, folder, &mut slos, &events_tx).await?;
+    step(
+        started_at_ms,
+        &mut scraper,
+        folder,
+        &mut slos,
+        &events_tx,
+        dashboard.as_ref(),
+    )
+    .await?;
     let _ = events_tx.send(Event::now("runner", run_phase("ended")));
     follow.abort();
     drop(events_tx);
     drop(experiment);
     // Every sender is gone by now; the timeout only guards against one that is not.
     while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(5), events_rx.recv()).await {
-        folder.event(&e)?;
-        timeline.push(e);
+        record(folder, &mut timeline, dashboard.as_ref(), e)?;
+    }
+    if let Some(problem) = dashboard.take().and_then(dashboard::Dashboard::finish) {
+        eprintln!("ballast: {problem}");
     }
     folder.timeseries(results.as_ref())?;
     if let Some(r) = &results {
@@ -254,8 +310,12 @@ async fn drive(
         .iter()
         .map(|x| x.clone().filled(&target.placeholders).judge(&timeline, started_at_ms))
         .collect();
-    let passed =
-        load_held && experiment_held && slo_verdicts.iter().all(|s| s.passed) && expectations.iter().all(|x| x.passed);
+    let interrupted = *cancel_rx.borrow();
+    let passed = !interrupted
+        && load_held
+        && experiment_held
+        && slo_verdicts.iter().all(|s| s.passed)
+        && expectations.iter().all(|x| x.passed);
     print_verdict(
         scenario,
         results.as_ref(),
@@ -263,6 +323,9 @@ async fn drive(
         journal.as_ref(),
         &expectations,
     );
+    if interrupted {
+        println!("  interrupted before its end: what ran is judged above, the run does not pass");
+    }
     Ok((
         passed,
         Summary {
@@ -270,13 +333,33 @@ async fn drive(
             started_at_ms,
             ended_at_ms: unix_ms(),
             passed,
-            exit_code: u8::from(!passed),
+            exit_code: if interrupted {
+                EXIT_INTERRUPTED
+            } else {
+                u8::from(!passed)
+            },
+            interrupted,
             thresholds,
             hypotheses: journal.as_ref().map(hypotheses).unwrap_or_default(),
             slos: slo_verdicts,
             expectations,
         },
     ))
+}
+
+/// An event into the run folder, the timeline kept for the expectations, and the dashboard.
+fn record(
+    folder: &mut RunFolder,
+    timeline: &mut Vec<Event>,
+    dashboard: Option<&dashboard::Dashboard>,
+    e: Event,
+) -> anyhow::Result<()> {
+    folder.event(&e)?;
+    if let Some(d) = dashboard {
+        d.feed(ballast_tui::Feed::Event(e.clone()));
+    }
+    timeline.push(e);
+    Ok(())
 }
 
 /// One second of the run: scrape the sidecar, evaluate the SLOs, record both; the second's
@@ -287,10 +370,11 @@ async fn step(
     folder: &mut RunFolder,
     slos: &mut Slos,
     events: &mpsc::UnboundedSender<Event>,
+    dashboard: Option<&dashboard::Dashboard>,
 ) -> anyhow::Result<u64> {
     let now = unix_ms();
     let second = now.saturating_sub(started_at_ms) / 1000;
-    scraper.scrape(now, second, folder, slos).await;
+    scraper.scrape(now, second, folder, slos, dashboard).await;
     let (rows, alerts) = slos.evaluate(now);
     folder.slo_rows(second, now, &rows)?;
     for kind in alerts {
@@ -423,7 +507,7 @@ pub fn is_invalid(e: &anyhow::Error) -> bool {
     e.is::<scenario::Invalid>()
 }
 
-/// The run folder of a finished run that did not hold (exit 1).
-pub fn is_failed(e: &anyhow::Error) -> bool {
-    e.is::<Failed>()
+/// The exit code of a finished run that did not hold (1) or was interrupted (130).
+pub fn failed_exit_code(e: &anyhow::Error) -> Option<u8> {
+    e.downcast_ref::<Failed>().map(|f| f.exit_code)
 }

@@ -3,21 +3,22 @@
 //! the load generator's files, `slo.json` and `summary.json`.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ballast_model::load::Failure;
 use ballast_model::stats::Traffic;
-use ballast_model::{Event, StatsSnapshot, StatsWindow};
+use ballast_model::{Event, StatsWindow};
+use ballast_tui::recording::{Recorder, StatsRecord};
 use serde::Serialize;
 
 use super::slos::{self, Row};
 
 pub struct RunFolder {
     pub dir: PathBuf,
-    events: BufWriter<File>,
-    stats: BufWriter<File>,
+    /// `events.jsonl` and `stats.jsonl`, in the format the dashboard replays.
+    recorder: Recorder,
     slo_csv: csv::Writer<BufWriter<File>>,
     /// `timeseries.csv` rows of the sidecar, written after the client's at the end.
     sidecar_rows: Vec<Vec<String>>,
@@ -73,8 +74,7 @@ impl RunFolder {
             "ticket",
         ])?;
         Ok(RunFolder {
-            events: create(&dir.join("events.jsonl"))?,
-            stats: create(&dir.join("stats.jsonl"))?,
+            recorder: Recorder::open(&dir).with_context(|| format!("cannot write in {}", dir.display()))?,
             slo_csv,
             sidecar_rows: Vec::new(),
             dir,
@@ -82,28 +82,12 @@ impl RunFolder {
     }
 
     pub fn event(&mut self, e: &Event) -> anyhow::Result<()> {
-        serde_json::to_writer(&mut self.events, e)?;
-        self.events.write_all(b"\n")?;
-        Ok(())
+        Ok(self.recorder.event(e)?)
     }
 
-    pub fn snapshot(&mut self, at_ms: u64, sidecar: &str, snapshot: &StatsSnapshot) -> anyhow::Result<()> {
-        #[derive(Serialize)]
-        struct Line<'a> {
-            at_ms: u64,
-            sidecar: &'a str,
-            snapshot: &'a StatsSnapshot,
-        }
-        serde_json::to_writer(
-            &mut self.stats,
-            &Line {
-                at_ms,
-                sidecar,
-                snapshot,
-            },
-        )?;
-        self.stats.write_all(b"\n")?;
-        Ok(())
+    /// A `stats.jsonl` line: the scrape's snapshot, or why there was none.
+    pub fn scrape(&mut self, record: &StatsRecord) -> anyhow::Result<()> {
+        Ok(self.recorder.stats(record)?)
     }
 
     /// The sidecar's rows for one second: every route but the unmatched together (`*`),
@@ -170,8 +154,7 @@ impl RunFolder {
     }
 
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.events.flush()?;
-        self.stats.flush()?;
+        self.recorder.flush()?;
         self.slo_csv.flush()?;
         Ok(())
     }

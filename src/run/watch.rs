@@ -10,11 +10,18 @@ use std::sync::Arc;
 use ballast_chaos::live::StatsHistory;
 use ballast_model::client::StatsClient;
 use ballast_model::{Event, StatsSnapshot};
+use ballast_tui::Feed;
+use ballast_tui::recording::StatsRecord;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
+use super::dashboard::Dashboard;
 use super::record::RunFolder;
 use super::slos::Slos;
+
+/// The sidecar's name in the run folder (`stats.jsonl`) and the dashboard, as the sidecar
+/// names itself in its events.
+pub const SIDECAR: &str = "sidecar";
 
 pub struct Scraper {
     client: StatsClient,
@@ -37,25 +44,55 @@ impl Scraper {
         Ok(Scraper {
             client,
             history,
-            name: admin.to_owned(),
+            name: SIDECAR.to_owned(),
             last: Some(first),
             line: None,
         })
     }
 
-    pub async fn scrape(&mut self, at_ms: u64, second: u64, folder: &mut RunFolder, slos: &mut Slos) {
+    pub async fn scrape(
+        &mut self,
+        at_ms: u64,
+        second: u64,
+        folder: &mut RunFolder,
+        slos: &mut Slos,
+        dashboard: Option<&Dashboard>,
+    ) {
+        let record = |snapshot, error| StatsRecord {
+            at_ms,
+            sidecar: self.name.clone(),
+            snapshot,
+            error,
+        };
         let now = match self.client.snapshot().await {
             Ok(now) => now,
             Err(e) => {
                 if let Some(h) = &self.history {
                     h.failed(0, e.to_string());
                 }
+                if let Err(e) = folder.scrape(&record(None, Some(e.to_string()))) {
+                    tracing::warn!("cannot record stats: {e:#}");
+                }
+                if let Some(d) = dashboard {
+                    d.feed(Feed::Unreachable {
+                        at_ms,
+                        sidecar: self.name.clone(),
+                        error: e.to_string(),
+                    });
+                }
                 self.line = Some("sidecar: not answering".to_owned());
                 return;
             }
         };
-        if let Err(e) = folder.snapshot(at_ms, &self.name, &now) {
+        if let Err(e) = folder.scrape(&record(Some(now.clone()), None)) {
             tracing::warn!("cannot record stats: {e:#}");
+        }
+        if let Some(d) = dashboard {
+            d.feed(Feed::Stats {
+                at_ms,
+                sidecar: self.name.clone(),
+                snapshot: Arc::new(now.clone()),
+            });
         }
         let window = now.window(self.last.as_ref().unwrap_or(&StatsSnapshot::default()));
         folder.sidecar_second(second, at_ms, &window);

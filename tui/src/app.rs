@@ -35,10 +35,23 @@ impl Default for Rates {
 }
 
 /// Run the dashboard on this terminal until the user quits or a signal asks it to stop.
-pub async fn run(mut source: Box<dyn Source>, mut model: Model, rates: Rates) -> Result<(), Error> {
+pub async fn run(source: Box<dyn Source>, model: Model, rates: Rates) -> Result<(), Error> {
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(Error::NotATerminal);
     }
+    run_until(source, model, rates, std::future::pending()).await
+}
+
+/// Run the dashboard until the user quits, a signal asks it to stop, or `stop` resolves (the
+/// scenario runner's run is over). The caller has made sure there is a terminal (the runner
+/// sends its stdout to a log meanwhile).
+pub async fn run_until(
+    mut source: Box<dyn Source>,
+    mut model: Model,
+    rates: Rates,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    tokio::pin!(stop);
     let mut guard = Guard::enter()?;
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(rates.tick);
@@ -84,6 +97,7 @@ pub async fn run(mut source: Box<dyn Source>, mut model: Model, rates: Rates) ->
                 // The terminal is gone.
                 None => break,
             },
+            _ = &mut stop => break,
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => break,

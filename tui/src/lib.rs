@@ -53,7 +53,7 @@ pub use update::{Msg, update};
 pub use views::view;
 
 use recording::Recording;
-use source::live::{LiveSource, Sidecar};
+pub use source::live::{LiveSource, Sidecar};
 use source::replay::ReplaySource;
 
 /// Watch live sidecars (their admin URLs), with `slos` computed from their stats. Runs until
@@ -62,6 +62,18 @@ pub async fn run_live(admins: &[String], token: Option<String>, slos: Vec<SloSpe
     let sidecars: Vec<Sidecar> = admins.iter().map(|a| Sidecar::from_admin(a)).collect();
     let model = Model::new(sidecars.iter().map(|s| s.name.clone()).collect(), slos)?;
     app::run(Box::new(LiveSource::start(sidecars, token)), model, rates).await
+}
+
+/// A dashboard of sidecars whose feeds the caller sends (the scenario runner): the model
+/// and source to give [`app::run_until`], and the sender for the feeds.
+pub fn fed(
+    sidecars: Vec<Sidecar>,
+    token: Option<String>,
+    slos: Vec<SloSpec>,
+) -> Result<(Model, LiveSource, tokio::sync::mpsc::Sender<Feed>), Error> {
+    let model = Model::new(sidecars.iter().map(|s| s.name.clone()).collect(), slos)?;
+    let (source, tx) = LiveSource::fed(sidecars, token);
+    Ok((model, source, tx))
 }
 
 /// Replay a run folder (`runs/<id>`), its SLOs from its `scenario.toml`.

@@ -60,25 +60,39 @@ pub struct LiveSource {
 impl LiveSource {
     /// Start watching; must be called inside a tokio runtime.
     pub fn start(sidecars: Vec<Sidecar>, token: Option<String>) -> LiveSource {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let mut tasks = Vec::new();
-        let mut clients = Vec::new();
-        for s in sidecars {
-            let admin = AdminClient::new(&s.admin, token.clone());
-            tasks.push(tokio::spawn(scrape(
+        let (mut source, tx) = LiveSource::fed(sidecars, token.clone());
+        for (s, admin) in &source.sidecars {
+            source.tasks.push(tokio::spawn(scrape(
                 s.name.clone(),
                 StatsClient::new(&s.admin, token.clone()),
                 tx.clone(),
             )));
-            tasks.push(tokio::spawn(follow_events(s.name.clone(), admin.clone(), tx.clone())));
-            clients.push((s, admin));
+            source
+                .tasks
+                .push(tokio::spawn(follow_events(s.name.clone(), admin.clone(), tx.clone())));
         }
-        LiveSource {
-            sidecars: clients,
-            tx,
+        source
+    }
+
+    /// Sidecars that someone else scrapes and follows (the scenario runner, which records
+    /// what it shows): it sends their feeds through the returned sender. Fault actions still
+    /// go to the sidecars' admin APIs.
+    pub fn fed(sidecars: Vec<Sidecar>, token: Option<String>) -> (LiveSource, mpsc::Sender<Feed>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let sidecars = sidecars
+            .into_iter()
+            .map(|s| {
+                let admin = AdminClient::new(&s.admin, token.clone());
+                (s, admin)
+            })
+            .collect();
+        let source = LiveSource {
+            sidecars,
+            tx: tx.clone(),
             rx,
-            tasks,
-        }
+            tasks: Vec::new(),
+        };
+        (source, tx)
     }
 
     fn client(&self, name: &str) -> Result<AdminClient, String> {
