@@ -82,7 +82,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let cancel = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let options = ballast_loadgen::Options { feed, requests_csv };
+    let options = ballast_loadgen::Options {
+        feed,
+        requests_csv,
+        ..Default::default()
+    };
     let quiet = StdoutToStderr::new();
     let outcome = ballast_loadgen::run_with(&profile, options, cancel).await;
     drop(quiet);

@@ -63,6 +63,27 @@ fn a_damaged_run_folder_exits_78_naming_the_file_and_a_bad_format_2() {
         "{err}"
     );
 
+    // An slo.csv row stamped off its second (one millisecond) is named with its line.
+    std::fs::write(&events, &text_now).unwrap();
+    let slo_csv = run.path().join("slo.csv");
+    let rows = std::fs::read_to_string(&slo_csv).unwrap();
+    let mut lines: Vec<String> = rows.lines().map(str::to_owned).collect();
+    let cells: Vec<&str> = lines[2].split(',').collect();
+    let shifted = cells[1].parse::<u64>().unwrap() + 1;
+    lines[2] = std::iter::once(cells[0].to_owned())
+        .chain(std::iter::once(shifted.to_string()))
+        .chain(cells[2..].iter().map(|c| c.to_string()))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(&slo_csv, lines.join("\n") + "\n").unwrap();
+    let o = report(&[run.path().as_os_str()]);
+    assert_eq!(o.status.code(), Some(78));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("slo.csv: line 3: second") && err.contains(&format!("at_ms {shifted} does not match")),
+        "{err}"
+    );
+
     let o = report(&["/nonexistent/run".as_ref()]);
     assert_eq!(o.status.code(), Some(78));
     assert_eq!(text(&o.stderr), "ballast: /nonexistent/run: no such run folder\n");

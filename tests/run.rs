@@ -126,6 +126,12 @@ fn the_smoke_scenario_leaves_a_complete_run_folder_whose_files_agree() {
     };
     assert_eq!(sum("client"), requests);
     assert_eq!(sum("sidecar"), requests);
+    // Both views count seconds on the load's clock: every row starts at its second's start.
+    let start = results["started_at_ms"].as_u64().unwrap();
+    for r in &rows {
+        let (second, at_ms) = (r["second"].parse::<u64>().unwrap(), r["at_ms"].parse::<u64>().unwrap());
+        assert_eq!(at_ms, start + second * 1000, "{r:?}");
+    }
     let logged = csv_rows(&dir.join("requests.csv")).len() as u64;
     assert_eq!(logged, requests);
 

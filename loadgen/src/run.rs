@@ -29,6 +29,10 @@ pub struct Options {
     pub feed: Option<mpsc::Sender<Second>>,
     /// Write the per-request log (`requests.csv`) here while the run goes.
     pub requests_csv: Option<PathBuf>,
+    /// Told when the run's clock starts (its [`Instant`] and Unix milliseconds, as
+    /// `started_at_ms` and every second's `at_ms` count them), so a caller can count its own
+    /// seconds from the same origin.
+    pub started: Option<tokio::sync::oneshot::Sender<(Instant, u64)>>,
 }
 
 /// Run a profile inside the caller's tokio runtime until its shape is done or `cancel`
@@ -42,7 +46,7 @@ pub async fn run(
         profile,
         Options {
             feed,
-            requests_csv: None,
+            ..Options::default()
         },
         cancel,
     )
@@ -72,6 +76,9 @@ pub async fn run_with(
     let start_unix_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64);
+    if let Some(started) = options.started {
+        let _ = started.send((start, start_unix_us / 1000));
+    }
     let (done_tx, done) = tokio::sync::oneshot::channel();
     let (abort_tx, mut abort_rx) = mpsc::unbounded_channel();
     let schedule = match &profile.shape {

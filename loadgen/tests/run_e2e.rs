@@ -260,11 +260,15 @@ async fn latency_counts_from_the_intended_send_time_when_the_upstream_stalls() {
         }
     });
     let log = dir.path().join("requests.csv");
+    let (started, started_rx) = tokio::sync::oneshot::channel();
     let options = Options {
         feed: Some(feed),
         requests_csv: Some(log.clone()),
+        started: Some(started),
     };
     let r = run_with(&p, options, pending()).await.unwrap();
+    // The clock the caller was told is the one the results count from.
+    assert_eq!(started_rx.await.unwrap().1, r.started_at_ms);
     assert_eq!((r.requests, r.failed), (1600, 0));
     // About 200 requests were due during the stall: their wait is in their latency.
     assert!(
@@ -413,8 +417,8 @@ path = "/status/500"
     let out = dir.path().join("run");
     std::fs::create_dir(&out).unwrap();
     let options = Options {
-        feed: None,
         requests_csv: Some(out.join(files::REQUESTS_CSV)),
+        ..Options::default()
     };
     let r = run_with(&p, options, pending()).await.unwrap();
     files::write_all(&r, &out).unwrap();

@@ -5,6 +5,7 @@
 //! one did not, 130 when interrupted, 78 for an invalid scenario.
 //!
 //! # Layout
+//! - [`clock`]: the run's seconds, counted from the load's start.
 //! - [`scenario`]: the scenario as written and checked; [`placeholders`] fill in the
 //!   addresses known only once the run starts.
 //! - [`target`]: the scenario's processes, the demo upstream and the sidecar as child
@@ -19,6 +20,7 @@
 //! Everything spawned is stopped at the end, also on Ctrl-C or SIGTERM (the load stops,
 //! the files are written, then the processes get SIGTERM).
 
+mod clock;
 mod dashboard;
 mod expect;
 mod placeholders;
@@ -196,12 +198,19 @@ async fn drive(
     });
     let mut journal = None;
     let requests_csv = folder.dir.join(ballast_loadgen::files::REQUESTS_CSV);
+    // Seconds count from the load's start; without load, from now.
+    let (load_started, mut load_start) = tokio::sync::oneshot::channel();
+    let mut load_start_seen = false;
+    let mut clock = profile
+        .is_none()
+        .then(|| clock::Clock::starting(tokio::time::Instant::now(), unix_ms()));
     let load = async {
         match &profile {
             Some(p) => {
                 let options = ballast_loadgen::Options {
                     feed: Some(seconds_tx),
                     requests_csv: Some(requests_csv),
+                    started: Some(load_started),
                 };
                 ballast_loadgen::run_with(p, options, stop).await.map(Some)
             }
@@ -216,9 +225,6 @@ async fn drive(
         }
     };
     tokio::pin!(load);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
     let progress = Progress::new();
     let mut load_done = None;
     let results = loop {
@@ -240,8 +246,15 @@ async fn drive(
                 journal = j;
                 experiment_done = true;
             }
-            _ = tick.tick() => {
-                let second = step(started_at_ms, &mut scraper, folder, &mut slos, &events_tx, dashboard.as_ref()).await?;
+            started = &mut load_start, if clock.is_none() && !load_start_seen => {
+                load_start_seen = true;
+                if let Ok((at, at_ms)) = started {
+                    clock = Some(clock::Clock::starting(at, at_ms));
+                }
+            }
+            _ = clock::tick(&mut clock) => {
+                let c = clock.as_mut().expect("ticks come from a clock");
+                let second = step(c, &mut scraper, folder, &mut slos, &events_tx, dashboard.as_ref()).await?;
                 while let Ok(e) = events_rx.try_recv() {
                     record(folder, &mut timeline, dashboard.as_ref(), e)?;
                 }
@@ -256,15 +269,9 @@ async fn drive(
     while let Ok(s) = seconds_rx.try_recv() {
         slos.client(&s);
     }
-    step(
-        started_at_ms,
-        &mut scraper,
-        folder,
-        &mut slos,
-        &events_tx,
-        dashboard.as_ref(),
-    )
-    .await?;
+    // A load that never started has no clock: its seconds count from now.
+    let clock = clock.get_or_insert_with(|| clock::Clock::starting(tokio::time::Instant::now(), unix_ms()));
+    step(clock, &mut scraper, folder, &mut slos, &events_tx, dashboard.as_ref()).await?;
     let _ = events_tx.send(Event::now("runner", run_phase("ended")));
     follow.abort();
     drop(events_tx);
@@ -362,10 +369,10 @@ fn record(
     Ok(())
 }
 
-/// One second of the run: scrape the sidecar, evaluate the SLOs, record both; the second's
-/// number.
+/// One second of the run closes: scrape the sidecar, evaluate the SLOs, record both; the
+/// second's number.
 async fn step(
-    started_at_ms: u64,
+    clock: &mut clock::Clock,
     scraper: &mut watch::Scraper,
     folder: &mut RunFolder,
     slos: &mut Slos,
@@ -373,10 +380,10 @@ async fn step(
     dashboard: Option<&dashboard::Dashboard>,
 ) -> anyhow::Result<u64> {
     let now = unix_ms();
-    let second = now.saturating_sub(started_at_ms) / 1000;
-    scraper.scrape(now, second, folder, slos, dashboard).await;
+    let (second, at_ms) = clock.close(now);
+    scraper.scrape(now, (second, at_ms), folder, slos, dashboard).await;
     let (rows, alerts) = slos.evaluate(now);
-    folder.slo_rows(second, now, &rows)?;
+    folder.slo_rows(second, at_ms, &rows)?;
     for kind in alerts {
         let _ = events.send(Event::now("slo", kind));
     }

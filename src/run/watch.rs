@@ -50,10 +50,11 @@ impl Scraper {
         })
     }
 
+    /// Scrape at `at_ms` (Unix ms), closing `second` (its number and start, for the rows).
     pub async fn scrape(
         &mut self,
         at_ms: u64,
-        second: u64,
+        (second, second_at_ms): (u64, u64),
         folder: &mut RunFolder,
         slos: &mut Slos,
         dashboard: Option<&Dashboard>,
@@ -95,7 +96,7 @@ impl Scraper {
             });
         }
         let window = now.window(self.last.as_ref().unwrap_or(&StatsSnapshot::default()));
-        folder.sidecar_second(second, at_ms, &window);
+        folder.sidecar_second(second, second_at_ms, &window);
         slos.sidecar(at_ms, &window);
         if let Some(h) = &self.history {
             h.push(0, window.clone());

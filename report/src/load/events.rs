@@ -61,7 +61,7 @@ pub fn read(path: &Path) -> Result<Vec<TimedEvent>, ReportError> {
             .to_owned();
         let what = match serde_json::from_value::<Event>(value.clone()) {
             Ok(e) => What::Known(e.kind),
-            Err(_) if !KNOWN.contains(&kind.as_str()) => What::Other {
+            Err(_) if !EventKind::NAMES.contains(&kind.as_str()) => What::Other {
                 detail: other_detail(&value),
                 kind,
             },
@@ -75,20 +75,6 @@ pub fn read(path: &Path) -> Result<Vec<TimedEvent>, ReportError> {
     events.sort_by_key(|e| e.at_ms);
     Ok(events)
 }
-
-/// The kinds [`EventKind`] has (its serde tags).
-const KNOWN: &[&str] = &[
-    "config_reloaded",
-    "config_rejected",
-    "fault_added",
-    "fault_expired",
-    "fault_removed",
-    "endpoint_ejected",
-    "endpoint_restored",
-    "health_changed",
-    "alert_firing",
-    "alert_resolved",
-];
 
 fn other_detail(value: &serde_json::Value) -> String {
     let Some(map) = value.as_object() else {

@@ -146,10 +146,9 @@ fn read_csv(path: &Path, started_at_ms: u64) -> Result<BTreeMap<String, Vec<SloS
     let remaining = csv::optional_f64(&df, "budget_remaining", path)?;
     let mut by_slo: BTreeMap<String, BTreeMap<u64, SloSecond>> = BTreeMap::new();
     for i in 0..df.height() {
-        // `second` counts from the run's start, as in timeseries.csv; at_ms says the same, up
-        // to the runner's own clock (its start and the load's can differ by up to a second,
-        // and a row is stamped when its evaluation ran).
-        if at_ms[i].abs_diff(started_at_ms + second[i] * 1000) > 2_000 {
+        // `second` counts from the run's start and `at_ms` is that second's start, as in
+        // timeseries.csv (the runner counts its seconds on the load's clock).
+        if at_ms[i] != started_at_ms + second[i] * 1000 {
             return Err(ReportError::damaged(
                 path,
                 format!(
