@@ -167,7 +167,7 @@ struct State {
     initial: BTreeMap<String, Behaviour>,
     current: RwLock<BTreeMap<String, Behaviour>>,
     /// One reconnecting connection per Redis address.
-    redis: tokio::sync::Mutex<BTreeMap<String, redis::aio::ConnectionManager>>,
+    redis: std::sync::Mutex<BTreeMap<String, redis::aio::ConnectionManager>>,
 }
 
 /// How long a request waits for its Redis call.
@@ -176,25 +176,23 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 impl State {
     /// One `INCR` on the Redis at `addr`: the reply, or why there is none.
     async fn call_redis(&self, addr: &str, path: &str) -> Result<i64, String> {
-        let mut conn = {
-            let mut conns = self.redis.lock().await;
-            match conns.get(addr) {
-                Some(c) => c.clone(),
-                None => {
-                    let client = redis::Client::open(format!("redis://{addr}/")).map_err(|e| e.to_string())?;
-                    let config = redis::aio::ConnectionManagerConfig::new()
-                        .set_connection_timeout(REDIS_TIMEOUT)
-                        .set_response_timeout(REDIS_TIMEOUT);
-                    let c = tokio::time::timeout(
-                        REDIS_TIMEOUT,
-                        redis::aio::ConnectionManager::new_with_config(client, config),
-                    )
-                    .await
-                    .map_err(|_| "no connection within 2s".to_owned())?
-                    .map_err(|e| e.to_string())?;
-                    conns.insert(addr.to_owned(), c.clone());
-                    c
-                }
+        // Connecting happens outside the lock: requests never queue behind a slow connect.
+        let known = self.redis.lock().unwrap().get(addr).cloned();
+        let mut conn = match known {
+            Some(c) => c,
+            None => {
+                let client = redis::Client::open(format!("redis://{addr}/")).map_err(|e| e.to_string())?;
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(REDIS_TIMEOUT)
+                    .set_response_timeout(REDIS_TIMEOUT);
+                let c = tokio::time::timeout(
+                    REDIS_TIMEOUT,
+                    redis::aio::ConnectionManager::new_with_config(client, config),
+                )
+                .await
+                .map_err(|_| "no connection within 2s".to_owned())?
+                .map_err(|e| e.to_string())?;
+                self.redis.lock().unwrap().entry(addr.to_owned()).or_insert(c).clone()
             }
         };
         let mut incr = redis::cmd("INCR");

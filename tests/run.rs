@@ -278,29 +278,20 @@ fn the_demo_pages_during_the_error_burst_and_resolves_after_it() {
     );
 }
 
-/// Every scenario users can copy runs in the tests (those below and the smoke test above).
+/// Every scenario users can copy runs in a test of this file.
 #[test]
 fn every_scenario_is_run_by_a_test() {
-    let tested = [
-        "smoke.toml",
-        "demo.toml",
-        "retry-storm.toml",
-        "endpoint-crash.toml",
-        "bad-deploy.toml",
-        "redis-latency.toml",
-    ];
-    let mut found: Vec<String> = std::fs::read_dir(scenario(""))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".toml"))
-        .collect();
-    found.sort();
-    let mut tested: Vec<String> = tested.iter().map(|s| s.to_string()).collect();
-    tested.sort();
-    assert_eq!(
-        found, tested,
-        "a scenario without a test, or a test without its scenario"
-    );
+    let tests = include_str!("run.rs");
+    for entry in std::fs::read_dir(scenario("")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".toml") {
+            let called = [format!("run_holding(\"{name}\""), format!("scenario(\"{name}\")")];
+            assert!(
+                called.iter().any(|c| tests.contains(c.as_str())),
+                "scenarios/{name} is run by no test"
+            );
+        }
+    }
 }
 
 /// The upstream fails everything for 20 s: retries stay within the budget, 1.25 tries per
@@ -386,11 +377,12 @@ fn an_endpoint_crash_is_ejected_failed_over_and_restored() {
             if step == "method[0].end" && action.contains("restart process \"demo_upstream.1\""))
     });
     assert!(restart_ok, "{events:?}");
-    let sidecar = std::fs::read_to_string(dir.join("sidecar.toml")).unwrap();
-    assert!(
-        sidecar.contains(&ejected.0),
-        "the ejected endpoint is one of the replicas"
-    );
+    // The one ejected is the one killed: the cluster's second endpoint, demo_upstream.1.
+    let sidecar: toml::Value = toml::from_str(&std::fs::read_to_string(dir.join("sidecar.toml")).unwrap()).unwrap();
+    let killed_address = sidecar["clusters"]["catalog"]["endpoints"][1]["address"]
+        .as_str()
+        .unwrap();
+    assert_eq!(ejected.0, killed_address);
 }
 
 /// A slow, erroring release pages on latency within seconds and resolves after the rollback.
@@ -491,4 +483,27 @@ fn an_interrupted_run_stops_everything_it_spawned_and_exits_130() {
     let requests = results["requests"].as_u64().unwrap();
     assert!((100..5_000).contains(&requests), "stopped early: {requests} requests");
     assert!(ballast_testkit::processes_mentioning(&spawned).is_empty());
+}
+
+/// An experiment stops the sidecar (SIGSTOP) for 4 s: the run does not wait on it. The
+/// scrapes it misses are recorded as failed, the step's end continues it, and the run ends.
+#[test]
+fn a_stopped_sidecar_does_not_stop_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = std::fs::read_to_string(scenario("smoke.toml")).unwrap();
+    let stopped = smoke.replace("duration = \"10s\"", "duration = \"12s\"").replace(
+        "[record]",
+        "[experiment]\ntitle = \"pause the sidecar\"\n[[experiment.method]]\nat = \"3s\"\nduration = \"4s\"\nstop = \"sidecar\"\n\n[record]",
+    );
+    let file = dir.path().join("stopped.toml");
+    std::fs::write(&file, stopped).unwrap();
+    let (code, text, folder) = run(&file, &dir.path().join("runs"));
+    assert!(code == 0 || code == 1, "the run ended by itself: {code}\n{text}");
+    let dir = folder.unwrap();
+    let stats = std::fs::read_to_string(dir.join("stats.jsonl")).unwrap();
+    assert!(stats.contains("no answer within 2s"), "{stats}");
+    let summary = json(&dir.join("summary.json"));
+    assert_eq!(summary["interrupted"], false, "{summary}");
+    let journal = json(&dir.join("journal.json"));
+    assert_eq!(journal["rollbacks_failed"], 0, "{journal}");
 }

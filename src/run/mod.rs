@@ -66,6 +66,22 @@ pub struct Failed {
 /// The exit code of a run interrupted by Ctrl-C, SIGTERM or quitting the dashboard.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// Ctrl-C or SIGTERM came while the target was starting: what had started was stopped (exit
+/// 130).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted while the target was starting; what had started is stopped")]
+pub struct Interrupted;
+
+/// Ctrl-C or SIGTERM.
+async fn interruption() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
 /// What `summary.json` says.
 #[derive(Serialize)]
 struct Summary {
@@ -96,7 +112,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     let runs = args.runs.unwrap_or_else(|| scenario.runs_dir.clone());
     let dir = runs.join(record::folder_name(&scenario.title, started_at_ms));
     let mut folder = RunFolder::create(dir.clone(), &scenario.text)?;
-    let mut target = target::start(&scenario, &dir).await?;
+    // Dropping a start cut short kills what it had spawned (their handles kill on drop).
+    let mut target = tokio::select! {
+        started = target::start(&scenario, &dir) => started?,
+        _ = interruption() => return Err(Interrupted.into()),
+    };
     let tui = !args.no_tui && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let outcome = drive(&scenario, &target, &mut folder, started_at_ms, tui).await;
     target.stop(Duration::from_secs(10)).await;
@@ -147,12 +167,7 @@ async fn drive(
     let cancel_tx = std::sync::Arc::new(cancel_tx);
     let cancel = cancel_tx.clone();
     let signals = tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("signal handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
+        interruption().await;
         let _ = cancel.send(true);
     });
     let cancelled = || {
@@ -168,14 +183,17 @@ async fn drive(
         .map(|_| ballast_chaos::live::StatsHistory::new(1, Duration::from_secs(15 * 60)));
     let mut scraper = watch::Scraper::new(&target.admin, target.token.clone(), history.clone()).await?;
     let mut dashboard = if tui {
-        Some(dashboard::Dashboard::start(
+        let shown = dashboard::Dashboard::start(
             watch::SIDECAR,
             &target.admin,
             target.token.clone(),
             scenario.slos.clone(),
             &folder.dir.join("run.log"),
             cancel_tx.clone(),
-        )?)
+        );
+        shown
+            .map_err(|e| eprintln!("ballast: no dashboard ({e:#}); a progress line instead"))
+            .ok()
     } else {
         None
     };
@@ -252,26 +270,35 @@ async fn drive(
                     clock = Some(clock::Clock::starting(at, at_ms));
                 }
             }
-            _ = clock::tick(&mut clock) => {
-                let c = clock.as_mut().expect("ticks come from a clock");
-                let second = step(c, &mut scraper, folder, &mut slos, &events_tx, dashboard.as_ref()).await?;
+            closes = clock::tick(&mut clock) => {
+                let second = step(closes, &mut scraper, folder, &mut slos, &events_tx, dashboard.as_ref()).await?;
                 while let Ok(e) = events_rx.try_recv() {
                     record(folder, &mut timeline, dashboard.as_ref(), e)?;
                 }
-                if dashboard.is_none() {
+                if dashboard.as_ref().is_none_or(dashboard::Dashboard::failed) {
                     progress.show(second, scraper.last_line(), &slos);
                 }
             }
             Some(s) = seconds_rx.recv() => slos.client(&s),
         }
     };
+    // Decided now: quitting the dashboard from here on is no interruption.
+    let interrupted = *cancel_rx.borrow();
     // The last second: the sidecar's final counts and what the load's feed still held.
     while let Ok(s) = seconds_rx.try_recv() {
         slos.client(&s);
     }
     // A load that never started has no clock: its seconds count from now.
     let clock = clock.get_or_insert_with(|| clock::Clock::starting(tokio::time::Instant::now(), unix_ms()));
-    step(clock, &mut scraper, folder, &mut slos, &events_tx, dashboard.as_ref()).await?;
+    step(
+        clock.last(),
+        &mut scraper,
+        folder,
+        &mut slos,
+        &events_tx,
+        dashboard.as_ref(),
+    )
+    .await?;
     let _ = events_tx.send(Event::now("runner", run_phase("ended")));
     follow.abort();
     drop(events_tx);
@@ -317,7 +344,6 @@ async fn drive(
         .iter()
         .map(|x| x.clone().filled(&target.placeholders).judge(&timeline, started_at_ms))
         .collect();
-    let interrupted = *cancel_rx.borrow();
     let passed = !interrupted
         && load_held
         && experiment_held
@@ -369,10 +395,10 @@ fn record(
     Ok(())
 }
 
-/// One second of the run closes: scrape the sidecar, evaluate the SLOs, record both; the
-/// second's number.
+/// One second of the run closes (its number and start): scrape the sidecar, evaluate the
+/// SLOs, record both; the second's number.
 async fn step(
-    clock: &mut clock::Clock,
+    (second, at_ms): (u64, u64),
     scraper: &mut watch::Scraper,
     folder: &mut RunFolder,
     slos: &mut Slos,
@@ -380,7 +406,6 @@ async fn step(
     dashboard: Option<&dashboard::Dashboard>,
 ) -> anyhow::Result<u64> {
     let now = unix_ms();
-    let (second, at_ms) = clock.close(now);
     scraper.scrape(now, (second, at_ms), folder, slos, dashboard).await;
     let (rows, alerts) = slos.evaluate(now);
     folder.slo_rows(second, at_ms, &rows)?;
@@ -516,5 +541,8 @@ pub fn is_invalid(e: &anyhow::Error) -> bool {
 
 /// The exit code of a finished run that did not hold (1) or was interrupted (130).
 pub fn failed_exit_code(e: &anyhow::Error) -> Option<u8> {
+    if e.is::<Interrupted>() {
+        return Some(EXIT_INTERRUPTED);
+    }
     e.downcast_ref::<Failed>().map(|f| f.exit_code)
 }

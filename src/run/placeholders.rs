@@ -9,8 +9,10 @@
 //! | `{{demo_upstream.N}}` | replica N's `host:port` (with `replicas`) |
 //! | `{{port:NAME}}` | a free loopback port, the same one everywhere in the scenario |
 //!
-//! Ports are found by binding `127.0.0.1:0` and are released just before the processes that
-//! use them start; fixed ports let a spawned process be restarted where the others look for it.
+//! Ports (and the demo upstream replicas' addresses) are found together by binding
+//! `127.0.0.1:0`, and released just before anything starts; fixed ports let a spawned process
+//! be restarted where the others look for it. `[[target.process]]` entries and the demo
+//! upstream start before the sidecar, so they cannot use `{{sidecar}}`.
 
 use std::collections::BTreeSet;
 
@@ -37,16 +39,25 @@ impl Placeholders {
         p
     }
 
-    /// A free loopback port for every `{{port:NAME}}` that `texts` use.
-    pub fn with_free_ports(texts: &[&str]) -> std::io::Result<Self> {
+    /// A free loopback port for every `{{port:NAME}}` that `texts` use, and an address for
+    /// each of `replicas` demo upstreams (`{{demo_upstream.N}}`).
+    pub fn with_free_ports(texts: &[&str], replicas: u32) -> std::io::Result<Self> {
         let mut p = Placeholders::default();
-        // Every listener stays open until all are bound, so no two names share a port.
+        // Every port is held until all are chosen, so no two share one.
         let mut held = Vec::new();
-        for name in port_names(texts) {
+        let mut free = || -> std::io::Result<std::net::SocketAddr> {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-            p.set(&format!("port:{name}"), &listener.local_addr()?.port().to_string());
+            let addr = listener.local_addr()?;
             held.push(listener);
+            Ok(addr)
+        };
+        for name in port_names(texts) {
+            p.set(&format!("port:{name}"), &free()?.port().to_string());
         }
+        let replicas: Vec<String> = (0..replicas)
+            .map(|_| free().map(|a| a.to_string()))
+            .collect::<Result<_, _>>()?;
+        p.set_demo_upstreams(&replicas);
         Ok(p)
     }
 
@@ -70,7 +81,6 @@ impl Placeholders {
     }
 
     /// The value of `{{name}}`, when it is known.
-    #[cfg(test)]
     pub fn get(&self, name: &str) -> Option<&str> {
         let key = format!("{{{{{name}}}}}");
         self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
@@ -127,7 +137,10 @@ mod tests {
     fn ports_are_free_distinct_and_the_same_everywhere() {
         let a = "listen = \"127.0.0.1:{{port:redis}}\" and {{port:proxy}}";
         let b = "redis-server --port {{port:redis}}";
-        let p = Placeholders::with_free_ports(&[a, b]).unwrap();
+        let p = Placeholders::with_free_ports(&[a, b], 2).unwrap();
+        let replicas = [p.get("demo_upstream.0").unwrap(), p.get("demo_upstream.1").unwrap()];
+        assert_ne!(replicas[0], replicas[1]);
+        assert_eq!(p.get("demo_upstream"), Some(replicas[0]));
         let (redis, proxy) = (p.get("port:redis").unwrap(), p.get("port:proxy").unwrap());
         assert_ne!(redis, proxy);
         assert!(redis.parse::<u16>().unwrap() > 0);

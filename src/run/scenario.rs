@@ -214,7 +214,7 @@ pub fn load(path: &Path) -> Result<Scenario, Invalid> {
         let (line, col) = line_col(&text, offset);
         format!("{name}:{line}:{col}")
     };
-    let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+    let base = scenario_dir(path).to_path_buf();
     if let Some(demo) = &spec.target.spawn_demo_upstream {
         for (prefix, b) in demo.paths.iter().flatten() {
             let problem = if prefix.starts_with('/') {
@@ -222,6 +222,12 @@ pub fn load(path: &Path) -> Result<Scenario, Invalid> {
             } else {
                 Some("a path prefix starts with '/'".to_owned())
             };
+            let problem = problem.or_else(|| {
+                b.redis
+                    .as_ref()
+                    .filter(|r| r.contains("{{sidecar}}"))
+                    .map(|_| "redis uses {{sidecar}}, which is not known when the demo upstream starts".to_owned())
+            });
             if let Some(p) = problem {
                 problems.push(format!(
                     "{name}: target.spawn_demo_upstream.paths.{prefix:?}: {p}\n  fix: see `ballast demo-upstream --help`"
@@ -256,7 +262,7 @@ pub fn load(path: &Path) -> Result<Scenario, Invalid> {
                 } => {
                     let file = base.join(file);
                     match std::fs::read_to_string(&file) {
-                        Ok(config) => Some((config, file.parent().unwrap_or(Path::new("")).to_path_buf())),
+                        Ok(config) => Some((config, scenario_dir(&file).to_path_buf())),
                         Err(e) => {
                             problems.push(format!(
                                 "{}: target.spawn_sidecar.config: cannot read {}: {e}\n  fix: give a path relative to the scenario",
@@ -345,6 +351,14 @@ pub fn load(path: &Path) -> Result<Scenario, Invalid> {
                 "install it (e.g. apt-get install redis-server), or give its path",
             ),
             Some(_) => {}
+        }
+        let needs_sidecar = p.command.iter().chain(&p.ready).any(|a| a.contains("{{sidecar}}"));
+        if needs_sidecar {
+            complain(
+                "command",
+                "uses {{sidecar}}, which is not known yet: processes start before the sidecar".into(),
+                "use {{port:NAME}} for the ports it needs, and the same in the sidecar's config",
+            );
         }
         if let Some(ready) = &p.ready
             && stand_in.fill(ready).parse::<SocketAddr>().is_err()
@@ -447,10 +461,19 @@ pub fn load(path: &Path) -> Result<Scenario, Invalid> {
     })
 }
 
-/// `program` as a command would find it: on PATH, or as a path (relative to the scenario).
+/// The folder a scenario's relative paths start from (`.` for a bare file name).
+fn scenario_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `program` as a command would find it, as an absolute path: on PATH, or as a path
+/// (relative to the scenario).
 pub fn find_program(program: &str, base: &Path) -> Option<PathBuf> {
     if program.contains('/') {
-        let p = base.join(program);
+        let p = std::path::absolute(base.join(program)).ok()?;
         return p.is_file().then_some(p);
     }
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -481,7 +504,7 @@ impl Scenario {
 
     /// The scenario's directory, where relative paths start.
     pub fn dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new(""))
+        scenario_dir(&self.path)
     }
 }
 
@@ -523,6 +546,10 @@ name = "sidecar"
 command = ["no-such-program-here", "--port", "{{{{port:x}}}}"]
 ready = "localhost"
 
+[[target.process]]
+name = "proxy"
+command = ["sh", "-c", "echo {{{{sidecar}}}}"]
+
 [[expect]]
 event = "alert_fired"
 after = "crash"
@@ -534,8 +561,9 @@ after = "crash"
             "s.toml:17:1: target.process[0].name: \"sidecar\" is not a name a process can take",
             "s.toml:17:1: target.process[0].command: \"no-such-program-here\" is neither on PATH nor a file",
             "s.toml:17:1: target.process[0].ready: \"localhost\" is not host:port",
-            "s.toml:22:1: expect[0].event: \"alert_fired\" is not an event kind",
-            "s.toml:22:1: expect[0].after: no experiment step is called \"crash\"",
+            "s.toml:22:1: target.process[1].command: uses {{sidecar}}, which is not known yet",
+            "s.toml:26:1: expect[0].event: \"alert_fired\" is not an event kind",
+            "s.toml:26:1: expect[0].after: no experiment step is called \"crash\"",
         ] {
             assert!(p.contains(want), "{want}\nin\n{p}");
         }

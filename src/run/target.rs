@@ -82,8 +82,10 @@ impl Process {
         Ok(Arc::new(p))
     }
 
-    /// Spawn it and wait until it is ready; its stderr (and its stdout past the ready line)
-    /// goes to the log, appended across restarts.
+    /// Spawn it, in a process group of its own (so stopping it stops what it started too, and
+    /// a Ctrl-C at the terminal reaches the runner only), and wait until it is ready. Its
+    /// stderr goes to the log, appended across restarts; so does its stdout, but for a process
+    /// that announces itself with a ready line (the rest of its stdout is dropped).
     async fn launch(&self) -> anyhow::Result<(Child, serde_json::Value)> {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -93,6 +95,7 @@ impl Process {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .current_dir(&self.cwd)
+            .process_group(0)
             .stdin(Stdio::null())
             .stderr(log.try_clone()?)
             .kill_on_drop(true);
@@ -147,20 +150,28 @@ impl Process {
         Ok((child, said))
     }
 
-    /// SIGTERM (the sidecar drains), SIGKILL after `grace`.
+    /// SIGTERM to its process group (the sidecar drains), SIGKILL after `grace`.
     async fn stop(&self, grace: Duration) {
         let mut child = self.child.lock().await;
         let Some(c) = child.as_mut() else { return };
-        if let Some(pid) = c.id() {
-            // SAFETY: signalling our own child by pid.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        }
+        let group = c.id();
+        signal_group(group, libc::SIGTERM);
         if tokio::time::timeout(grace, c.wait()).await.is_err() {
             tracing::warn!("the {} did not stop within {grace:?}: killed", self.name);
             let _ = c.kill().await;
         }
+        // Whatever it started and left behind.
+        signal_group(group, libc::SIGKILL);
         *child = None;
         self.pid.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Send `signal` to the process group a spawned process leads.
+fn signal_group(leader: Option<u32>, signal: i32) {
+    if let Some(pid) = leader {
+        // SAFETY: kill(2) on the group our own child leads (it was spawned with its own group).
+        unsafe { libc::kill(-(pid as i32), signal) };
     }
 }
 
@@ -173,6 +184,7 @@ impl ballast_chaos::live::Managed for Process {
         Box::pin(async move {
             let mut child = self.child.lock().await;
             if let Some(mut old) = child.take() {
+                signal_group(old.id(), libc::SIGKILL);
                 let _ = old.kill().await;
             }
             self.pid.store(0, Ordering::Relaxed);
@@ -224,12 +236,28 @@ fn sidecar_command() -> anyhow::Result<(PathBuf, Vec<String>)> {
 /// Bring the target up; spawned processes log into `dir`. On an error, whatever was started
 /// is stopped again.
 pub async fn start(scenario: &Scenario, dir: &Path) -> anyhow::Result<Running> {
-    let sidecar_text = match &scenario.target {
-        Target::Spawn { sidecar, .. } => sidecar.as_str(),
-        Target::Attach(_) => "",
+    let (sidecar_text, replicas) = match &scenario.target {
+        Target::Spawn {
+            sidecar, demo_upstream, ..
+        } => (
+            sidecar.as_str(),
+            demo_upstream
+                .as_ref()
+                .map_or(0, |d| if d.listen.is_some() { 0 } else { d.replicas }),
+        ),
+        Target::Attach(_) => ("", 0),
     };
-    let mut placeholders = Placeholders::with_free_ports(&[&scenario.text, sidecar_text])
-        .context("cannot find free ports for {{port:NAME}}")?;
+    let mut placeholders = Placeholders::with_free_ports(&[&scenario.text, sidecar_text], replicas)
+        .context("cannot find free loopback ports")?;
+    if let Target::Spawn {
+        demo_upstream: Some(DemoUpstreamSpec {
+            listen: Some(listen), ..
+        }),
+        ..
+    } = &scenario.target
+    {
+        placeholders.set_demo_upstreams(&[listen.to_string()]);
+    }
     let mut running = Running {
         admin: String::new(),
         token: None,
@@ -281,13 +309,14 @@ async fn bring_up(
             sidecar_dir,
         } => {
             if let Some(demo) = demo_upstream {
-                let mut addresses = Vec::new();
-                for (i, listen) in replica_addresses(demo)?.into_iter().enumerate() {
-                    let process = spawn_demo_upstream(demo, i, listen, placeholders, dir).await?;
-                    addresses.push(process.said["listen"].as_str().unwrap_or_default().to_owned());
+                for i in 0..demo.replicas as usize {
+                    let listen = placeholders
+                        .get(&format!("demo_upstream.{i}"))
+                        .context("a demo upstream replica without an address")?
+                        .to_owned();
+                    let process = spawn_demo_upstream(demo, i, &listen, placeholders, dir).await?;
                     running.processes.push(process);
                 }
-                placeholders.set_demo_upstreams(&addresses);
             }
             // Written beside the run's files; key files stay relative to the original.
             let config_path = dir.join("sidecar.toml");
@@ -314,27 +343,16 @@ async fn bring_up(
     Ok(())
 }
 
-/// Where each replica listens: the given address, or a free port each, chosen now so that a
-/// restarted replica comes back at the same address.
-fn replica_addresses(demo: &DemoUpstreamSpec) -> anyhow::Result<Vec<SocketAddr>> {
-    if let Some(listen) = demo.listen {
-        return Ok(vec![listen]);
-    }
-    let held: Vec<std::net::TcpListener> = (0..demo.replicas)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()
-        .context("cannot find free ports for the demo upstream")?;
-    Ok(held.iter().filter_map(|l| l.local_addr().ok()).collect())
-}
-
 async fn spawn_demo_upstream(
     spec: &DemoUpstreamSpec,
     replica: usize,
-    listen: SocketAddr,
+    listen: &str,
     placeholders: &Placeholders,
     dir: &Path,
 ) -> anyhow::Result<Arc<Process>> {
-    let mut args = vec!["demo-upstream".to_owned(), "--listen".to_owned(), listen.to_string()];
+    // Its address was chosen with the scenario's ports, so a restarted replica comes back
+    // where the sidecar looks for it.
+    let mut args = vec!["demo-upstream".to_owned(), "--listen".to_owned(), listen.to_owned()];
     if let Some(paths) = &spec.paths {
         let file = dir.join("demo-upstream.toml");
         std::fs::write(&file, placeholders.fill(&toml::to_string(paths)?))

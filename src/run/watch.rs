@@ -2,8 +2,8 @@
 //! window since the previous one turned into `timeseries.csv` rows and fed to the SLOs), and
 //! its `/events` stream as it comes (events from before the run are left out).
 //!
-//! A scrape that fails is skipped (the sidecar may be stopped by an experiment); the next one
-//! covers the gap.
+//! A scrape that fails or is not answered within 2 s is recorded as such and skipped (the
+//! sidecar may be stopped by an experiment); the next one covers the gap.
 
 use std::sync::Arc;
 
@@ -22,6 +22,9 @@ use super::slos::Slos;
 /// The sidecar's name in the run folder (`stats.jsonl`) and the dashboard, as the sidecar
 /// names itself in its events.
 pub const SIDECAR: &str = "sidecar";
+
+/// A scrape not answered within this is a failed one.
+const SCRAPE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Scraper {
     client: StatsClient,
@@ -65,7 +68,12 @@ impl Scraper {
             snapshot,
             error,
         };
-        let now = match self.client.snapshot().await {
+        // A sidecar an experiment stopped (SIGSTOP) never answers: the run goes on without it.
+        let scraped = match tokio::time::timeout(SCRAPE_TIMEOUT, self.client.snapshot()).await {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {}s", SCRAPE_TIMEOUT.as_secs())),
+        };
+        let now = match scraped {
             Ok(now) => now,
             Err(e) => {
                 if let Some(h) = &self.history {
