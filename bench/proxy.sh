@@ -6,6 +6,9 @@
 #
 #   bench/proxy.sh                  # WORKERS=1 and 2, 3 rounds of 5 s each
 #   WORKER_SET="2" ROUNDS=5 bench/proxy.sh
+#   TELEMETRY=on bench/proxy.sh     # the sidecar with all telemetry on (issue 3): metrics,
+#                                   # traces sampled at 1 % to a stand-in OTLP collector,
+#                                   # the access log sampled at 1 %
 # Needs nginx, haproxy, wrk, curl and python3 (Debian: apt-get install nginx haproxy wrk curl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +17,32 @@ cargo build --release -p ballast-sidecar >&2
 BIN=$PWD/target/release/ballast-sidecar
 W=$(mktemp -d /tmp/ballast-bench.XXXX)
 . bench/lib.sh
-trap 'rm -rf "$W"' EXIT
+collector=
+trap 'rm -rf "$W"; [ -n "$collector" ] && kill "$collector" 2>/dev/null; true' EXIT
 ulimit -n 65536 2>/dev/null || true
 
+telemetry=
+if [ "${TELEMETRY:-off}" = on ]; then
+  telemetry="[telemetry]
+access_log = { path = \"$W/access.jsonl\", sample = 0.01 }
+tracing = { otlp_endpoint = \"http://127.0.0.1:18318/v1/traces\", sample = 0.01 }"
+  # A stand-in OTLP collector: accepts every export with an empty (valid) protobuf answer.
+  python3 - <<'PY' &
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 18318), H).serve_forever()
+PY
+  collector=$!
+fi
+
 for workers in ${WORKER_SET:-1 2}; do
-  sidecar_config "$workers" 127.0.0.1:18083 127.0.0.1:18901 >"$W/sidecar-$workers.toml"
+  sidecar_config "$workers" 127.0.0.1:18083 127.0.0.1:18901 "$telemetry" >"$W/sidecar-$workers.toml"
   echo "== WORKERS=$workers (nginx worker_processes, haproxy nbthread, ballast worker_threads)"
   WORKERS=$workers CANDIDATE_CMD="BALLAST_LOG=warn $BIN --config $W/sidecar-$workers.toml" bash "$ANCHORS"
 done
