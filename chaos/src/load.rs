@@ -11,6 +11,7 @@ use std::fmt;
 use std::ops::Range;
 
 use ballast_model::fault::FieldError;
+use ballast_model::problems::{self, did_you_mean};
 use ballast_model::slo::SloSpec;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
@@ -54,28 +55,13 @@ pub struct LoadError {
 
 impl fmt::Display for LoadErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.errors.len();
-        writeln!(
-            f,
-            "{}: {n} error{} in the experiment",
-            self.file,
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.errors {
-            let at = if e.line == 0 {
-                self.file.clone()
-            } else {
-                format!("{}:{}:{}", self.file, e.line, e.column)
-            };
-            let field = if e.field.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", e.field)
-            };
-            writeln!(f, "error: {at}: {field}{}", e.message)?;
-            writeln!(f, "  fix: {}", e.fix)?;
-        }
-        Ok(())
+        let shown = self.errors.iter().map(|e| problems::Shown {
+            line_col: (e.line > 0).then_some((e.line, e.column)),
+            field: &e.field,
+            message: &e.message,
+            fix: Some(&e.fix),
+        });
+        problems::write(f, &self.file, "experiment", shown)
     }
 }
 
@@ -225,7 +211,7 @@ impl Parser<'_> {
                 "method" => method = self.items::<StepSpec>(value, &path),
                 "rollbacks" => rollbacks = self.items::<StepSpec>(value, &path),
                 other => {
-                    let fix = match did_you_mean(other, &FIELDS) {
+                    let fix = match did_you_mean(other, FIELDS.iter().copied()) {
                         Some(s) => {
                             format!("did you mean `{s}`? (unknown fields are errors, so typos do not pass silently)")
                         }
@@ -458,7 +444,7 @@ fn serde_fix(message: &str) -> (String, String) {
             .skip(1)
             .filter(|s| !s.contains(',') && !s.trim().is_empty() && !s.contains(' '))
             .collect();
-        match did_you_mean(field, &expected) {
+        match did_you_mean(field, expected.iter().copied()) {
             Some(s) => format!("did you mean `{s}`? (unknown fields are errors, so typos do not pass silently)"),
             None => format!("remove `{field}`; valid fields are {}", expected.join(", ")),
         }
@@ -470,38 +456,6 @@ fn serde_fix(message: &str) -> (String, String) {
         "correct the value's type or format".to_owned()
     };
     (message, fix)
-}
-
-/// The known name closest to `input`, if close enough to be a typo.
-fn did_you_mean<'a>(input: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(input, k), *k))
-        .filter(|&(d, k)| d <= (k.len().max(input.len()) / 3).max(1))
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance, a swap of neighbours counting as one edit.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::ops::Range;
 
+use ballast_model::problems;
+
 /// One problem in a load profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileError {
@@ -54,53 +56,21 @@ impl ProfileErrors {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         ballast_model::units::line_col(&self.text, offset)
     }
-
-    /// `file:line:col` of one error (`file` alone when it has no position).
-    pub fn location(&self, error: &ProfileError) -> String {
-        match &error.span {
-            Some(span) => {
-                let (line, col) = self.line_col(span.start);
-                format!("{}:{line}:{col}", self.file)
-            }
-            None => self.file.clone(),
-        }
-    }
 }
 
 impl fmt::Display for ProfileErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.errors.len();
-        writeln!(
-            f,
-            "{}: {n} error{} in the load profile",
-            self.file,
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.errors {
-            let path = if e.path.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", e.path)
-            };
-            writeln!(f, "error: {}: {path}{}", self.location(e), e.message)?;
-            if let Some(fix) = &e.fix {
-                writeln!(f, "  fix: {fix}")?;
-            }
-        }
-        Ok(())
+        let shown = self.errors.iter().map(|e| problems::Shown {
+            line_col: e.span.as_ref().map(|s| self.line_col(s.start)),
+            field: &e.path,
+            message: &e.message,
+            fix: e.fix.as_deref(),
+        });
+        problems::write(f, &self.file, "load profile", shown)
     }
 }
 
-/// The known name closest to `input`, if it is close enough to be a typo (a swap of two
-/// neighbours counts as one edit, as `shpo` for `shop`).
-pub fn did_you_mean<'a>(input: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    known
-        .into_iter()
-        .map(|k| (strsim::osa_distance(input, k), k))
-        .filter(|&(d, k)| d <= (k.len().max(input.len()) / 3).max(1))
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, k)| k)
-}
+pub use ballast_model::problems::did_you_mean;
 
 /// Why a load run could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -140,12 +110,5 @@ mod tests {
             errs.to_string(),
             "p.toml: 2 errors in the load profile\nerror: p.toml:1:1: a: early\nerror: p.toml:2:1: bb: late\n  fix: do it\n"
         );
-    }
-
-    #[test]
-    fn suggestions_catch_typos_only() {
-        assert_eq!(did_you_mean("uuidd", ["uuid", "seq"]), Some("uuid"));
-        assert_eq!(did_you_mean("shpo", ["shop"]), Some("shop"));
-        assert_eq!(did_you_mean("zzzzzz", ["uuid", "seq"]), None);
     }
 }

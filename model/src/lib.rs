@@ -9,6 +9,8 @@
 //! - [`fault`]: faults and TCP toxics as written, checked, and as they run.
 //! - [`load`]: the load generator's results: per-second snapshots (its live feed) and a
 //!   whole run's tallies, thresholds and timeline.
+//! - [`problems`]: problems in a file someone wrote, rendered one way (file:line:column,
+//!   field, fix), and "did you mean".
 //! - [`slo`]: service level objectives as written (`[[slo]]`), and their checks.
 //! - [`stats`]: the sidecar's cumulative counters and HDR latency histograms, and windows
 //!   between two snapshots.
@@ -22,6 +24,7 @@ pub mod error_class;
 pub mod event;
 pub mod fault;
 pub mod load;
+pub mod problems;
 pub mod slo;
 pub mod stats;
 pub mod units;

@@ -54,8 +54,9 @@ struct ScenarioSpec {
     /// Without `[load]`: how long to watch the target.
     #[serde(default)]
     duration: Option<HumanDuration>,
-    #[serde(default)]
-    slo: Vec<toml::Spanned<SloSpec>>,
+    /// Read and checked by the SLO engine's reader of `[[slo]]` tables.
+    #[serde(default, rename = "slo")]
+    _slo: Vec<toml::Value>,
     /// Checked by the chaos crate's loader.
     #[serde(default)]
     experiment: Option<toml::Value>,
@@ -400,26 +401,11 @@ pub fn load(path: &Path) -> Result<Scenario, Invalid> {
             "{name}: [experiment]: not usable\n  fix: see `ballast chaos --help`"
         ));
     }
-    let mut names = std::collections::HashSet::new();
-    for (i, slo) in spec.slo.iter().enumerate() {
-        let mut errors = slo.get_ref().validate().err().unwrap_or_default();
-        if !names.insert(slo.get_ref().name.clone()) {
-            errors.push(ballast_model::fault::FieldError {
-                field: "name".into(),
-                message: format!("duplicate SLO name {:?}", slo.get_ref().name),
-                fix: "give each SLO a unique name".into(),
-            });
-        }
-        for e in errors {
-            problems.push(format!(
-                "{}: slo[{i}].{}: {}\n  fix: {}",
-                at(slo.span().start),
-                e.field,
-                e.message,
-                e.fix
-            ));
-        }
-    }
+    // The `[[slo]]` tables, checked as in any file of SLOs.
+    let slos = ballast_slo_engine::spec_file::parse(&name, &text).unwrap_or_else(|e| {
+        problems.push(e.0);
+        Vec::new()
+    });
     let steps: Vec<(String, Option<String>)> = experiment
         .iter()
         .flat_map(|e| &e.method)
@@ -453,7 +439,7 @@ pub fn load(path: &Path) -> Result<Scenario, Invalid> {
         processes: spec.target.process.into_iter().map(toml::Spanned::into_inner).collect(),
         has_load,
         duration: spec.duration.map(|d| d.get()),
-        slos: spec.slo.into_iter().map(toml::Spanned::into_inner).collect(),
+        slos,
         has_experiment: experiment.is_some(),
         expectations,
         runs_dir: spec.record.dir,

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::ops::Range;
 
+use ballast_model::problems;
+
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -65,75 +67,21 @@ impl ConfigErrors {
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         ballast_model::units::line_col(&self.source_text, offset)
     }
-
-    /// `file:line:col` of one error.
-    pub fn location(&self, error: &ConfigError) -> String {
-        match &error.span {
-            Some(span) => {
-                let (line, col) = self.line_col(span.start);
-                format!("{}:{line}:{col}", self.file)
-            }
-            None => self.file.clone(),
-        }
-    }
 }
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.errors.len();
-        writeln!(
-            f,
-            "{}: {n} error{} in the config",
-            self.file,
-            if n == 1 { "" } else { "s" }
-        )?;
-        for e in &self.errors {
-            let path = if e.path.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", e.path)
-            };
-            writeln!(f, "error: {}: {path}{}", self.location(e), e.message)?;
-            if let Some(hint) = &e.hint {
-                writeln!(f, "  fix: {hint}")?;
-            }
-        }
-        Ok(())
+        let shown = self.errors.iter().map(|e| problems::Shown {
+            line_col: e.span.as_ref().map(|s| self.line_col(s.start)),
+            field: &e.path,
+            message: &e.message,
+            fix: e.hint.as_deref(),
+        });
+        problems::write(f, &self.file, "config", shown)
     }
 }
 
-/// The known name closest to `input` by edit distance, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(input: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    known
-        .into_iter()
-        .map(|k| (edit_distance(input, k), k))
-        .filter(|&(d, k)| d <= (k.len().max(input.len()) / 3).max(1))
-        .min_by_key(|&(d, _)| d)
-        .map(|(_, k)| k)
-}
-
-/// Edit distance counting a swap of two neighbours as one edit (optimal string alignment),
-/// since `shpo` for `shop` is the commonest typo.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
-}
+pub use ballast_model::problems::did_you_mean;
 
 #[cfg(test)]
 mod tests {
@@ -145,14 +93,5 @@ mod tests {
         assert_eq!(errs.line_col(0), (1, 1));
         assert_eq!(errs.line_col(6), (2, 1));
         assert_eq!(errs.line_col(9), (2, 4));
-    }
-
-    #[test]
-    fn suggestions_catch_typos_only() {
-        let known = ["cluster", "timeout", "name"];
-        assert_eq!(did_you_mean("clustr", known), Some("cluster"));
-        assert_eq!(did_you_mean("timeot", known), Some("timeout"));
-        assert_eq!(did_you_mean("shpo", ["shop", "auth"]), Some("shop"));
-        assert_eq!(did_you_mean("zzzzzz", known), None);
     }
 }

@@ -1,0 +1,100 @@
+//! Problems in a file someone wrote (a sidecar config, a load profile, an experiment): every
+//! one at once, each located, named by its field and with a fix, rendered one way everywhere
+//! (as vector and rustc do), and the "did you mean" that most fixes offer:
+//!
+//! ```text
+//! shop.toml: 2 errors in the config
+//! error: shop.toml:12:11: routes[0].cluster: no cluster "shpo"
+//!   fix: did you mean "shop"?
+//! error: shop.toml: the file is empty
+//! ```
+
+use std::fmt;
+
+/// One problem as it is shown.
+pub struct Shown<'a> {
+    /// 1-based line and column, when the problem has a place in the file.
+    pub line_col: Option<(usize, usize)>,
+    /// The field's dotted path; empty for the file as a whole.
+    pub field: &'a str,
+    pub message: &'a str,
+    pub fix: Option<&'a str>,
+}
+
+/// A header (`file: N errors in the <what>`), then each problem: `error: file:line:col:
+/// field: message` and its `  fix: ...` line.
+pub fn write<'a>(
+    f: &mut impl fmt::Write,
+    file: &str,
+    what: &str,
+    problems: impl ExactSizeIterator<Item = Shown<'a>>,
+) -> fmt::Result {
+    let n = problems.len();
+    writeln!(f, "{file}: {n} error{} in the {what}", if n == 1 { "" } else { "s" })?;
+    for p in problems {
+        let at = match p.line_col {
+            Some((line, col)) => format!("{file}:{line}:{col}"),
+            None => file.to_owned(),
+        };
+        let field = if p.field.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", p.field)
+        };
+        writeln!(f, "error: {at}: {field}{}", p.message)?;
+        if let Some(fix) = p.fix {
+            writeln!(f, "  fix: {fix}")?;
+        }
+    }
+    Ok(())
+}
+
+/// The known name closest to `input`, if it is close enough to be a typo: edit distance with
+/// a swap of two neighbours as one edit (`shpo` for `shop`, the commonest typo), at most a
+/// third of the longer name.
+pub fn did_you_mean<'a>(input: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::osa_distance(input, k), k))
+        .filter(|&(d, k)| d <= (k.len().max(input.len()) / 3).max(1))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_render_with_their_places_and_fixes() {
+        let mut out = String::new();
+        let problems = [
+            Shown {
+                line_col: Some((12, 11)),
+                field: "routes[0].cluster",
+                message: "no cluster \"shpo\"",
+                fix: Some("did you mean \"shop\"?"),
+            },
+            Shown {
+                line_col: None,
+                field: "",
+                message: "the file is empty",
+                fix: None,
+            },
+        ];
+        write(&mut out, "shop.toml", "config", problems.into_iter()).unwrap();
+        assert_eq!(
+            out,
+            "shop.toml: 2 errors in the config\nerror: shop.toml:12:11: routes[0].cluster: no cluster \"shpo\"\n  fix: did you mean \"shop\"?\nerror: shop.toml: the file is empty\n"
+        );
+    }
+
+    #[test]
+    fn typos_find_their_names() {
+        let known = ["cluster", "timeout", "shop"];
+        assert_eq!(did_you_mean("clustr", known), Some("cluster"));
+        assert_eq!(did_you_mean("timeot", known), Some("timeout"));
+        assert_eq!(did_you_mean("shpo", known), Some("shop"));
+        assert_eq!(did_you_mean("zzzzzz", known), None);
+    }
+}
