@@ -11,7 +11,7 @@ use std::fmt;
 use std::ops::Range;
 
 use ballast_model::fault::FieldError;
-use ballast_model::problems::{self, did_you_mean};
+use ballast_model::problems::{self, did_you_mean, serde_fix};
 use ballast_model::slo::SloSpec;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
@@ -429,33 +429,6 @@ fn key_spans(value: &DeValue<'_>, prefix: &str, out: &mut HashMap<String, Range<
             key_spans(v.get_ref(), &path, out);
         }
     }
-}
-
-/// serde's message, and the fix where it can be told.
-fn serde_fix(message: &str) -> (String, String) {
-    let message = message.trim().to_owned();
-    if let Some((what, fix)) = message.split_once("; write it like ") {
-        return (what.to_owned(), format!("write it like {fix}"));
-    }
-    let fix = if let Some(rest) = message.strip_prefix("unknown field `") {
-        let field = rest.split('`').next().unwrap_or_default();
-        let expected: Vec<&str> = rest
-            .split('`')
-            .skip(1)
-            .filter(|s| !s.contains(',') && !s.trim().is_empty() && !s.contains(' '))
-            .collect();
-        match did_you_mean(field, expected.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`? (unknown fields are errors, so typos do not pass silently)"),
-            None => format!("remove `{field}`; valid fields are {}", expected.join(", ")),
-        }
-    } else if message.starts_with("missing field") {
-        "add the field".to_owned()
-    } else if message.starts_with("unknown variant") {
-        "use one of the values listed".to_owned()
-    } else {
-        "correct the value's type or format".to_owned()
-    };
-    (message, fix)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Problems in a file someone wrote (a sidecar config, a load profile, an experiment): every
 //! one at once, each located, named by its field and with a fix, rendered one way everywhere
-//! (as vector and rustc do), and the "did you mean" that most fixes offer:
+//! (as vector and rustc do), the "did you mean" that most fixes offer, and fixes for serde's
+//! messages:
 //!
 //! ```text
 //! shop.toml: 2 errors in the config
@@ -61,6 +62,35 @@ pub fn did_you_mean<'a>(input: &str, known: impl IntoIterator<Item = &'a str>) -
         .map(|(_, k)| k)
 }
 
+/// serde's message about a bad value, and the fix where it can be told: a typo'd field's
+/// likely name, the field to add, or (from ballast's own value parsers, which end their
+/// message with `; write it like ...`) how to write the value.
+pub fn serde_fix(message: &str) -> (String, String) {
+    let message = message.trim().to_owned();
+    if let Some((what, fix)) = message.split_once("; write it like ") {
+        return (what.to_owned(), format!("write it like {fix}"));
+    }
+    let fix = if let Some(rest) = message.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest
+            .split('`')
+            .skip(1)
+            .filter(|s| !s.contains(',') && !s.trim().is_empty() && !s.contains(' '))
+            .collect();
+        match did_you_mean(field, expected.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`? (unknown fields are errors, so typos do not pass silently)"),
+            None => format!("remove `{field}`; valid fields are {}", expected.join(", ")),
+        }
+    } else if message.starts_with("missing field") {
+        "add the field".to_owned()
+    } else if message.starts_with("unknown variant") {
+        "use one of the values listed".to_owned()
+    } else {
+        "correct the value's type or format".to_owned()
+    };
+    (message, fix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +117,19 @@ mod tests {
             out,
             "shop.toml: 2 errors in the config\nerror: shop.toml:12:11: routes[0].cluster: no cluster \"shpo\"\n  fix: did you mean \"shop\"?\nerror: shop.toml: the file is empty\n"
         );
+    }
+
+    #[test]
+    fn serde_messages_get_fixes() {
+        let (m, fix) = serde_fix("unknown field `clustr`, expected one of `cluster`, `timeout`");
+        assert_eq!(m, "unknown field `clustr`, expected one of `cluster`, `timeout`");
+        assert!(fix.starts_with("did you mean `cluster`?"), "{fix}");
+        let (m, fix) = serde_fix("bad duration \"5 s\"; write it like \"5s\"");
+        assert_eq!(
+            (m.as_str(), fix.as_str()),
+            ("bad duration \"5 s\"", "write it like \"5s\"")
+        );
+        assert_eq!(serde_fix("missing field `name`").1, "add the field");
     }
 
     #[test]

@@ -215,28 +215,6 @@ fn check<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, path: &str, errors: &
 
 /// serde's messages name the problem; add the fix where we can tell it.
 fn serde_error(path: &str, span: Option<Range<usize>>, message: &str) -> ProfileError {
-    let message = message.trim().to_owned();
-    // Our own value parsers say how to write the value after "; ".
-    if let Some((what, fix)) = message.split_once("; write it like ") {
-        return ProfileError::new(path, span, what).fix(format!("write it like {fix}"));
-    }
-    let fix = if let Some(rest) = message.strip_prefix("unknown field `") {
-        let field = rest.split('`').next().unwrap_or_default();
-        let expected: Vec<&str> = rest
-            .split('`')
-            .skip(1)
-            .filter(|s| !s.contains(',') && !s.trim().is_empty() && !s.contains(' '))
-            .collect();
-        match did_you_mean(field, expected.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`? (unknown fields are errors, so typos do not pass silently)"),
-            None => format!("remove `{field}`; valid fields are {}", expected.join(", ")),
-        }
-    } else if message.starts_with("missing field") {
-        "add the field".to_owned()
-    } else if message.starts_with("unknown variant") {
-        "use one of the values listed".to_owned()
-    } else {
-        "correct the value's type or format".to_owned()
-    };
+    let (message, fix) = ballast_model::problems::serde_fix(message);
     ProfileError::new(path, span, message).fix(fix)
 }

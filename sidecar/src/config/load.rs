@@ -222,28 +222,6 @@ fn table<'i>(value: Spanned<DeValue<'i>>, path: &str, errors: &mut Vec<ConfigErr
 
 /// serde's messages name the problem; add the fix where we can tell it.
 pub fn serde_error(path: &str, span: Option<std::ops::Range<usize>>, message: &str) -> ConfigError {
-    let message = message.trim().to_owned();
-    // Our own value parsers say how to write the value after "; ".
-    if let Some((what, fix)) = message.split_once("; write it like ") {
-        return ConfigError::new(path, span, what).hint(format!("write it like {fix}"));
-    }
-    let hint = if let Some(rest) = message.strip_prefix("unknown field `") {
-        let field = rest.split('`').next().unwrap_or_default();
-        let expected: Vec<&str> = rest
-            .split('`')
-            .skip(1)
-            .filter(|s| !s.contains(',') && !s.trim().is_empty() && !s.contains(' '))
-            .collect();
-        match did_you_mean(field, expected.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`? (unknown fields are errors, so typos do not pass silently)"),
-            None => format!("remove `{field}`; valid fields are {}", expected.join(", ")),
-        }
-    } else if message.starts_with("missing field") {
-        "add the field".to_owned()
-    } else if message.starts_with("unknown variant") {
-        "use one of the values listed".to_owned()
-    } else {
-        "correct the value's type or format".to_owned()
-    };
-    ConfigError::new(path, span, message).hint(hint)
+    let (message, fix) = ballast_model::problems::serde_fix(message);
+    ConfigError::new(path, span, message).hint(fix)
 }
