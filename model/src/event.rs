@@ -130,6 +130,39 @@ impl EventKind {
     ];
 }
 
+impl EventKind {
+    /// Each kind's own fields (besides `kind`, and the `at_ms` and `source` every event has),
+    /// in the order of [`EventKind::NAMES`].
+    pub const FIELDS: &[(&str, &[&str])] = &[
+        ("config_reloaded", &["trigger", "routes", "clusters"]),
+        ("config_rejected", &["trigger", "reason"]),
+        ("fault_added", &["id", "spec", "expires_at_ms"]),
+        ("fault_expired", &["id"]),
+        ("fault_removed", &["id"]),
+        ("endpoint_ejected", &["cluster", "endpoint", "reason", "until_ms"]),
+        ("endpoint_restored", &["cluster", "endpoint"]),
+        ("health_changed", &["cluster", "endpoint", "healthy"]),
+        ("alert_firing", &["slo", "severity", "burn_long", "burn_short"]),
+        ("alert_resolved", &["slo", "severity"]),
+        ("run_phase", &["phase"]),
+        ("experiment_step_started", &["experiment", "step", "action"]),
+        (
+            "experiment_step_finished",
+            &["experiment", "step", "action", "ok", "error"],
+        ),
+        ("hypothesis_checked", &["experiment", "phase", "held", "failed"]),
+        ("experiment_finished", &["experiment", "verdict", "reason"]),
+    ];
+
+    /// The fields an event of `kind` can have: its own, `at_ms` and `source`.
+    pub fn fields_of(kind: &str) -> Option<impl Iterator<Item = &'static str>> {
+        Self::FIELDS
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, own)| own.iter().copied().chain(["at_ms", "source"]))
+    }
+}
+
 impl Event {
     /// An event stamped with the current time.
     pub fn now(source: impl Into<String>, kind: EventKind) -> Self {
@@ -203,5 +236,95 @@ mod tests {
             .map(|n| n.split('`').next().unwrap().to_owned())
             .collect();
         assert_eq!(known, EventKind::NAMES, "{e}");
+    }
+
+    #[test]
+    fn fields_are_those_events_carry() {
+        let names: Vec<&str> = EventKind::FIELDS.iter().map(|(k, _)| *k).collect();
+        assert_eq!(names, EventKind::NAMES);
+        let severity = crate::slo::Severity::Page;
+        let spec: crate::fault::FaultSpec = serde_json::from_value(serde_json::json!({"kind": "reset"})).unwrap();
+        let s = |v: &str| v.to_owned();
+        let every_kind = [
+            EventKind::ConfigReloaded {
+                trigger: s("x"),
+                routes: 1,
+                clusters: 1,
+            },
+            EventKind::ConfigRejected {
+                trigger: s("x"),
+                reason: s("x"),
+            },
+            EventKind::FaultAdded {
+                id: s("f1"),
+                spec: Box::new(spec),
+                expires_at_ms: Some(1),
+            },
+            EventKind::FaultExpired { id: s("f1") },
+            EventKind::FaultRemoved { id: s("f1") },
+            EventKind::EndpointEjected {
+                cluster: s("c"),
+                endpoint: s("e"),
+                reason: s("r"),
+                until_ms: 1,
+            },
+            EventKind::EndpointRestored {
+                cluster: s("c"),
+                endpoint: s("e"),
+            },
+            EventKind::HealthChanged {
+                cluster: s("c"),
+                endpoint: s("e"),
+                healthy: true,
+            },
+            EventKind::AlertFiring {
+                slo: s("a"),
+                severity,
+                burn_long: 1.0,
+                burn_short: 1.0,
+            },
+            EventKind::AlertResolved { slo: s("a"), severity },
+            EventKind::RunPhase { phase: s("started") },
+            EventKind::ExperimentStepStarted {
+                experiment: s("x"),
+                step: s("m"),
+                action: s("a"),
+            },
+            EventKind::ExperimentStepFinished {
+                experiment: s("x"),
+                step: s("m"),
+                action: s("a"),
+                ok: false,
+                error: Some(s("e")),
+            },
+            EventKind::HypothesisChecked {
+                experiment: s("x"),
+                phase: s("during"),
+                held: false,
+                failed: vec![s("p")],
+            },
+            EventKind::ExperimentFinished {
+                experiment: s("x"),
+                verdict: s("held"),
+                reason: Some(s("r")),
+            },
+        ];
+        for kind in every_kind {
+            let json = serde_json::to_value(Event::now("test", kind)).unwrap();
+            let keys: Vec<&str> = json
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .filter(|k| *k != "kind")
+                .collect();
+            let name = json["kind"].as_str().unwrap();
+            let fields: Vec<&str> = EventKind::fields_of(name).unwrap().collect();
+            let mut keys = keys;
+            keys.sort();
+            let mut fields = fields;
+            fields.sort();
+            assert_eq!(keys, fields, "{name}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! [[expect]]
 //! event = "alert_firing"                                  # a kind, as events.jsonl names it
 //! where = { slo = "checkout-availability", severity = "page" }   # fields it must have
+//!                                                         # (the kind's own; checked at load)
 //! after = "error burst"           # counted from this experiment step's start (its name or
 //!                                 # `method[N]`); default: the run's start
 //! within = "30s"                  # default: any time until the run ends
@@ -71,6 +72,19 @@ impl ExpectSpec {
                 message: format!("{:?} is not an event kind", self.event),
                 fix: format!("one of: {}", EventKind::NAMES.join(", ")),
             });
+        }
+        if let Some(fields) = EventKind::fields_of(&self.event) {
+            let fields: Vec<&str> = fields.collect();
+            for key in self.fields.keys().filter(|k| !fields.contains(&k.as_str())) {
+                errors.push(FieldError {
+                    field: format!("where.{key}"),
+                    message: format!("{} events have no field {key:?}", self.event),
+                    fix: match ballast_model::problems::did_you_mean(key, fields.iter().copied()) {
+                        Some(f) => format!("did you mean {f:?}?"),
+                        None => format!("one of: {}", fields.join(", ")),
+                    },
+                });
+            }
         }
         let after = self.after.as_ref().and_then(|a| {
             let step = steps
@@ -287,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_kinds_steps_and_zero_windows_are_named() {
+    fn unknown_kinds_fields_steps_and_zero_windows_are_named() {
         let errors = spec(
             r#"event = "alert_fired"
             after = "nope"
@@ -299,6 +313,16 @@ mod tests {
         assert_eq!(fields, ["event", "after", "within"]);
         assert!(errors[0].fix.contains("alert_firing"));
         assert_eq!(errors[1].fix, "one of: slow patch, method[1]");
+        // A field the kind does not have is named, with the likely one.
+        let errors = spec(
+            r#"event = "endpoint_ejected"
+            where = { endpont = "x", cluster = "shop" }"#,
+        )
+        .check(&[])
+        .unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "where.endpont");
+        assert_eq!(errors[0].fix, "did you mean \"endpoint\"?");
     }
 
     #[test]
