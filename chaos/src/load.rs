@@ -11,11 +11,11 @@ use std::fmt;
 use std::ops::Range;
 
 use ballast_model::fault::FieldError;
-use ballast_model::problems::{self, did_you_mean, serde_fix};
+use ballast_model::problems::{self, did_you_mean};
 use ballast_model::slo::SloSpec;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 
 use crate::experiment::Experiment;
 use crate::spec::{ExperimentSpec, ProbeSpec, StepSpec};
@@ -337,22 +337,9 @@ impl Parser<'_> {
 
     /// Deserialize one value, recording (not returning) its error.
     fn item<T: DeserializeOwned>(&mut self, value: Spanned<DeValue<'_>>, path: &str) -> Option<T> {
-        let span = value.span();
-        match serde_path_to_error::deserialize(ValueDeserializer::from(value)) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let inner = e.path().to_string().replace("$__serde_spanned_private_value", "");
-                let field = if inner.is_empty() || inner == "." {
-                    path.to_owned()
-                } else {
-                    format!("{path}.{inner}")
-                };
-                let e = e.into_inner();
-                let (message, fix) = serde_fix(e.message());
-                self.error(e.span().or(Some(span)), &field, message, &fix);
-                None
-            }
-        }
+        problems::deserialize(value, path)
+            .map_err(|b| self.error(b.span, &b.field, b.message, &b.fix))
+            .ok()
     }
 
     fn error(&mut self, span: Option<Range<usize>>, field: &str, message: String, fix: &str) {

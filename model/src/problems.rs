@@ -1,7 +1,7 @@
 //! Problems in a file someone wrote (a sidecar config, a load profile, an experiment): every
 //! one at once, each located, named by its field and with a fix, rendered one way everywhere
-//! (as vector and rustc do), the "did you mean" that most fixes offer, and fixes for serde's
-//! messages:
+//! (as vector and rustc do), the "did you mean" that most fixes offer, and one value of a TOML
+//! file deserialized with its problem located and a fix for serde's message:
 //!
 //! ```text
 //! shop.toml: 2 errors in the config
@@ -11,6 +11,11 @@
 //! ```
 
 use std::fmt;
+use std::ops::Range;
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeValue, ValueDeserializer};
 
 /// One problem as it is shown.
 pub struct Shown<'a> {
@@ -89,6 +94,43 @@ pub fn serde_fix(message: &str) -> (String, String) {
         "correct the value's type or format".to_owned()
     };
     (message, fix)
+}
+
+/// A value of a TOML file that did not deserialize.
+#[derive(Debug, PartialEq)]
+pub struct BadValue {
+    /// The full dotted path of the field at fault.
+    pub field: String,
+    pub span: Option<Range<usize>>,
+    pub message: String,
+    pub fix: String,
+}
+
+/// Deserialize one value of a TOML file that sits at `path` (e.g. `routes[1]`); a failure
+/// names the field inside it (`routes[1].match.headers[0].name`), where it is, and the fix.
+pub fn deserialize<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, path: &str) -> Result<T, BadValue> {
+    let span = value.span();
+    serde_path_to_error::deserialize(ValueDeserializer::from(value)).map_err(|e| {
+        // `Spanned` adds a private path segment of its own; drop it.
+        let inner = e
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "")
+            .replace("$__serde_spanned_private_value", "");
+        let field = match (path.is_empty(), inner.is_empty() || inner == ".") {
+            (_, true) => path.to_owned(),
+            (true, false) => inner,
+            (false, false) => format!("{path}.{inner}"),
+        };
+        let e = e.into_inner();
+        let (message, fix) = serde_fix(e.message());
+        BadValue {
+            field,
+            span: e.span().or(Some(span)),
+            message,
+            fix,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeString, DeTable, DeValue};
 
 use super::spec::{DataSpec, LoadProfile, ScenarioSpec, StageSpec, ThresholdSpec, TransactionSpec};
 use crate::error::{ProfileError, did_you_mean};
@@ -193,28 +193,7 @@ fn alone<'i>(key: &Spanned<DeString<'i>>, value: Spanned<DeValue<'i>>) -> Spanne
 
 /// Deserialize one value, recording (not returning) its error.
 fn check<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, path: &str, errors: &mut Vec<ProfileError>) -> Option<T> {
-    let span = value.span();
-    serde_path_to_error::deserialize(ValueDeserializer::from(value))
-        .map_err(|e| {
-            // `Spanned` adds a private path segment of its own; drop it.
-            let inner = e
-                .path()
-                .to_string()
-                .replace(".$__serde_spanned_private_value", "")
-                .replace("$__serde_spanned_private_value", "");
-            let full = match (path.is_empty(), inner.is_empty() || inner == ".") {
-                (_, true) => path.to_owned(),
-                (true, false) => inner,
-                (false, false) => format!("{path}.{inner}"),
-            };
-            let e = e.into_inner();
-            errors.push(serde_error(&full, e.span().or(Some(span)), e.message()));
-        })
+    ballast_model::problems::deserialize(value, path)
+        .map_err(|b| errors.push(ProfileError::new(b.field, b.span, b.message).fix(b.fix)))
         .ok()
-}
-
-/// serde's messages name the problem; add the fix where we can tell it.
-fn serde_error(path: &str, span: Option<Range<usize>>, message: &str) -> ProfileError {
-    let (message, fix) = ballast_model::problems::serde_fix(message);
-    ProfileError::new(path, span, message).fix(fix)
 }

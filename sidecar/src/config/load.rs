@@ -2,7 +2,7 @@
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 
 use super::Config;
 use super::error::{ConfigError, ConfigErrors, did_you_mean};
@@ -161,24 +161,8 @@ fn located_items<T: DeserializeOwned>(
 
 /// Deserialize one value, recording (not returning) its error.
 fn item<T: DeserializeOwned>(value: Spanned<DeValue<'_>>, path: &str, errors: &mut Vec<ConfigError>) -> Option<T> {
-    let span = value.span();
-    serde_path_to_error::deserialize(ValueDeserializer::from(value))
-        .map_err(|e| {
-            // The path inside the item, e.g. `match.headers[0].name`.
-            // (`Spanned` adds a private segment of its own; drop it.)
-            let inner = e
-                .path()
-                .to_string()
-                .replace(".$__serde_spanned_private_value", "")
-                .replace("$__serde_spanned_private_value", "");
-            let full = if inner.is_empty() || inner == "." {
-                path.to_owned()
-            } else {
-                format!("{path}.{inner}")
-            };
-            let e = e.into_inner();
-            errors.push(serde_error(&full, e.span().or(Some(span)), e.message()));
-        })
+    ballast_model::problems::deserialize(value, path)
+        .map_err(|b| errors.push(ConfigError::new(b.field, b.span, b.message).hint(b.fix)))
         .ok()
 }
 
