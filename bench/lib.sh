@@ -15,6 +15,23 @@ C
   nginx -c "$W/up.conf"
 }
 
+# A stand-in OTLP collector on 127.0.0.1:18318: accepts every trace export with an empty
+# (valid) protobuf answer. Runs in the background; its pid is in $collector.
+start_collector() {
+  python3 - <<'PY' &
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 18318), H).serve_forever()
+PY
+  collector=$!
+}
+
 stop_upstream() {
   [ -f "$W/up.pid" ] && kill "$(cat "$W/up.pid")" 2>/dev/null
   true

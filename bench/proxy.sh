@@ -26,19 +26,7 @@ if [ "${TELEMETRY:-off}" = on ]; then
   telemetry="[telemetry]
 access_log = { path = \"$W/access.jsonl\", sample = 0.01 }
 tracing = { otlp_endpoint = \"http://127.0.0.1:18318/v1/traces\", sample = 0.01 }"
-  # A stand-in OTLP collector: accepts every export with an empty (valid) protobuf answer.
-  python3 - <<'PY' &
-import http.server
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0"); self.end_headers()
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", 18318), H).serve_forever()
-PY
-  collector=$!
+  start_collector
 fi
 
 for workers in ${WORKER_SET:-1 2}; do

@@ -22,18 +22,7 @@ sidecar_config 1 127.0.0.1:18084 127.0.0.1:18902 "[telemetry]
 access_log = { path = \"$W/access.jsonl\", sample = 0.01 }
 tracing = { otlp_endpoint = \"http://127.0.0.1:18318/v1/traces\", sample = 0.01 }" >"$W/on.toml"
 start_upstream
-# A stand-in OTLP collector: accepts every export with an empty (valid) protobuf answer.
-python3 - <<'PY' &
-import http.server
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
-        self.send_header("content-length", "0"); self.end_headers()
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", 18318), H).serve_forever()
-PY
-pids+=($!)
+start_collector
+pids+=("$collector")
 
 PORT_A=18083 PORT_B=18084 compare_sidecars "$BIN" off on
