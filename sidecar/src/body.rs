@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use crate::faults::http::Slot;
 use crate::faults::shape::{Shape, Shaped};
 use crate::telemetry::Meter;
-use crate::upstream::{Checkin, InFlight};
+use crate::upstream::{InFlight, Received};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -78,6 +78,11 @@ impl Body {
         Body { inner, tap: None }
     }
 
+    /// No body at all (ended before its first frame).
+    pub fn empty() -> Self {
+        Body::new(Inner::Full(None))
+    }
+
     pub fn full(b: impl Into<Bytes>) -> Self {
         Body::new(Inner::Full(Some(b.into())))
     }
@@ -135,29 +140,40 @@ impl Body {
     }
 }
 
-/// An upstream response body, with what depends on its end: the endpoint counts the request
-/// in flight until then, and an HTTP/1.1 connection goes back to its pool once the body has
-/// been read to the end (a body dropped half-read leaves the connection unusable: closed).
+/// An upstream response body; the endpoint counts the request in flight until it is dropped.
+/// (An HTTP/1.1 connection goes back to its pool once the body has been read to the end; a body
+/// dropped half-read leaves the connection unusable: closed.)
 pub struct UpstreamBody {
-    body: Incoming,
+    body: Received,
     _in_flight: InFlight,
-    checkin: Option<Checkin>,
 }
 
 impl UpstreamBody {
-    pub fn new(body: Incoming, in_flight: InFlight, checkin: Option<Checkin>) -> Self {
+    pub fn new(body: Received, in_flight: InFlight) -> Self {
         UpstreamBody {
             body,
             _in_flight: in_flight,
-            checkin,
         }
     }
-}
 
-impl Drop for UpstreamBody {
-    fn drop(&mut self) {
-        if let Some(checkin) = self.checkin.take().filter(|_| self.body.is_end_stream()) {
-            checkin.release();
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.body {
+            Received::Http1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Received::Http2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.body {
+            Received::Http1(b) => b.is_end_stream(),
+            Received::Http2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.body {
+            Received::Http1(b) => b.size_hint(),
+            Received::Http2(b) => b.size_hint(),
         }
     }
 }
@@ -171,7 +187,7 @@ impl HttpBody for Body {
         let polled = match &mut this.inner {
             Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Inner::Stream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            Inner::Upstream(u) => Pin::new(&mut u.body).poll_frame(cx).map_err(Into::into),
+            Inner::Upstream(u) => u.poll_frame(cx),
             Inner::Limited(b) => Pin::new(b).poll_frame(cx),
             Inner::Boxed(b) => Pin::new(b).poll_frame(cx),
             Inner::Shaped(b) => Pin::new(&mut **b).poll_frame(cx),
@@ -196,7 +212,7 @@ impl HttpBody for Body {
         match &self.inner {
             Inner::Full(b) => b.is_none(),
             Inner::Stream(b) => b.is_end_stream(),
-            Inner::Upstream(u) => u.body.is_end_stream(),
+            Inner::Upstream(u) => u.is_end_stream(),
             Inner::Limited(b) => b.is_end_stream(),
             Inner::Boxed(b) => b.is_end_stream(),
             Inner::Shaped(b) => b.is_end_stream(),
@@ -209,7 +225,7 @@ impl HttpBody for Body {
         match &self.inner {
             Inner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Inner::Stream(b) => b.size_hint(),
-            Inner::Upstream(u) => u.body.size_hint(),
+            Inner::Upstream(u) => u.size_hint(),
             Inner::Limited(b) => b.size_hint(),
             Inner::Boxed(b) => b.size_hint(),
             Inner::Shaped(b) => b.size_hint(),

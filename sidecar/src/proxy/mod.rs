@@ -28,7 +28,7 @@ use crate::faults::http::{Answer, FAULT_HEADER, Plan, UpstreamFaults, draw};
 use crate::policy::retry::Tried;
 use crate::telemetry::Telemetry;
 use crate::telemetry::tracing::{Ending, Tracing};
-use crate::upstream::{SendError, Upstream};
+use crate::upstream::{Received, SendError, Upstream};
 use opentelemetry::Context as TraceContext;
 
 /// A request that could not be proxied, and why.
@@ -281,8 +281,8 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
         }
     }
 
-    let (mut resp, checkin) = match upstream.send(i, req).await {
-        Ok(sent) => sent,
+    let mut resp = match upstream.send(i, req).await {
+        Ok(resp) => resp,
         Err(e) => {
             let class = classify(&e);
             ended(class.status(), Some(class));
@@ -298,12 +298,13 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade
+        && let Received::Http1(body) = std::mem::replace(resp.body_mut(), Received::Http1(Default::default()))
+        && let Some(upstream_io) = body.into_upgraded()
     {
-        let upstream_io = hyper::upgrade::on(&mut resp);
         tokio::spawn(bridge(downstream, upstream_io));
     }
     Ok(resp.map(|b| {
-        let mut body = Body::upstream(UpstreamBody::new(b, in_flight, checkin));
+        let mut body = Body::upstream(UpstreamBody::new(b, in_flight));
         body.meter_upstream(cluster_meter, endpoint_meter, Direction::Out);
         match plan {
             Some(plan) if !plan.shape.is_none() => body.shaped(plan.shape, plan.slot),
@@ -312,13 +313,20 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
     }))
 }
 
-/// Copy bytes both ways between an upgraded client connection and an upgraded upstream one.
-async fn bridge(downstream: OnUpgrade, upstream: OnUpgrade) {
-    let (Ok(down), Ok(up)) = (downstream.await, upstream.await) else {
+/// Copy bytes both ways between an upgraded client connection and an upgraded upstream one
+/// (with what the upstream sent right after its 101, which goes to the client first).
+async fn bridge(downstream: OnUpgrade, (mut up, early): (tokio::net::TcpStream, bytes::Bytes)) {
+    let Ok(down) = downstream.await else {
         tracing::debug!("protocol upgrade did not complete");
         return;
     };
-    let (mut down, mut up) = (TokioIo::new(down), TokioIo::new(up));
+    let mut down = TokioIo::new(down);
+    if !early.is_empty()
+        && let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut down, &early).await
+    {
+        tracing::debug!(error = %e, "upgraded connection ended with an error");
+        return;
+    }
     if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
         tracing::debug!(error = %e, "upgraded connection ended with an error");
     }
@@ -332,6 +340,7 @@ fn classify(err: &SendError) -> ErrorClass {
         SendError::Connect { source, .. } if source.kind() == ConnectionRefused => return ErrorClass::ConnectRefused,
         SendError::Connect { .. } => return ErrorClass::ConnectFailure,
         SendError::Overflow { .. } => return ErrorClass::Overflow,
+        SendError::Http1 { source, .. } => return source.class(),
         SendError::Handshake { source, .. } | SendError::Exchange { source, .. } => source,
     };
     if is_length_limit(err) {

@@ -4,6 +4,7 @@
 //! - [`balance`]: round robin, smooth weighted round robin, power of two choices.
 //! - [`pool`]: per worker and endpoint, idle HTTP/1.1 connections or one shared HTTP/2
 //!   connection; sending a request, reusing a connection when its response body ends.
+//! - [`h1`]: the HTTP/1.1 client those connections speak, on the request's own task.
 //! - [`outlier`]: outlier detection and failure accrual per endpoint (ejection, probe).
 //! - [`health`]: active HTTP health checks, on the sidecar's background thread.
 //!
@@ -14,6 +15,7 @@
 //! `overflow`, at once.
 
 mod balance;
+pub mod h1;
 pub mod health;
 pub mod outlier;
 mod pool;
@@ -32,7 +34,7 @@ use crate::telemetry::{Meter, Registry};
 use balance::Balancer;
 use outlier::{OutlierState, Reason, Standing, Verdict};
 use pool::Pools;
-pub use pool::{Checkin, SendError};
+pub use pool::{Checkin, Received, SendError};
 
 pub struct EndpointState {
     pub address: Arc<str>,

@@ -1,14 +1,15 @@
 //! Connections to endpoints, pooled per worker thread and endpoint.
 //!
 //! Each worker has its own pools (its event loop drives the connections it opened), so a pool
-//! lock is never contended. HTTP/1.1 connections are kept as a stack of idle senders: the most
-//! recently used is reused first (warm, least likely closed by the peer), and a connection
-//! returns to the stack when its response body ends. HTTP/2 clusters share one multiplexed
-//! connection per endpoint and worker.
+//! lock is never contended. HTTP/1.1 connections ([`h1::Conn`], driven by the request's own
+//! task) are kept as a stack of idle connections: the most recently used is reused first (warm,
+//! least likely closed by the peer), and a connection returns to the stack when its response
+//! body ends. HTTP/2 clusters share one multiplexed hyper connection per endpoint and worker,
+//! driven by a task of its own.
 //!
-//! A request that fails on a reused connection before it was written (the peer closed the
-//! idle connection meanwhile) is sent again on another connection; nothing else is retried
-//! here (retries are a route policy).
+//! A request without a body that a reused connection's endpoint closed before answering (it
+//! closed the idle connection meanwhile) is sent again on a new connection; nothing else is
+//! retried here (retries are a route policy).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,12 +17,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
+use http_body::Body as _;
 use hyper::body::Incoming;
-use hyper::client::conn::{TrySendError, http1, http2};
+use hyper::client::conn::{TrySendError, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use super::Upstream;
+use super::h1;
 use crate::body::Body;
 use crate::config::Protocol;
 use crate::worker;
@@ -37,6 +40,8 @@ pub enum SendError {
     Handshake { address: String, source: hyper::Error },
     #[error("{address}: {source}")]
     Exchange { address: String, source: hyper::Error },
+    #[error("{address}: {source}")]
+    Http1 { address: String, source: h1::Error },
     /// A new connection was needed and the cluster is at `max_connections` or `max_pending`.
     #[error("cluster at its {limit}")]
     Overflow { limit: &'static str },
@@ -54,7 +59,7 @@ struct EndpointPool {
 }
 
 struct Idle {
-    sender: http1::SendRequest<Body>,
+    conn: h1::Conn,
     since: Instant,
 }
 
@@ -71,22 +76,21 @@ impl Pools {
     }
 }
 
-/// Returns an HTTP/1.1 connection to its pool once the response body has ended.
+/// Where an HTTP/1.1 connection goes back to once its response body has ended.
 pub struct Checkin {
     upstream: Arc<Upstream>,
     worker: usize,
     endpoint: usize,
-    sender: http1::SendRequest<Body>,
 }
 
 impl Checkin {
-    pub fn release(self) {
+    pub(super) fn release(self, conn: h1::Conn) {
         let cfg = &self.upstream.config;
         let mut pool = self.upstream.pools.get(self.worker, self.endpoint).lock().unwrap();
         prune(&mut pool.idle, cfg.idle_timeout);
-        if pool.idle.len() < cfg.max_idle_per_endpoint && !self.sender.is_closed() {
+        if pool.idle.len() < cfg.max_idle_per_endpoint {
             pool.idle.push(Idle {
-                sender: self.sender,
+                conn,
                 since: Instant::now(),
             });
         }
@@ -95,42 +99,48 @@ impl Checkin {
 
 /// Drop idle connections past their idle timeout (the oldest sit at the bottom of the stack).
 fn prune(idle: &mut Vec<Idle>, idle_timeout: Duration) {
-    let fresh = idle
-        .iter()
-        .position(|i| i.since.elapsed() < idle_timeout && !i.sender.is_closed());
+    let fresh = idle.iter().position(|i| i.since.elapsed() < idle_timeout);
     idle.drain(..fresh.unwrap_or(idle.len()));
 }
 
+/// An upstream's answer body: from an HTTP/1.1 connection of the sidecar's own, or from
+/// hyper's HTTP/2 client.
+pub enum Received {
+    Http1(h1::ResponseBody),
+    Http2(Incoming),
+}
+
 impl Upstream {
-    /// Send `req` to endpoint `i`. For HTTP/1.1 the returned [`Checkin`] must be released when
-    /// the response body ends (dropping it closes the connection instead).
-    pub async fn send(
-        self: &Arc<Self>,
-        i: usize,
-        mut req: Request<Body>,
-    ) -> Result<(Response<Incoming>, Option<Checkin>), SendError> {
+    /// Send `req` to endpoint `i`. An HTTP/1.1 connection goes back to its pool when the
+    /// response body ends (dropped before, it closes).
+    pub async fn send(self: &Arc<Self>, i: usize, req: Request<Body>) -> Result<Response<Received>, SendError> {
         let worker = worker::index();
         if self.config.protocol == Protocol::Http2 {
-            return self.send_h2(worker, i, req).await.map(|r| (r, None));
+            return Ok(self.send_h2(worker, i, req).await?.map(Received::Http2));
         }
+        let (head, mut body) = req.into_parts();
+        let resendable = body.is_end_stream();
         loop {
-            let (mut sender, reused) = match self.idle_h1(worker, i).await {
-                Some(sender) => (sender, true),
+            let (conn, reused) = match self.idle_h1(worker, i) {
+                Some(conn) => (conn, true),
                 None => (self.connect_h1(i).await?, false),
             };
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    // After a protocol switch the connection belongs to the upgrade.
-                    let reusable = resp.status() != http::StatusCode::SWITCHING_PROTOCOLS;
-                    let checkin = reusable.then(|| Checkin {
+            match conn.send(&head, body).await {
+                Ok(mut resp) => {
+                    resp.body_mut().return_to(Checkin {
                         upstream: self.clone(),
                         worker,
                         endpoint: i,
-                        sender,
                     });
-                    return Ok((resp, checkin));
+                    return Ok(resp.map(Received::Http1));
                 }
-                Err(e) => req = self.retry_or_fail(i, e, reused)?,
+                Err(e) if reused && resendable && e.is_closed() => body = Body::empty(),
+                Err(source) => {
+                    return Err(SendError::Http1 {
+                        address: self.endpoints[i].address.to_string(),
+                        source,
+                    });
+                }
             }
         }
     }
@@ -184,22 +194,19 @@ impl Upstream {
         }
     }
 
-    /// The most recently used idle connection that is still open and ready.
-    async fn idle_h1(&self, worker: usize, i: usize) -> Option<http1::SendRequest<Body>> {
-        loop {
-            let Idle { mut sender, .. } = {
-                let mut pool = self.pools.get(worker, i).lock().unwrap();
-                prune(&mut pool.idle, self.config.idle_timeout);
-                pool.idle.pop()?
-            };
-            // Ready at once unless the previous exchange is still settling; an error means closed.
-            if sender.ready().await.is_ok() {
-                return Some(sender);
+    /// The most recently used idle connection that is still open.
+    fn idle_h1(&self, worker: usize, i: usize) -> Option<h1::Conn> {
+        let mut pool = self.pools.get(worker, i).lock().unwrap();
+        prune(&mut pool.idle, self.config.idle_timeout);
+        while let Some(Idle { mut conn, .. }) = pool.idle.pop() {
+            if conn.is_idle_open() {
+                return Some(conn);
             }
         }
+        None
     }
 
-    async fn tcp(&self, i: usize) -> Result<TokioIo<TcpStream>, SendError> {
+    async fn tcp(&self, i: usize) -> Result<TcpStream, SendError> {
         let address = &self.endpoints[i].address;
         let after = self.config.connect_timeout;
         let stream = tokio::time::timeout(after, TcpStream::connect(&**address))
@@ -213,7 +220,7 @@ impl Upstream {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
+        Ok(stream)
     }
 
     /// Room for one more connection under the cluster's `max_connections` and `max_pending`:
@@ -238,21 +245,16 @@ impl Upstream {
         })
     }
 
-    async fn connect_h1(self: &Arc<Self>, i: usize) -> Result<http1::SendRequest<Body>, SendError> {
+    async fn connect_h1(self: &Arc<Self>, i: usize) -> Result<h1::Conn, SendError> {
         let mut opened = self.admit_connection()?;
-        let io = self.tcp(i).await?;
-        let (sender, conn) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(self.handshake_failed(i))?;
+        let stream = self.tcp(i).await?;
         opened.open();
-        spawn_connection(conn.with_upgrades(), opened);
-        Ok(sender)
+        Ok(h1::Conn::new(stream, opened))
     }
 
     async fn connect_h2(self: &Arc<Self>, i: usize) -> Result<http2::SendRequest<Body>, SendError> {
         let mut opened = self.admit_connection()?;
-        let io = self.tcp(i).await?;
+        let io = TokioIo::new(self.tcp(i).await?);
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
@@ -273,7 +275,7 @@ impl Upstream {
 
 /// A connection counted against its cluster's limits: pending while it is being opened, then
 /// open until dropped (when the connection's task ends, or the attempt to open it failed).
-struct Opened {
+pub(super) struct Opened {
     upstream: Arc<Upstream>,
     pending: bool,
 }

@@ -1,0 +1,636 @@
+//! HTTP/1.1 to an endpoint, on the request's own task.
+//!
+//! hyper's client drives each connection in a task of its own and hands it requests over a
+//! channel; with its generic encoder and parser that was a third of the sidecar's instructions
+//! per request (callgrind, bench/RESULTS.md §2). A proxy needs less: here the request's task
+//! writes the head from a buffer the connection keeps, reads the answer's head with httparse,
+//! and the response body reads the rest from the same connection and hands the connection back
+//! to its pool ([`Checkin`]) the moment the body ends.
+//!
+//! Framing follows RFC 9112 §6: no body for HEAD, 1xx, 204 and 304; chunked when the last
+//! transfer coding is chunked; a Content-Length (several that differ are refused); otherwise
+//! until the endpoint closes (that connection is not reused). Interim 1xx answers are skipped;
+//! a 101 hands the connection over ([`ResponseBody::into_upgraded`]). A request body streams
+//! as it arrives, chunked when its length is unknown; if the answer's head arrives before the
+//! request body is all sent, sending stops and the connection closes after the answer (as
+//! nginx does).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use ballast_model::ErrorClass;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode, Version, request};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::pool::{Checkin, Opened};
+use crate::body::{Body, BoxError, is_length_limit};
+
+/// Most headers an answer (or its trailers) may carry, as hyper's default.
+const MAX_HEADERS: usize = 100;
+/// Largest response head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Read buffer space made available before each read.
+const READ_SPACE: usize = 16 * 1024;
+/// Request body data up to this size is copied next to the head (one write); larger goes alone.
+const COPY_UP_TO: usize = 16 * 1024;
+
+/// An open HTTP/1.1 connection to one endpoint, with its buffers.
+pub struct Conn {
+    stream: TcpStream,
+    /// Bytes read and not yet consumed.
+    read: BytesMut,
+    /// The request being written.
+    out: Vec<u8>,
+    /// Counts the connection against its cluster's limits while it is open.
+    _opened: Opened,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The endpoint closed (or reset) the connection before sending a byte of its answer: a
+    /// reused connection it had already closed, when the request was on a reused one.
+    #[error("connection closed before the response")]
+    Closed(#[source] Option<io::Error>),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("invalid response: {0}")]
+    Invalid(&'static str),
+    #[error("request body: {0}")]
+    RequestBody(#[source] BoxError),
+}
+
+impl Error {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Io(e) if e.kind() == io::ErrorKind::TimedOut => ErrorClass::Timeout,
+            Error::Io(e) if e.kind() == io::ErrorKind::InvalidData => ErrorClass::Protocol,
+            Error::Io(_) | Error::Closed(_) => ErrorClass::Reset,
+            Error::Invalid(_) => ErrorClass::Protocol,
+            Error::RequestBody(e) if is_length_limit(&**e) => ErrorClass::BodyTooLarge,
+            Error::RequestBody(_) => ErrorClass::BadRequest,
+        }
+    }
+
+    /// Closed before answering: on a reused connection, a request worth sending again.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Error::Closed(_))
+    }
+}
+
+/// Whether an I/O error means the peer is gone (rather than something else went wrong).
+fn peer_gone(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+}
+
+impl Conn {
+    pub(super) fn new(stream: TcpStream, opened: Opened) -> Self {
+        Conn {
+            stream,
+            read: BytesMut::with_capacity(READ_SPACE),
+            out: Vec::with_capacity(1024),
+            _opened: opened,
+        }
+    }
+
+    /// Whether an idle connection may take a request: the endpoint has not closed it and sent
+    /// nothing unasked. Costs no system call unless the socket was reported readable.
+    pub(super) fn is_idle_open(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Read more into the buffer: the number of bytes read, 0 at end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.read.reserve(READ_SPACE);
+        loop {
+            match self.stream.try_read_buf(&mut self.read) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.stream.poll_read_ready(cx))?,
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
+    /// Send one request and read its answer's head; the body follows through the returned
+    /// response, which owns the connection from here on.
+    pub async fn send(mut self, head: &request::Parts, body: Body) -> Result<Response<ResponseBody>, Error> {
+        let length = if body.is_end_stream() {
+            Some(0)
+        } else {
+            body.size_hint().exact()
+        };
+        self.out.clear();
+        encode_head(&mut self.out, head, length);
+        let mut sent_all = true;
+        let answer = if length == Some(0) {
+            // Most requests: the head alone, one write.
+            if let Err(e) = self.stream.write_all(&self.out).await {
+                return Err(if peer_gone(&e) { Error::Closed(Some(e)) } else { e.into() });
+            }
+            self.read_head(&head.method).await
+        } else {
+            let (answer, sent) = self.send_body_and_read(&head.method, body, length.is_none()).await?;
+            sent_all = sent;
+            answer
+        };
+        let (status, version, headers, framing, keep_alive) = answer?;
+        let upgraded = matches!(framing, Framing::Upgraded);
+        let mut resp = Response::new(ResponseBody {
+            framing,
+            reusable: keep_alive && sent_all && !upgraded,
+            conn: Some(self),
+            checkin: None,
+        });
+        *resp.status_mut() = status;
+        *resp.version_mut() = version;
+        *resp.headers_mut() = headers;
+        Ok(resp)
+    }
+
+    /// Stream the body while watching for the answer; whether the body was all sent.
+    async fn send_body_and_read(
+        &mut self,
+        method: &Method,
+        body: Body,
+        chunked: bool,
+    ) -> Result<(Result<Head, Error>, bool), Error> {
+        let Conn { stream, read, out, .. } = self;
+        let (mut rd, mut wr) = stream.split();
+        let sending = write_body(&mut wr, out, body, chunked);
+        tokio::pin!(sending);
+        let reading = read_head_from(&mut rd, read, method);
+        tokio::pin!(reading);
+        // None while the body is still going out.
+        let mut sent: Option<Result<(), Error>> = None;
+        loop {
+            tokio::select! {
+                biased;
+                head = &mut reading => {
+                    return match (head, sent) {
+                        // Nothing came back: the write's failure says more.
+                        (Err(_), Some(Err(e))) => Err(e),
+                        (head, sent) => Ok((head, matches!(sent, Some(Ok(()))))),
+                    };
+                }
+                done = &mut sending, if sent.is_none() => match done {
+                    Err(e @ Error::RequestBody(_)) => return Err(e),
+                    // A failed write may be the endpoint answering early and closing: read on.
+                    done => sent = Some(done),
+                },
+            }
+        }
+    }
+
+    async fn read_head(&mut self, method: &Method) -> Result<Head, Error> {
+        let Conn { stream, read, .. } = self;
+        read_head_from(stream, read, method).await
+    }
+}
+
+/// Status, version, headers, how the body is framed, and whether the connection stays open.
+type Head = (StatusCode, Version, HeaderMap, Framing, bool);
+
+/// Write the request line and headers. `length`: the body's exact length, if known (else the
+/// body goes chunked). Hop-by-hop headers were removed by the gateway; framing is ours.
+fn encode_head(out: &mut Vec<u8>, head: &request::Parts, length: Option<u64>) {
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.push(b' ');
+    match (&head.method, head.uri.path_and_query()) {
+        (&Method::CONNECT, _) => out.extend_from_slice(head.uri.authority().map_or("", |a| a.as_str()).as_bytes()),
+        (_, Some(pq)) => out.extend_from_slice(pq.as_str().as_bytes()),
+        (_, None) => out.push(b'/'),
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &head.headers {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match length {
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        // An empty body needs no length, unless the method usually has one (as curl sends it).
+        Some(0) if !matches!(head.method, Method::POST | Method::PUT | Method::PATCH) => {}
+        Some(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa(n, &mut [0; 20]));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Write the head (already in `out`) and the body, chunked or as is.
+async fn write_body(
+    wr: &mut (impl tokio::io::AsyncWrite + Unpin),
+    out: &mut Vec<u8>,
+    body: Body,
+    chunked: bool,
+) -> Result<(), Error> {
+    let mut body = std::pin::pin!(body);
+    let mut trailers_sent = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(Error::RequestBody)?;
+        match frame.into_data() {
+            Ok(data) if data.is_empty() => {}
+            Ok(data) => {
+                if chunked {
+                    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                }
+                if data.len() <= COPY_UP_TO {
+                    out.extend_from_slice(&data);
+                } else {
+                    wr.write_all(out).await?;
+                    out.clear();
+                    wr.write_all(&data).await?;
+                }
+                if chunked {
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            Err(frame) => {
+                if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
+                    out.extend_from_slice(b"0\r\n");
+                    for (name, value) in &trailers {
+                        out.extend_from_slice(name.as_str().as_bytes());
+                        out.extend_from_slice(b": ");
+                        out.extend_from_slice(value.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    trailers_sent = true;
+                }
+            }
+        }
+        if out.len() >= COPY_UP_TO {
+            wr.write_all(out).await?;
+            out.clear();
+        }
+    }
+    if chunked && !trailers_sent {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    wr.write_all(out).await?;
+    out.clear();
+    Ok(())
+}
+
+/// Read until a final response head is complete (skipping interim 1xx answers but 101).
+async fn read_head_from(
+    rd: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Head, Error> {
+    let mut received = false;
+    loop {
+        if !buf.is_empty() {
+            received = true;
+            if let Some((len, head)) = parse_head(buf, method)? {
+                if head.0.is_informational() && head.0 != StatusCode::SWITCHING_PROTOCOLS {
+                    buf.advance(len);
+                    continue;
+                }
+                return Ok(head);
+            }
+            if buf.len() > MAX_HEAD {
+                return Err(Error::Invalid("response head too large"));
+            }
+        }
+        buf.reserve(READ_SPACE);
+        match tokio::io::AsyncReadExt::read_buf(rd, buf).await {
+            Ok(0) if received => return Err(Error::Invalid("connection closed inside the response head")),
+            Ok(0) => return Err(Error::Closed(None)),
+            Ok(_) => {}
+            Err(e) if !received && peer_gone(&e) => return Err(Error::Closed(Some(e))),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Parse a complete head at the start of `buf` (consuming it), or `None` if more is needed.
+/// Header values share the head's bytes instead of being copied.
+fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<(usize, Head)>, Error> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(Error::Invalid("too many headers")),
+        Err(_) => return Err(Error::Invalid("malformed response head")),
+    };
+    let status = StatusCode::from_u16(parsed.code.unwrap_or(0)).map_err(|_| Error::Invalid("bad status code"))?;
+    let version = if parsed.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    // Where each header sits in the buffer, so the values can share it once it is frozen.
+    let base = buf.as_ptr() as usize;
+    let mut spans = [(0usize, 0usize, 0usize); MAX_HEADERS];
+    let count = parsed.headers.len();
+    for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
+        *span = (h.name.as_ptr() as usize - base, h.name.len(), h.value.as_ptr() as usize - base);
+    }
+    let value_lens: Vec<usize> = parsed.headers.iter().map(|h| h.value.len()).collect();
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    let mut framing = None;
+    let mut length: Option<u64> = None;
+    let mut close = version == Version::HTTP_10;
+    for (&(name_at, name_len, value_at), &value_len) in spans[..count].iter().zip(&value_lens) {
+        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
+            .map_err(|_| Error::Invalid("bad header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+            .map_err(|_| Error::Invalid("bad header value"))?;
+        if name == header::TRANSFER_ENCODING {
+            let last = value.as_bytes().rsplit(|&b| b == b',').next().unwrap_or_default();
+            framing = Some(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                Framing::Chunked(Chunked::Size)
+            } else {
+                Framing::UntilClose
+            });
+        } else if name == header::CONTENT_LENGTH {
+            let n = std::str::from_utf8(value.as_bytes())
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(Error::Invalid("bad content-length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Error::Invalid("conflicting content-length headers"));
+            }
+            length = Some(n);
+        } else if name == header::CONNECTION {
+            for token in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
+                    close = false;
+                }
+            }
+        }
+        headers.append(name, value);
+    }
+    let framing = if status == StatusCode::SWITCHING_PROTOCOLS {
+        Framing::Upgraded
+    } else if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Length(0)
+    } else {
+        framing.unwrap_or(match length {
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        })
+    };
+    Ok(Some((len, (status, version, headers, framing, !close))))
+}
+
+/// How the rest of a response body is delimited.
+enum Framing {
+    /// This many bytes to go.
+    Length(u64),
+    Chunked(Chunked),
+    /// Until the endpoint closes the connection.
+    UntilClose,
+    /// A 101: the connection now carries another protocol.
+    Upgraded,
+}
+
+/// Where a chunked body's decoder stands.
+enum Chunked {
+    Size,
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+/// One step of chunked decoding over what is buffered.
+enum Step {
+    Data(Bytes),
+    Trailers(HeaderMap),
+    NeedMore,
+    Done,
+}
+
+impl Chunked {
+    fn step(&mut self, buf: &mut BytesMut) -> Result<Step, Error> {
+        loop {
+            match self {
+                Chunked::Size => match httparse::parse_chunk_size(buf) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        buf.advance(used);
+                        *self = if size == 0 { Chunked::Trailers } else { Chunked::Data(size) };
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() < 4096 => return Ok(Step::NeedMore),
+                    _ => return Err(Error::Invalid("bad chunk size line")),
+                },
+                Chunked::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    let take = (*left).min(buf.len() as u64);
+                    *left -= take;
+                    if *left == 0 {
+                        *self = Chunked::DataEnd;
+                    }
+                    return Ok(Step::Data(buf.split_to(take as usize).freeze()));
+                }
+                Chunked::DataEnd => match &buf[..] {
+                    [b'\r', b'\n', ..] => {
+                        buf.advance(2);
+                        *self = Chunked::Size;
+                    }
+                    [] | [b'\r'] => return Ok(Step::NeedMore),
+                    _ => return Err(Error::Invalid("chunk data not followed by CRLF")),
+                },
+                Chunked::Trailers => {
+                    let mut slots = [httparse::EMPTY_HEADER; 32];
+                    match httparse::parse_headers(buf, &mut slots) {
+                        Ok(httparse::Status::Complete((used, fields))) => {
+                            let mut trailers = HeaderMap::new();
+                            for f in fields {
+                                if let (Ok(n), Ok(v)) =
+                                    (HeaderName::from_bytes(f.name.as_bytes()), HeaderValue::from_bytes(f.value))
+                                {
+                                    trailers.append(n, v);
+                                }
+                            }
+                            buf.advance(used);
+                            *self = Chunked::Done;
+                            if !trailers.is_empty() {
+                                return Ok(Step::Trailers(trailers));
+                            }
+                        }
+                        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(Step::NeedMore),
+                        _ => return Err(Error::Invalid("bad trailers")),
+                    }
+                }
+                Chunked::Done => return Ok(Step::Done),
+            }
+        }
+    }
+}
+
+/// A response body read from its connection; the connection goes back to its pool when the
+/// body ends cleanly, and is closed if the body is dropped before.
+pub struct ResponseBody {
+    framing: Framing,
+    /// The endpoint keeps the connection open and the whole request went out.
+    reusable: bool,
+    conn: Option<Conn>,
+    checkin: Option<Checkin>,
+}
+
+/// An empty body without a connection (what a 101's body leaves behind).
+impl Default for ResponseBody {
+    fn default() -> Self {
+        ResponseBody {
+            framing: Framing::Length(0),
+            reusable: false,
+            conn: None,
+            checkin: None,
+        }
+    }
+}
+
+impl ResponseBody {
+    /// Where the connection goes when the body ends.
+    pub(super) fn return_to(&mut self, checkin: Checkin) {
+        self.checkin = Some(checkin);
+    }
+
+    /// After a 101: the connection and any bytes the endpoint sent after the head.
+    pub fn into_upgraded(mut self) -> Option<(TcpStream, Bytes)> {
+        if !matches!(self.framing, Framing::Upgraded) {
+            return None;
+        }
+        let conn = self.conn.take()?;
+        Some((conn.stream, conn.read.freeze()))
+    }
+
+    /// The body ended: the connection goes home if it can take another request.
+    fn end(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        if self.reusable
+            && conn.read.is_empty()
+            && let Some(checkin) = self.checkin.take()
+        {
+            checkin.release(conn);
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // Ended but not polled to its end (a HEAD's answer, a body read by length).
+        if matches!(self.framing, Framing::Length(0) | Framing::Chunked(Chunked::Done)) {
+            self.end();
+        }
+    }
+}
+
+impl HttpBody for ResponseBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let buf = &mut conn.read;
+            match &mut this.framing {
+                // The connection stays for `into_upgraded` (or closes with the body).
+                Framing::Upgraded => return Poll::Ready(None),
+                Framing::Length(0) => {
+                    this.end();
+                    return Poll::Ready(None);
+                }
+                Framing::Length(left) if !buf.is_empty() => {
+                    let take = (*left).min(buf.len() as u64);
+                    *left -= take;
+                    let data = buf.split_to(take as usize).freeze();
+                    if *left == 0 {
+                        this.end();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::UntilClose if !buf.is_empty() => {
+                    return Poll::Ready(Some(Ok(Frame::data(buf.split().freeze()))));
+                }
+                Framing::Chunked(state) => match state.step(buf) {
+                    Err(e) => {
+                        this.conn = None;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    Ok(Step::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Step::Trailers(t)) => return Poll::Ready(Some(Ok(Frame::trailers(t)))),
+                    Ok(Step::Done) => {
+                        this.end();
+                        return Poll::Ready(None);
+                    }
+                    Ok(Step::NeedMore) => {}
+                },
+                Framing::Length(_) | Framing::UntilClose => {}
+            }
+            // Nothing buffered to hand out: read more.
+            let conn = this.conn.as_mut().expect("checked above");
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) if matches!(this.framing, Framing::UntilClose) => {
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(Error::Invalid("connection closed inside the body"))));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.framing {
+            Framing::Length(0) | Framing::Upgraded | Framing::Chunked(Chunked::Done) => true,
+            _ => self.conn.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Upgraded => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
