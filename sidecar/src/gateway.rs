@@ -462,6 +462,9 @@ impl RouteEntry {
             ));
         }
         let headers = &mut parts.headers;
+        // One allocation for what is added below (forwarding headers, request id, trace
+        // context) instead of the map doubling several times from the client's few headers.
+        headers.reserve(8);
         let original_host = headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri

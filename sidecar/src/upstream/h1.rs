@@ -9,7 +9,9 @@
 //!
 //! Framing follows RFC 9112 §6: no body for HEAD, 1xx, 204 and 304; chunked when the last
 //! transfer coding is chunked; a Content-Length (several that differ are refused); otherwise
-//! until the endpoint closes (that connection is not reused). Interim 1xx answers are skipped;
+//! until the endpoint closes (that connection is not reused). The headers about this hop alone
+//! (`Transfer-Encoding`, `Keep-Alive`, a `Connection` of only `keep-alive`/`close`) are consumed
+//! here rather than passed on for the gateway to strip. Interim 1xx answers are skipped;
 //! a 101 hands the connection over ([`ResponseBody::into_upgraded`]). A request body streams
 //! as it arrives, chunked when its length is unknown; if the answer's head arrives before the
 //! request body is all sent, sending stops and the connection closes after the answer (as
@@ -31,8 +33,12 @@ use tokio::net::TcpStream;
 use super::pool::{Checkin, Opened};
 use crate::body::{Body, BoxError, is_length_limit};
 
-/// Most headers an answer (or its trailers) may carry, as hyper's default.
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// Most headers an answer may carry, as hyper's default.
 const MAX_HEADERS: usize = 100;
+/// Headers parsed without a heap allocation.
+const FEW_HEADERS: usize = 24;
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Read buffer space made available before each read.
@@ -87,7 +93,10 @@ impl Error {
 /// Whether an I/O error means the peer is gone (rather than something else went wrong).
 fn peer_gone(e: &io::Error) -> bool {
     use io::ErrorKind::*;
-    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof)
+    matches!(
+        e.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+    )
 }
 
 impl Conn {
@@ -132,7 +141,11 @@ impl Conn {
         let answer = if length == Some(0) {
             // Most requests: the head alone, one write.
             if let Err(e) = self.stream.write_all(&self.out).await {
-                return Err(if peer_gone(&e) { Error::Closed(Some(e)) } else { e.into() });
+                return Err(if peer_gone(&e) {
+                    Error::Closed(Some(e))
+                } else {
+                    e.into()
+                });
             }
             self.read_head(&head.method).await
         } else {
@@ -284,7 +297,8 @@ async fn write_body(
                 }
             }
         }
-        if out.len() >= COPY_UP_TO {
+        // Out with it before waiting for the next frame, which may be slow to come.
+        if !out.is_empty() && !body.is_end_stream() {
             wr.write_all(out).await?;
             out.clear();
         }
@@ -292,8 +306,10 @@ async fn write_body(
     if chunked && !trailers_sent {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    wr.write_all(out).await?;
-    out.clear();
+    if !out.is_empty() {
+        wr.write_all(out).await?;
+        out.clear();
+    }
     Ok(())
 }
 
@@ -307,9 +323,8 @@ async fn read_head_from(
     loop {
         if !buf.is_empty() {
             received = true;
-            if let Some((len, head)) = parse_head(buf, method)? {
+            if let Some(head) = parse_head(buf, method)? {
                 if head.0.is_informational() && head.0 != StatusCode::SWITCHING_PROTOCOLS {
-                    buf.advance(len);
                     continue;
                 }
                 return Ok(head);
@@ -330,40 +345,53 @@ async fn read_head_from(
 }
 
 /// Parse a complete head at the start of `buf` (consuming it), or `None` if more is needed.
-/// Header values share the head's bytes instead of being copied.
-fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<(usize, Head)>, Error> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut slots);
-    let len = match parsed.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(Error::Invalid("too many headers")),
-        Err(_) => return Err(Error::Invalid("malformed response head")),
+/// The head is split off first, so header values share its bytes instead of being copied.
+fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Error> {
+    let Some(end) = head_end(buf) else {
+        return Ok(None);
     };
+    let head = buf.split_to(end).freeze();
+    // Room for a usual answer's headers on the stack; a long list is parsed again.
+    match parse_into(&head, method, &mut [httparse::EMPTY_HEADER; FEW_HEADERS])? {
+        Some(parsed) => Ok(Some(parsed)),
+        None => parse_into(&head, method, &mut vec![httparse::EMPTY_HEADER; MAX_HEADERS])?
+            .map(Some)
+            .ok_or(Error::Invalid("too many headers")),
+    }
+}
+
+/// Where a head ends (just past its empty line), if `buf` holds a whole one.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', buf).find_map(|i| match &buf[i + 1..] {
+        [b'\n', ..] => Some(i + 2),
+        [b'\r', b'\n', ..] => Some(i + 3),
+        _ => None,
+    })
+}
+
+/// Parse a whole head; `None` if it has more headers than `slots`.
+fn parse_into<'h>(head: &'h Bytes, method: &Method, slots: &mut [httparse::Header<'h>]) -> Result<Option<Head>, Error> {
+    let mut parsed = httparse::Response::new(slots);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => return Ok(None),
+        Ok(httparse::Status::Partial) | Err(_) => return Err(Error::Invalid("malformed response head")),
+    }
     let status = StatusCode::from_u16(parsed.code.unwrap_or(0)).map_err(|_| Error::Invalid("bad status code"))?;
     let version = if parsed.version == Some(0) {
         Version::HTTP_10
     } else {
         Version::HTTP_11
     };
-    // Where each header sits in the buffer, so the values can share it once it is frozen.
-    let base = buf.as_ptr() as usize;
-    let mut spans = [(0usize, 0usize, 0usize); MAX_HEADERS];
-    let count = parsed.headers.len();
-    for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
-        *span = (h.name.as_ptr() as usize - base, h.name.len(), h.value.as_ptr() as usize - base);
-    }
-    let value_lens: Vec<usize> = parsed.headers.iter().map(|h| h.value.len()).collect();
-    let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for what the gateway adds to every answer (its request id).
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 2);
     let mut framing = None;
     let mut length: Option<u64> = None;
     let mut close = version == Version::HTTP_10;
-    for (&(name_at, name_len, value_at), &value_len) in spans[..count].iter().zip(&value_lens) {
-        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
-            .map_err(|_| Error::Invalid("bad header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
-            .map_err(|_| Error::Invalid("bad header value"))?;
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Error::Invalid("bad header name"))?;
+        let value =
+            HeaderValue::from_maybe_shared(head.slice_ref(h.value)).map_err(|_| Error::Invalid("bad header value"))?;
         if name == header::TRANSFER_ENCODING {
             let last = value.as_bytes().rsplit(|&b| b == b',').next().unwrap_or_default();
             framing = Some(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
@@ -371,6 +399,9 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<(usize, Head
             } else {
                 Framing::UntilClose
             });
+            continue; // framing is this hop's business (the gateway would strip it)
+        } else if name == KEEP_ALIVE {
+            continue;
         } else if name == header::CONTENT_LENGTH {
             let n = std::str::from_utf8(value.as_bytes())
                 .ok()
@@ -381,12 +412,20 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<(usize, Head
             }
             length = Some(n);
         } else if name == header::CONNECTION {
+            let mut only_this_hop = true;
             for token in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    close = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    close &= version != Version::HTTP_10;
+                } else {
+                    only_this_hop = false;
                 }
+            }
+            // `Connection: keep-alive` or `close` is consumed here; one that names other
+            // headers (or an upgrade) stays for the gateway's hop-by-hop stripping.
+            if only_this_hop {
+                continue;
             }
         }
         headers.append(name, value);
@@ -405,7 +444,7 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<(usize, Head
             None => Framing::UntilClose,
         })
     };
-    Ok(Some((len, (status, version, headers, framing, !close))))
+    Ok(Some((status, version, headers, framing, !close)))
 }
 
 /// How the rest of a response body is delimited.
@@ -444,7 +483,11 @@ impl Chunked {
                 Chunked::Size => match httparse::parse_chunk_size(buf) {
                     Ok(httparse::Status::Complete((used, size))) => {
                         buf.advance(used);
-                        *self = if size == 0 { Chunked::Trailers } else { Chunked::Data(size) };
+                        *self = if size == 0 {
+                            Chunked::Trailers
+                        } else {
+                            Chunked::Data(size)
+                        };
                     }
                     Ok(httparse::Status::Partial) if buf.len() < 4096 => return Ok(Step::NeedMore),
                     _ => return Err(Error::Invalid("bad chunk size line")),
@@ -474,9 +517,10 @@ impl Chunked {
                         Ok(httparse::Status::Complete((used, fields))) => {
                             let mut trailers = HeaderMap::new();
                             for f in fields {
-                                if let (Ok(n), Ok(v)) =
-                                    (HeaderName::from_bytes(f.name.as_bytes()), HeaderValue::from_bytes(f.value))
-                                {
+                                if let (Ok(n), Ok(v)) = (
+                                    HeaderName::from_bytes(f.name.as_bytes()),
+                                    HeaderValue::from_bytes(f.value),
+                                ) {
                                     trailers.append(n, v);
                                 }
                             }
@@ -632,5 +676,305 @@ impl HttpBody for ResponseBody {
             Framing::Upgraded => SizeHint::with_exact(0),
             _ => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http::Request;
+    use http_body_util::{BodyExt, StreamBody};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::upstream::{Received, Upstream};
+
+    fn head_of(method: Method, raw: &str) -> Result<Option<Head>, Error> {
+        let mut buf = BytesMut::from(raw);
+        parse_head(&mut buf, &method)
+    }
+
+    fn framing(head: &Head) -> String {
+        match &head.3 {
+            Framing::Length(n) => format!("length {n}"),
+            Framing::Chunked(_) => "chunked".into(),
+            Framing::UntilClose => "until close".into(),
+            Framing::Upgraded => "upgraded".into(),
+        }
+    }
+
+    #[test]
+    fn a_head_is_incomplete_until_its_last_byte() {
+        let raw = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: 1\r\n\r\n";
+        for cut in 0..raw.len() {
+            assert!(head_of(Method::GET, &raw[..cut]).unwrap().is_none(), "cut at {cut}");
+        }
+        let head = head_of(Method::GET, raw).unwrap().unwrap();
+        assert_eq!(
+            (head.0, head.1, framing(&head), head.4),
+            (StatusCode::OK, Version::HTTP_11, "length 5".into(), true)
+        );
+        assert_eq!(head.2["x-a"], "1");
+    }
+
+    #[test]
+    fn framing_and_keep_alive_follow_rfc_9112() {
+        let cases = [
+            (
+                Method::GET,
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 9\r\n\r\n",
+                "chunked",
+                true,
+            ),
+            (
+                Method::GET,
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+                "until close",
+                true,
+            ),
+            (Method::GET, "HTTP/1.1 200 OK\r\n\r\n", "until close", true),
+            (
+                Method::HEAD,
+                "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n",
+                "length 0",
+                true,
+            ),
+            (Method::GET, "HTTP/1.1 204 No Content\r\n\r\n", "length 0", true),
+            (
+                Method::GET,
+                "HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n",
+                "length 0",
+                true,
+            ),
+            (
+                Method::GET,
+                "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
+                "upgraded",
+                true,
+            ),
+            (
+                Method::GET,
+                "HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: keep-alive, close\r\n\r\n",
+                "length 3",
+                false,
+            ),
+            (
+                Method::GET,
+                "HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\n",
+                "length 3",
+                false,
+            ),
+            (
+                Method::GET,
+                "HTTP/1.0 200 OK\r\ncontent-length: 3\r\nconnection: Keep-Alive\r\n\r\n",
+                "length 3",
+                true,
+            ),
+            (
+                Method::GET,
+                "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 3\r\n\r\n",
+                "length 3",
+                true,
+            ),
+        ];
+        for (method, raw, want, keep_alive) in cases {
+            let head = head_of(method, raw).unwrap().unwrap();
+            assert_eq!((framing(&head).as_str(), head.4), (want, keep_alive), "{raw:?}");
+            assert!(
+                !head.2.contains_key("transfer-encoding"),
+                "framing is consumed: {raw:?}"
+            );
+        }
+        // Connection headers about this hop alone are consumed; others stay for the gateway.
+        let head = head_of(
+            Method::GET,
+            "HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nkeep-alive: timeout=5\r\n\r\n",
+        );
+        assert!(head.unwrap().unwrap().2.is_empty());
+        let head = head_of(
+            Method::GET,
+            "HTTP/1.1 101 Switching\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+        );
+        assert_eq!(head.unwrap().unwrap().2["connection"], "upgrade");
+        for bad in [
+            "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: -3\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
+        ] {
+            assert!(matches!(head_of(Method::GET, bad), Err(Error::Invalid(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_wherever_the_bytes_split() {
+        let raw = b"4\r\nRust\r\n10;ext=1\r\n0123456789abcdef\r\n0\r\nx-checksum: 7\r\n\r\n";
+        for cut in 0..raw.len() {
+            let (mut state, mut buf) = (Chunked::Size, BytesMut::new());
+            let (mut data, mut trailers, mut done) = (Vec::new(), None, false);
+            for piece in [&raw[..cut], &raw[cut..]] {
+                buf.extend_from_slice(piece);
+                loop {
+                    match state.step(&mut buf).unwrap() {
+                        Step::Data(d) => data.extend_from_slice(&d),
+                        Step::Trailers(t) => trailers = Some(t),
+                        Step::NeedMore => break,
+                        Step::Done => {
+                            done = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            assert!(done, "cut at {cut}");
+            assert_eq!(data, b"Rust0123456789abcdef", "cut at {cut}");
+            assert_eq!(trailers.unwrap()["x-checksum"], "7");
+        }
+        let mut buf = BytesMut::from("4\r\nRustXX");
+        let mut state = Chunked::Size;
+        assert!(matches!(state.step(&mut buf), Ok(Step::Data(_))));
+        assert!(matches!(state.step(&mut buf), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn request_heads_carry_our_framing_not_the_clients() {
+        let head = |method: Method, length: Option<u64>| {
+            let (mut parts, ()) = Request::builder()
+                .method(method)
+                .uri("http://10.0.0.1:80/a?b=1")
+                .header("host", "svc")
+                .header("content-length", "99")
+                .header("transfer-encoding", "gzip")
+                .body(())
+                .unwrap()
+                .into_parts();
+            parts.headers.append("x-two", HeaderValue::from_static("1"));
+            parts.headers.append("x-two", HeaderValue::from_static("2"));
+            let mut out = Vec::new();
+            encode_head(&mut out, &parts, length);
+            String::from_utf8(out).unwrap()
+        };
+        let base = "host: svc\r\nx-two: 1\r\nx-two: 2\r\n";
+        assert_eq!(head(Method::GET, Some(0)), format!("GET /a?b=1 HTTP/1.1\r\n{base}\r\n"));
+        assert_eq!(
+            head(Method::POST, Some(0)),
+            format!("POST /a?b=1 HTTP/1.1\r\n{base}content-length: 0\r\n\r\n")
+        );
+        assert_eq!(
+            head(Method::PUT, Some(12345)),
+            format!("PUT /a?b=1 HTTP/1.1\r\n{base}content-length: 12345\r\n\r\n")
+        );
+        assert_eq!(
+            head(Method::POST, None),
+            format!("POST /a?b=1 HTTP/1.1\r\n{base}transfer-encoding: chunked\r\n\r\n")
+        );
+    }
+
+    /// A cluster of one endpoint at `addr`.
+    fn upstream(addr: SocketAddr) -> Arc<Upstream> {
+        let text = format!(
+            "[[listeners]]\nlisten = \"127.0.0.1:0\"\n[[routes]]\ncluster = \"u\"\n[clusters.u]\nendpoints = [{{ address = \"{addr}\" }}]\n"
+        );
+        let config = crate::config::parse(&text, "test.toml").unwrap();
+        let registry = crate::telemetry::Registry::new(1, true);
+        Upstream::new("u", &config.clusters["u"], 1, &registry, Arc::default())
+    }
+
+    /// A raw HTTP/1.1 endpoint: each connection reads request heads and answers each with
+    /// `answer(n)` (n counts requests over all connections); `None` closes the connection.
+    async fn endpoint(answer: fn(usize) -> Option<&'static str>) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (count, requests) = (accepted.clone(), Arc::new(AtomicUsize::new(0)));
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let requests = requests.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            match answer(requests.fetch_add(1, Ordering::SeqCst)) {
+                                Some(a) => s.write_all(a.as_bytes()).await.unwrap(),
+                                None => return,
+                            }
+                        }
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn get(u: &Arc<Upstream>, body: Body) -> Result<(StatusCode, String), crate::upstream::SendError> {
+        let req = Request::builder().method("POST").uri("/x").body(body).unwrap();
+        let resp = u.send(0, req).await?;
+        let status = resp.status();
+        let Received::Http1(b) = resp.into_body() else {
+            panic!("http/1.1")
+        };
+        let bytes = b.collect().await.unwrap().to_bytes();
+        Ok((status, String::from_utf8(bytes.to_vec()).unwrap()))
+    }
+
+    #[tokio::test]
+    async fn interim_answers_are_skipped_and_the_connection_is_reused() {
+        let (addr, accepted) = endpoint(|_| {
+            Some("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        })
+        .await;
+        let u = upstream(addr);
+        for _ in 0..3 {
+            assert_eq!(get(&u, Body::empty()).await.unwrap(), (StatusCode::OK, "hello".into()));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for all three");
+    }
+
+    #[tokio::test]
+    async fn a_request_the_endpoint_closed_on_goes_again_on_a_new_connection() {
+        // The first connection answers once, then closes on the next request unanswered.
+        let (addr, accepted) = endpoint(|n| (n != 1).then_some("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")).await;
+        let u = upstream(addr);
+        assert_eq!(get(&u, Body::empty()).await.unwrap().1, "ok");
+        assert_eq!(get(&u, Body::empty()).await.unwrap().1, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // With a body it is not sent again: the endpoint may have acted on it.
+        let (addr, _) = endpoint(|n| (n != 1).then_some("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")).await;
+        let u = upstream(addr);
+        assert_eq!(get(&u, Body::full("a")).await.unwrap().1, "ok");
+        let err = get(&u, Body::full("b")).await.unwrap_err();
+        assert!(
+            matches!(&err, crate::upstream::SendError::Http1 { source, .. } if source.is_closed()),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_body_is_sent_stops_the_body_and_the_connection() {
+        let (addr, accepted) = endpoint(|_| Some("HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")).await;
+        let u = upstream(addr);
+        use futures_util::StreamExt as _;
+        let endless = futures_util::stream::once(async { Ok::<_, BoxError>(Frame::data(Bytes::from("start"))) })
+            .chain(futures_util::stream::pending());
+        let body = Body::boxed(StreamBody::new(endless).boxed_unsync());
+        let (status, _) = get(&u, body).await.unwrap();
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(get(&u, Body::empty()).await.unwrap().0, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "the interrupted connection was not reused"
+        );
     }
 }
