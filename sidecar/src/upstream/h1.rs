@@ -225,10 +225,7 @@ fn encode_head(out: &mut Vec<u8>, head: &request::Parts, length: Option<u64>) {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put_field(out, name, value);
     }
     match length {
         None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
@@ -240,6 +237,14 @@ fn encode_head(out: &mut Vec<u8>, head: &request::Parts, length: Option<u64>) {
             out.extend_from_slice(b"\r\n");
         }
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One `name: value` line of a head or trailer section.
+fn put_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
@@ -287,10 +292,7 @@ async fn write_body(
                 if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
                     out.extend_from_slice(b"0\r\n");
                     for (name, value) in &trailers {
-                        out.extend_from_slice(name.as_str().as_bytes());
-                        out.extend_from_slice(b": ");
-                        out.extend_from_slice(value.as_bytes());
-                        out.extend_from_slice(b"\r\n");
+                        put_field(out, name, value);
                     }
                     out.extend_from_slice(b"\r\n");
                     trailers_sent = true;
