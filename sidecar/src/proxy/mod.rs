@@ -298,8 +298,8 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade
-        && let Received::Http1(body) = std::mem::replace(resp.body_mut(), Received::Http1(Default::default()))
-        && let Some(upstream_io) = body.into_upgraded()
+        && let Received::Http1(body) = resp.body_mut()
+        && let Some(upstream_io) = body.take_upgraded()
     {
         tokio::spawn(bridge(downstream, upstream_io));
     }

@@ -12,12 +12,12 @@
 //! until the endpoint closes (that connection is not reused). The headers about this hop alone
 //! (`Transfer-Encoding`, `Keep-Alive`, a `Connection` of only `keep-alive`/`close`) are consumed
 //! here rather than passed on for the gateway to strip. Interim 1xx answers are skipped;
-//! a 101 hands the connection over ([`ResponseBody::into_upgraded`]). A request body streams
+//! a 101 hands the connection over ([`ResponseBody::take_upgraded`]). A request body streams
 //! as it arrives, chunked when its length is unknown; if the answer's head arrives before the
 //! request body is all sent, sending stops and the connection closes after the answer (as
 //! nginx does).
 
-use std::io;
+use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -137,8 +137,7 @@ impl Conn {
         };
         self.out.clear();
         encode_head(&mut self.out, head, length);
-        let mut sent_all = true;
-        let answer = if length == Some(0) {
+        let ((status, version, headers, framing, keep_alive), sent_all) = if length == Some(0) {
             // Most requests: the head alone, one write.
             if let Err(e) = self.stream.write_all(&self.out).await {
                 return Err(if peer_gone(&e) {
@@ -147,13 +146,11 @@ impl Conn {
                     e.into()
                 });
             }
-            self.read_head(&head.method).await
+            let Conn { stream, read, .. } = &mut self;
+            (read_head_from(stream, read, &head.method).await?, true)
         } else {
-            let (answer, sent) = self.send_body_and_read(&head.method, body, length.is_none()).await?;
-            sent_all = sent;
-            answer
+            self.send_body_and_read(&head.method, body, length.is_none()).await?
         };
-        let (status, version, headers, framing, keep_alive) = answer?;
         let upgraded = matches!(framing, Framing::Upgraded);
         let mut resp = Response::new(ResponseBody {
             framing,
@@ -167,13 +164,9 @@ impl Conn {
         Ok(resp)
     }
 
-    /// Stream the body while watching for the answer; whether the body was all sent.
-    async fn send_body_and_read(
-        &mut self,
-        method: &Method,
-        body: Body,
-        chunked: bool,
-    ) -> Result<(Result<Head, Error>, bool), Error> {
+    /// Stream the body while watching for the answer: its head, and whether the body was
+    /// all sent.
+    async fn send_body_and_read(&mut self, method: &Method, body: Body, chunked: bool) -> Result<(Head, bool), Error> {
         let Conn { stream, read, out, .. } = self;
         let (mut rd, mut wr) = stream.split();
         let sending = write_body(&mut wr, out, body, chunked);
@@ -189,7 +182,7 @@ impl Conn {
                     return match (head, sent) {
                         // Nothing came back: the write's failure says more.
                         (Err(_), Some(Err(e))) => Err(e),
-                        (head, sent) => Ok((head, matches!(sent, Some(Ok(()))))),
+                        (head, sent) => Ok((head?, matches!(sent, Some(Ok(()))))),
                     };
                 }
                 done = &mut sending, if sent.is_none() => match done {
@@ -199,11 +192,6 @@ impl Conn {
                 },
             }
         }
-    }
-
-    async fn read_head(&mut self, method: &Method) -> Result<Head, Error> {
-        let Conn { stream, read, .. } = self;
-        read_head_from(stream, read, method).await
     }
 }
 
@@ -275,7 +263,7 @@ async fn write_body(
             Ok(data) if data.is_empty() => {}
             Ok(data) => {
                 if chunked {
-                    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    write!(out, "{:x}\r\n", data.len()).expect("writing to a Vec");
                 }
                 if data.len() <= COPY_UP_TO {
                     out.extend_from_slice(&data);
@@ -552,26 +540,15 @@ pub struct ResponseBody {
     checkin: Option<Checkin>,
 }
 
-/// An empty body without a connection (what a 101's body leaves behind).
-impl Default for ResponseBody {
-    fn default() -> Self {
-        ResponseBody {
-            framing: Framing::Length(0),
-            reusable: false,
-            conn: None,
-            checkin: None,
-        }
-    }
-}
-
 impl ResponseBody {
     /// Where the connection goes when the body ends.
     pub(super) fn return_to(&mut self, checkin: Checkin) {
         self.checkin = Some(checkin);
     }
 
-    /// After a 101: the connection and any bytes the endpoint sent after the head.
-    pub fn into_upgraded(mut self) -> Option<(TcpStream, Bytes)> {
+    /// After a 101: the connection and any bytes the endpoint sent after the head (the body
+    /// is left empty).
+    pub fn take_upgraded(&mut self) -> Option<(TcpStream, Bytes)> {
         if !matches!(self.framing, Framing::Upgraded) {
             return None;
         }

@@ -34,7 +34,7 @@ use crate::telemetry::{Meter, Registry};
 use balance::Balancer;
 use outlier::{OutlierState, Reason, Standing, Verdict};
 use pool::Pools;
-pub use pool::{Checkin, Received, SendError};
+pub use pool::{Received, SendError};
 
 pub struct EndpointState {
     pub address: Arc<str>,
