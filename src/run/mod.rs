@@ -110,7 +110,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     let scenario = scenario::load(&args.scenario)?;
     let started_at_ms = unix_ms();
     let runs = args.runs.unwrap_or_else(|| scenario.runs_dir.clone());
-    let dir = runs.join(record::folder_name(&scenario.title, started_at_ms));
+    // Absolute, because the processes a scenario spawns run inside the folder: a path relative
+    // to the runner's directory (`runs/...`, the default) would not resolve from there.
+    let dir = std::path::absolute(runs.join(record::folder_name(&scenario.title, started_at_ms)))
+        .map_err(|e| anyhow::anyhow!("cannot resolve the run folder's path: {e}"))?;
     let mut folder = RunFolder::create(dir.clone(), &scenario.text)?;
     // Dropping a start cut short kills what it had spawned (their handles kill on drop).
     let mut target = tokio::select! {
