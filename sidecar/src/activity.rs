@@ -125,6 +125,10 @@ impl<T> Tracked<T> {
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
         Tracked { inner, activity }
     }
+
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {

@@ -32,7 +32,7 @@ enum Inner {
     /// A peer's body, streamed frame by frame (data and trailers).
     Stream(Incoming),
     /// A request body capped by the route's `max_request_body`.
-    Limited(Limited<Incoming>),
+    Limited(Box<Limited<Body>>),
     /// An upstream response body.
     Upstream(UpstreamBody),
     /// Anything else streamed by the sidecar itself (the admin API's event stream).
@@ -91,8 +91,9 @@ impl Body {
         Body::new(Inner::Stream(b))
     }
 
-    pub fn limited(b: Incoming, limit: usize) -> Self {
-        Body::new(Inner::Limited(Limited::new(b, limit)))
+    /// This body, failing once it goes over `limit` bytes.
+    pub fn limited(self, limit: usize) -> Self {
+        Body::new(Inner::Limited(Box::new(Limited::new(self, limit))))
     }
 
     pub fn upstream(b: UpstreamBody) -> Self {
@@ -188,7 +189,7 @@ impl HttpBody for Body {
             Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Inner::Stream(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             Inner::Upstream(u) => u.poll_frame(cx),
-            Inner::Limited(b) => Pin::new(b).poll_frame(cx),
+            Inner::Limited(b) => Pin::new(&mut **b).poll_frame(cx),
             Inner::Boxed(b) => Pin::new(b).poll_frame(cx),
             Inner::Shaped(b) => Pin::new(&mut **b).poll_frame(cx),
             Inner::Replay(data, trailers) => Poll::Ready(match data.take() {

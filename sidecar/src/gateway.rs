@@ -14,7 +14,6 @@ use ballast_model::stats::Exemplar;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri};
-use hyper::body::Incoming;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -180,7 +179,7 @@ impl Gateway {
 
     /// Serve one downstream request. Every problem is a response; the only error is a fault
     /// that ends the request without one (the server then resets or closes the connection).
-    pub async fn handle(&self, req: Request<Incoming>, client: &Client) -> Result<Response<Body>, HungUp> {
+    pub async fn handle(&self, req: Request<Body>, client: &Client) -> Result<Response<Body>, HungUp> {
         let request_id = headers::request_id(req.headers());
         let (mut parts, body) = req.into_parts();
         // The request as the client sent it, kept only for the access log.
@@ -309,7 +308,7 @@ impl Gateway {
         &self,
         route: &RouteEntry,
         mut parts: http::request::Parts,
-        body: Incoming,
+        body: Body,
         client: &Client,
         request_id: &HeaderValue,
         trace: Option<&ServerSpan>,
@@ -498,10 +497,10 @@ impl RouteEntry {
     }
 
     /// Cap the request body at the route's `max_request_body`, if it has one.
-    fn limit_body(&self, body: Incoming) -> Body {
+    fn limit_body(&self, body: Body) -> Body {
         match self.config.max_request_body {
-            Some(limit) => Body::limited(body, limit as usize),
-            None => Body::stream(body),
+            Some(limit) => body.limited(limit as usize),
+            None => body,
         }
     }
 

@@ -17,7 +17,9 @@
 //! - [`upstream`]: a cluster at run time: endpoints, balancer (`balance`) and per-worker,
 //!   per-endpoint connection pools (`pool`).
 //! - [`body`]: the body type streamed through in both directions.
-//! - [`server`]: accepting connections (HTTP/1.1 and h2c) on a worker.
+//! - [`server`]: accepting connections on a worker; simple HTTP/1.1 requests served by the
+//!   sidecar's own code (`server::h1`), the rest of HTTP/1.1 and h2c by hyper.
+//! - [`http1`]: HTTP/1.1 wire pieces both of the sidecar's own HTTP/1.1 sides share.
 //! - [`activity`]: header-read and idle timeouts per connection.
 //! - [`admin`]: the admin API (`/healthz`, `/readyz`, `/config`, `/events`, `/stats`, `/metrics`,
 //!   `/faults`).
@@ -60,6 +62,7 @@ pub mod config;
 pub mod events;
 pub mod faults;
 pub mod gateway;
+pub mod http1;
 pub mod policy;
 pub mod proxy;
 pub mod router;

@@ -556,3 +556,66 @@ async fn malformed_requests_get_a_4xx_and_the_sidecar_keeps_serving() {
     assert_eq!(up.requests(), 0, "nothing malformed reached the upstream");
     assert_eq!(client().get(sc.url("/fine")).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_carries_pipelined_handed_over_and_http10_requests() {
+    let up = MockUpstream::start("u").await;
+    let sc = Proc::sidecar(
+        BIN,
+        &config(&[("u", &[up.addr])], "[[routes]]\nname = \"r\"\ncluster = \"u\"\n"),
+    );
+    let addr = sc.listener(0);
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut seen = String::new();
+        // Read until `n` answers (JSON echoes) have arrived in all.
+        fn read_until(s: &mut std::net::TcpStream, seen: &mut String, n: usize) {
+            let mut buf = [0u8; 8192];
+            while seen.matches("HTTP/1.1 200 OK").count() < n || !seen.ends_with('}') {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => seen.push_str(&String::from_utf8_lossy(&buf[..k])),
+                }
+            }
+        }
+        // Two requests in one write: two answers, in order.
+        s.write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        read_until(&mut s, &mut seen, 2);
+        let (first, second) = (seen.find("/first").unwrap(), seen.find("/second").unwrap());
+        assert!(first < second, "{seen}");
+        // A chunked upload (served by hyper from here on), then a plain request on the same connection.
+        s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+            .unwrap();
+        read_until(&mut s, &mut seen, 3);
+        assert!(seen.contains("\"body_len\":3"), "{seen}");
+        s.write_all(b"GET /third HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        read_until(&mut s, &mut seen, 4);
+        assert!(seen.contains("/third"), "{seen}");
+        // HTTP/1.0 without keep-alive: the answer, then the connection closes.
+        let answer = raw(addr, b"GET /old HTTP/1.0\r\nHost: x\r\n\r\n", "never");
+        assert!(answer.starts_with("HTTP/1.0 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with('}'), "read to the close: {answer}");
+        // A request with a short body read whole.
+        let answer = raw(
+            addr,
+            b"POST /short HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+            "}",
+        );
+        assert!(answer.contains("\"body_len\":5"), "{answer}");
+    })
+    .await
+    .unwrap();
+    // A client that leaves mid-request cancels it: the request is no longer in flight.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /slow/30000 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let in_flight = || async {
+        admin_json::<ballast_model::StatsSnapshot>(&sc, "/stats").await.routes["r"]
+            .counters
+            .in_flight
+    };
+    assert_eventually!(in_flight().await == 1, "the slow request is in flight");
+    drop(s);
+    assert_eventually!(in_flight().await == 0, "the request ended with its client");
+}

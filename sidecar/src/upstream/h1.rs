@@ -17,7 +17,7 @@
 //! request body is all sent, sending stops and the connection closes after the answer (as
 //! nginx does).
 
-use std::io::{self, Write as _};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -26,12 +26,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version, request};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::pool::{Checkin, Opened};
 use crate::body::{Body, BoxError, is_length_limit};
+use crate::http1::{WriteError, head_end, put_field, put_length, write_body};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
@@ -43,8 +43,6 @@ const FEW_HEADERS: usize = 24;
 const MAX_HEAD: usize = 64 * 1024;
 /// Read buffer space made available before each read.
 const READ_SPACE: usize = 16 * 1024;
-/// Request body data up to this size is copied next to the head (one write); larger goes alone.
-const COPY_UP_TO: usize = 16 * 1024;
 
 /// An open HTTP/1.1 connection to one endpoint, with its buffers.
 pub struct Conn {
@@ -169,7 +167,13 @@ impl Conn {
     async fn send_body_and_read(&mut self, method: &Method, body: Body, chunked: bool) -> Result<(Head, bool), Error> {
         let Conn { stream, read, out, .. } = self;
         let (mut rd, mut wr) = stream.split();
-        let sending = write_body(&mut wr, out, body, chunked);
+        let sending = async {
+            match write_body(&mut wr, out, body, chunked).await {
+                Ok(_) => Ok(()),
+                Err(WriteError::Body(e)) => Err(Error::RequestBody(e)),
+                Err(WriteError::Io(e)) => Err(Error::Io(e)),
+            }
+        };
         tokio::pin!(sending);
         let reading = read_head_from(&mut rd, read, method);
         tokio::pin!(reading);
@@ -220,87 +224,10 @@ fn encode_head(out: &mut Vec<u8>, head: &request::Parts, length: Option<u64>) {
         // An empty body needs no length, unless the method usually has one (as curl sends it).
         Some(0) if !matches!(head.method, Method::POST | Method::PUT | Method::PATCH) => {}
         Some(n) => {
-            out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(itoa(n, &mut [0; 20]));
-            out.extend_from_slice(b"\r\n");
+            put_length(out, n);
         }
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// One `name: value` line of a head or trailer section.
-fn put_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
-    out.extend_from_slice(name.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
-/// Write the head (already in `out`) and the body, chunked or as is.
-async fn write_body(
-    wr: &mut (impl tokio::io::AsyncWrite + Unpin),
-    out: &mut Vec<u8>,
-    body: Body,
-    chunked: bool,
-) -> Result<(), Error> {
-    let mut body = std::pin::pin!(body);
-    let mut trailers_sent = false;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(Error::RequestBody)?;
-        match frame.into_data() {
-            Ok(data) if data.is_empty() => {}
-            Ok(data) => {
-                if chunked {
-                    write!(out, "{:x}\r\n", data.len()).expect("writing to a Vec");
-                }
-                if data.len() <= COPY_UP_TO {
-                    out.extend_from_slice(&data);
-                } else {
-                    wr.write_all(out).await?;
-                    out.clear();
-                    wr.write_all(&data).await?;
-                }
-                if chunked {
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
-            Err(frame) => {
-                if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
-                    out.extend_from_slice(b"0\r\n");
-                    for (name, value) in &trailers {
-                        put_field(out, name, value);
-                    }
-                    out.extend_from_slice(b"\r\n");
-                    trailers_sent = true;
-                }
-            }
-        }
-        // Out with it before waiting for the next frame, which may be slow to come.
-        if !out.is_empty() && !body.is_end_stream() {
-            wr.write_all(out).await?;
-            out.clear();
-        }
-    }
-    if chunked && !trailers_sent {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    if !out.is_empty() {
-        wr.write_all(out).await?;
-        out.clear();
-    }
-    Ok(())
 }
 
 /// Read until a final response head is complete (skipping interim 1xx answers but 101).
@@ -348,15 +275,6 @@ fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, Error
             .map(Some)
             .ok_or(Error::Invalid("too many headers")),
     }
-}
-
-/// Where a head ends (just past its empty line), if `buf` holds a whole one.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    memchr::memchr_iter(b'\n', buf).find_map(|i| match &buf[i + 1..] {
-        [b'\n', ..] => Some(i + 2),
-        [b'\r', b'\n', ..] => Some(i + 3),
-        _ => None,
-    })
 }
 
 /// Parse a whole head; `None` if it has more headers than `slots`.

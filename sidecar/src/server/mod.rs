@@ -3,6 +3,13 @@
 //! Each worker thread runs its own single-threaded event loop with its own listening socket per
 //! listener (SO_REUSEPORT: the kernel spreads connections over workers), like nginx's workers.
 //! A connection speaks HTTP/1.1 or h2c (prior knowledge), detected from its first bytes.
+//!
+//! - [`h1`]: the sidecar's own HTTP/1.1 server for the simple requests that are almost all
+//!   traffic; it hands a connection to hyper (HTTP/1.1 in full, h2c) for anything else.
+//! - [`rewind`]: gives hyper the bytes read before the handover.
+
+pub mod h1;
+mod rewind;
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -16,7 +23,9 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use self::rewind::Rewind;
 use crate::activity::{Activity, Expiry, Tracked};
+use crate::body::Body;
 use crate::config::Listener;
 use crate::proxy::headers::Client;
 use crate::proxy::{Hangup, HungUp};
@@ -111,17 +120,29 @@ impl Connection {
     async fn run(mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
         let activity = Activity::new();
         let fd = stream.as_raw_fd();
-        let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+        let mut io = Tracked::new(stream, activity.clone());
+        let client = Arc::new(Client::new(peer));
+        let cx = h1::Context {
+            shared: &self.shared,
+            client: &client,
+            activity: &activity,
+            cfg: &self.cfg,
+            shutdown: &mut self.shutdown,
+        };
+        let read = match h1::serve(&mut io, cx).await {
+            h1::Ended::Closed => return,
+            h1::Ended::HandOver(read) => read,
+        };
+        let io = TokioIo::new(Rewind::new(read, io));
         let shared = self.shared.clone();
         let tracker = activity.clone();
-        let client = Arc::new(Client::new(peer));
         let svc = service_fn(move |req: Request<Incoming>| {
             let guard = tracker.request_started();
             let gateway = shared.gateway();
             let client = client.clone();
             let http1 = req.version() < http::Version::HTTP_2;
             async move {
-                let resp = gateway.handle(req, &client).await;
+                let resp = gateway.handle(req.map(Body::stream), &client).await;
                 drop(guard);
                 // An HTTP/1 connection that must end in a reset closes with SO_LINGER 0 (an
                 // HTTP/2 stream is reset by hyper when the service fails, the connection lives on).

@@ -1,0 +1,184 @@
+//! HTTP/1.1 wire pieces shared by the sidecar's own client ([`crate::upstream::h1`]) and
+//! server ([`crate::server::h1`]): where a head ends, header lines, and writing a body with
+//! Content-Length or chunked framing (RFC 9112 §6-7).
+
+use std::io::{self, Write as _};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Buf;
+use http::header::{HeaderName, HeaderValue};
+use http_body::Body as HttpBody;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::body::{Body, BoxError};
+
+/// Body data up to this size is copied next to what is already buffered (one write); larger
+/// goes out on its own.
+const COPY_UP_TO: usize = 16 * 1024;
+
+/// Where a head ends (just past its empty line), if `buf` holds a whole one.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', buf).find_map(|i| match &buf[i + 1..] {
+        [b'\n', ..] => Some(i + 2),
+        [b'\r', b'\n', ..] => Some(i + 3),
+        _ => None,
+    })
+}
+
+/// One `name: value` line of a head or trailer section.
+pub fn put_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A `content-length` line.
+pub fn put_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(itoa(n, &mut [0; 20]));
+    out.extend_from_slice(b"\r\n");
+}
+
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Why writing a body stopped.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The body failed (its source broke off, or it went over a limit).
+    Body(BoxError),
+    /// The peer's connection failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for WriteError {
+    fn from(e: io::Error) -> Self {
+        WriteError::Io(e)
+    }
+}
+
+/// Write what `out` holds (a head), then the body, chunked or as is; the number of body bytes
+/// written. Small frames are gathered with what is buffered, so a head and a short body leave
+/// in one write. Trailers go out only in chunked framing.
+pub async fn write_body(
+    wr: &mut (impl AsyncWrite + Unpin),
+    out: &mut Vec<u8>,
+    body: Body,
+    chunked: bool,
+) -> Result<u64, WriteError> {
+    let mut body = std::pin::pin!(body);
+    let mut written = 0;
+    let mut trailers_sent = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(WriteError::Body)?;
+        match frame.into_data() {
+            Ok(data) if data.is_empty() => {}
+            Ok(data) => {
+                written += data.remaining() as u64;
+                if chunked {
+                    write!(out, "{:x}\r\n", data.len()).expect("writing to a Vec");
+                }
+                if data.len() <= COPY_UP_TO {
+                    out.extend_from_slice(&data);
+                } else {
+                    wr.write_all(out).await?;
+                    out.clear();
+                    wr.write_all(&data).await?;
+                }
+                if chunked {
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+            Err(frame) => {
+                if let (true, Ok(trailers)) = (chunked, frame.into_trailers()) {
+                    out.extend_from_slice(b"0\r\n");
+                    for (name, value) in &trailers {
+                        put_field(out, name, value);
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    trailers_sent = true;
+                }
+            }
+        }
+        // Out with it before waiting for the next frame, which may be slow to come.
+        if !out.is_empty() && !body.is_end_stream() {
+            wr.write_all(out).await?;
+            out.clear();
+        }
+    }
+    if chunked && !trailers_sent {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    if !out.is_empty() {
+        wr.write_all(out).await?;
+        out.clear();
+    }
+    Ok(written)
+}
+
+/// A `date` line for now (RFC 9110 §6.6.1), formatted once a second per thread.
+pub fn put_date(out: &mut Vec<u8>) {
+    thread_local! {
+        static CACHED: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != now || cached.1.is_empty() {
+            *cached = (now, httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(now)));
+        }
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(cached.1.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_ends_after_its_empty_line() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nhost: a\r\n\r\nrest"), Some(27));
+        assert_eq!(head_end(b"GET / HTTP/1.1\nhost: a\n\nrest"), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nhost: a\r\n"), None);
+    }
+
+    #[tokio::test]
+    async fn bodies_go_out_chunked_or_as_they_are() {
+        let mut wire = Vec::new();
+        let mut out = b"HEAD\r\n".to_vec();
+        let n = write_body(&mut wire, &mut out, Body::full("hello"), true)
+            .await
+            .unwrap();
+        assert_eq!((n, &wire[..]), (5, &b"HEAD\r\n5\r\nhello\r\n0\r\n\r\n"[..]));
+        wire.clear();
+        let n = write_body(&mut wire, &mut out, Body::full("hello"), false)
+            .await
+            .unwrap();
+        assert_eq!((n, &wire[..]), (5, &b"hello"[..]));
+    }
+
+    #[test]
+    fn the_date_line_is_an_http_date() {
+        let mut out = Vec::new();
+        put_date(&mut out);
+        let line = String::from_utf8(out).unwrap();
+        let value = line.strip_prefix("date: ").unwrap().trim_end();
+        assert!(httpdate::parse_http_date(value).is_ok(), "{line}");
+    }
+}
