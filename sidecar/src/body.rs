@@ -25,6 +25,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Body {
     inner: Inner,
     tap: Option<Tap>,
+    /// The endpoint whose answer this is (for the access log and retries): a field rather
+    /// than a response extension, which would cost three allocations per response.
+    answered_by: Option<Arc<str>>,
 }
 
 enum Inner {
@@ -75,7 +78,20 @@ impl Drop for Tap {
 
 impl Body {
     fn new(inner: Inner) -> Self {
-        Body { inner, tap: None }
+        Body {
+            inner,
+            tap: None,
+            answered_by: None,
+        }
+    }
+
+    /// The endpoint that answered with this body, if one did.
+    pub fn answered_by(&self) -> Option<&Arc<str>> {
+        self.answered_by.as_ref()
+    }
+
+    pub fn set_answered_by(&mut self, endpoint: Arc<str>) {
+        self.answered_by = Some(endpoint);
     }
 
     /// No body at all (ended before its first frame).
@@ -113,8 +129,11 @@ impl Body {
     }
 
     /// This body under a bandwidth or truncate fault (its byte counts stay with it).
-    pub fn shaped(self, shape: Shape, guard: Option<Slot>) -> Self {
-        Body::new(Inner::Shaped(Box::new(Shaped::new(self, shape, guard))))
+    pub fn shaped(mut self, shape: Shape, guard: Option<Slot>) -> Self {
+        let answered_by = self.answered_by.take();
+        let mut shaped = Body::new(Inner::Shaped(Box::new(Shaped::new(self, shape, guard))));
+        shaped.answered_by = answered_by;
+        shaped
     }
 
     fn tap(&mut self, direction: Direction) -> &mut Tap {

@@ -26,13 +26,18 @@ use crate::policy::cache::CacheLayer;
 use crate::policy::concurrency::{ConcurrencyLayer, ConcurrencyLimit};
 use crate::policy::rate_limit::{Decision, RateLimit};
 use crate::policy::retry::{Attempts, RetryLayer};
+use crate::policy::timeout::RouteTimeoutLayer;
 use crate::proxy::headers::{self, Client, X_REQUEST_ID};
-use crate::proxy::{AnsweredBy, Forward, Hangup, HungUp, ProxyError, abort_response, error_response};
+use crate::proxy::{Forward, Hangup, HungUp, ProxyError, abort_response, error_response};
 use crate::router::RequestView;
 use crate::telemetry::access_log::Entry;
 use crate::telemetry::tracing::{Ending, ServerSpan, Tracing};
 use crate::telemetry::{AccessLogger, Meter, Telemetry, UNMATCHED};
 use crate::upstream::Upstream;
+
+/// Headers the gateway adds to every request on its way upstream: `X-Forwarded-For`,
+/// `-Proto` and `-Host`, the request id and the trace context.
+pub const ADDED_REQUEST_HEADERS: usize = 5;
 
 type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, ProxyError>;
 
@@ -134,7 +139,7 @@ impl Gateway {
                     // Load shedding: over the route's (static or adaptive) limit, 503 at once.
                     .option_layer(concurrency.clone().map(ConcurrencyLayer))
                     // The route timeout covers every try until the response head.
-                    .timeout(route.timeout)
+                    .layer(RouteTimeoutLayer(route.timeout))
                     // Retries (when configured): per-try timeouts, backoff, the retry budget.
                     .option_layer(retry)
                     // One try: pick an endpoint (upstream faults there), send on a pooled connection.
@@ -239,7 +244,7 @@ impl Gateway {
         let mut hangup = None;
         let (mut resp, error, endpoint, attempts) = match forwarded {
             Ok(resp) => {
-                let endpoint = resp.extensions().get::<AnsweredBy>().map(|a| a.0.clone());
+                let endpoint = resp.body().answered_by().cloned();
                 let attempts = resp.extensions().get::<Attempts>().map(|a| a.0);
                 (resp, None, endpoint, attempts)
             }
@@ -463,7 +468,7 @@ impl RouteEntry {
         let headers = &mut parts.headers;
         // One allocation for what is added below (forwarding headers, request id, trace
         // context) instead of the map doubling several times from the client's few headers.
-        headers.reserve(8);
+        headers.reserve(ADDED_REQUEST_HEADERS + config.request_headers_add.len());
         let original_host = headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri

@@ -5,7 +5,7 @@
 use std::io::{self, Write as _};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Buf;
+use bytes::{Buf, BytesMut};
 use http::header::{HeaderName, HeaderValue};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
@@ -24,6 +24,16 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
         [b'\r', b'\n', ..] => Some(i + 3),
         _ => None,
     })
+}
+
+/// Make room to read into `buf`: `space` bytes once fewer than `least` are left. A head split
+/// off the buffer shares its allocation while the request lives, so asking for a full
+/// buffer's room before every read would allocate a new buffer per message; asking only
+/// when the room runs low finds the old messages gone and reuses the space in place.
+pub fn make_room(buf: &mut BytesMut, least: usize, space: usize) {
+    if buf.capacity() - buf.len() < least {
+        buf.reserve(space);
+    }
 }
 
 /// One `name: value` line of a head or trailer section.

@@ -6,6 +6,7 @@
 //! - [`concurrency`]: a static or adaptive (gradient) limit of requests in flight; shed at once.
 //! - [`rate_limit`]: GCRA per route or per client key, 429 with `Retry-After` and the IETF
 //!   `RateLimit` headers, shadow mode.
+//! - [`timeout`]: the route timeout over every try.
 //! - [`retry`]: retries on `retry_on` conditions with per-try timeouts, jittered exponential
 //!   backoff, `Retry-After`, body replay and a retry budget; a retry prefers another endpoint.
 
@@ -13,3 +14,4 @@ pub mod cache;
 pub mod concurrency;
 pub mod rate_limit;
 pub mod retry;
+pub mod timeout;

@@ -24,7 +24,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 
 use crate::body::Body;
 use crate::config::{RetryOn, RetryPolicy};
-use crate::proxy::{AnsweredBy, BoxFuture, ProxyError};
+use crate::proxy::{BoxFuture, ProxyError};
 use crate::telemetry::Meter;
 use crate::upstream::Upstream;
 
@@ -290,7 +290,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 fn endpoint_of(result: &Result<Response<Body>, ProxyError>) -> Option<Arc<str>> {
     match result {
-        Ok(resp) => resp.extensions().get::<AnsweredBy>().map(|a| a.0.clone()),
+        Ok(resp) => resp.body().answered_by().cloned(),
         Err(e) => e.endpoint.clone(),
     }
 }
@@ -480,7 +480,7 @@ mod tests {
                         for (k, v) in headers {
                             resp.headers_mut().insert(k, v.parse().unwrap());
                         }
-                        resp.extensions_mut().insert(AnsweredBy(endpoint));
+                        resp.body_mut().set_answered_by(endpoint);
                         Ok(resp)
                     }
                     Err(class) => {

@@ -76,11 +76,8 @@ impl ProxyError {
         }
     }
 
-    /// Recover a `ProxyError` from a layer's boxed error (tower's timeout boxes errors).
+    /// Recover a `ProxyError` from a layer's boxed error.
     pub fn from_boxed(err: BoxError) -> Self {
-        if err.is::<tower::timeout::error::Elapsed>() {
-            return ProxyError::new(ErrorClass::Timeout, "route timeout elapsed");
-        }
         match err.downcast::<ProxyError>() {
             Ok(e) => *e,
             Err(other) => ProxyError::new(ErrorClass::Protocol, other.to_string()),
@@ -130,16 +127,12 @@ pub fn error_response(class: ErrorClass) -> Response<Body> {
     resp
 }
 
-/// The endpoint that answered, put in the response's extensions for the access log.
-#[derive(Clone, Debug)]
-pub struct AnsweredBy(pub Arc<str>);
-
 /// The innermost service of every route: one request to one endpoint of the cluster.
 #[derive(Clone)]
 pub struct Forward {
     upstream: Arc<Upstream>,
     host: Arc<HostPolicy>,
-    /// Tag responses with [`AnsweredBy`] (only when someone reads it: it costs an allocation).
+    /// Tag responses with the endpoint that answered (only when the access log reads it).
     tag_endpoint: bool,
     tracing: Option<Arc<Tracing>>,
     faults: Arc<FaultTable>,
@@ -265,7 +258,7 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
                 ended(status, None);
                 let mut resp = abort_response(&fault, status, body.as_deref(), &headers);
                 if this.tag_endpoint {
-                    resp.extensions_mut().insert(AnsweredBy(endpoint.address.clone()));
+                    resp.body_mut().set_answered_by(endpoint.address.clone());
                 }
                 return Ok(resp);
             }
@@ -292,9 +285,6 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
         }
     };
     ended(resp.status().as_u16(), None);
-    if this.tag_endpoint {
-        resp.extensions_mut().insert(AnsweredBy(endpoint.address.clone()));
-    }
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade
@@ -306,6 +296,9 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
     Ok(resp.map(|b| {
         let mut body = Body::upstream(UpstreamBody::new(b, in_flight));
         body.meter_upstream(cluster_meter, endpoint_meter, Direction::Out);
+        if this.tag_endpoint {
+            body.set_answered_by(endpoint.address.clone());
+        }
         match plan {
             Some(plan) if !plan.shape.is_none() => body.shaped(plan.shape, plan.slot),
             _ => body,

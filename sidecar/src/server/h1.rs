@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use crate::activity::{Activity, Tracked};
 use crate::body::Body;
 use crate::config::Listener;
-use crate::http1::{WriteError, head_end, put_date, put_field, put_length, write_body};
+use crate::http1::{WriteError, head_end, make_room, put_date, put_field, put_length, write_body};
 use crate::proxy::headers::Client;
 use crate::proxy::{Hangup, HungUp};
 use crate::sidecar::Shared;
@@ -41,8 +41,9 @@ const MAX_HEADERS: usize = 32;
 /// Longest body read whole before the request is handled; longer ones go to hyper, which
 /// streams them.
 const MAX_BODY: u64 = 16 * 1024;
-/// Read buffer space made available before each read.
+/// Read buffer space made available when less than `MIN_READ_SPACE` is left.
 const READ_SPACE: usize = 8 * 1024;
+const MIN_READ_SPACE: usize = 1024;
 
 type Io = Tracked<TcpStream>;
 
@@ -78,7 +79,7 @@ pub async fn serve(io: &mut Io, cx: Context<'_>) -> Ended {
             if read.len() > cx.cfg.max_request_header_size {
                 return Ended::HandOver(read.freeze());
             }
-            read.reserve(READ_SPACE);
+            make_room(&mut read, MIN_READ_SPACE, READ_SPACE);
             let idle = read.is_empty();
             tokio::select! {
                 biased;
@@ -105,7 +106,7 @@ pub async fn serve(io: &mut Io, cx: Context<'_>) -> Ended {
         let _in_flight = cx.activity.request_started();
         if length > 0 {
             while (read.len() as u64) < length {
-                read.reserve(READ_SPACE);
+                make_room(&mut read, MIN_READ_SPACE, READ_SPACE);
                 if !matches!(io.read_buf(&mut read).await, Ok(n) if n > 0) {
                     return Ended::Closed;
                 }
@@ -158,8 +159,9 @@ fn parse(head: &Bytes, cfg: &Listener) -> Option<Parsed> {
         0 => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    // Room for what the gateway adds (forwarding headers, request id, trace context).
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 8);
+    // Room for what the gateway adds (`gateway::ADDED_REQUEST_HEADERS`), and no more: a map
+    // of up to 6 entries stays within the allocator's fast per-thread cache.
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + crate::gateway::ADDED_REQUEST_HEADERS);
     let mut length = None;
     let mut keep_alive = version == Version::HTTP_11;
     for h in parsed.headers.iter() {
@@ -209,7 +211,7 @@ async fn client_gone(io: &mut Io, read: &mut BytesMut, keep: usize) {
         if read.len() > keep {
             return std::future::pending().await;
         }
-        read.reserve(READ_SPACE);
+        make_room(read, MIN_READ_SPACE, READ_SPACE);
         if !matches!(io.read_buf(read).await, Ok(n) if n > 0) {
             return;
         }

@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 
 use super::pool::{Checkin, Opened};
 use crate::body::{Body, BoxError, is_length_limit};
-use crate::http1::{WriteError, head_end, put_field, put_length, write_body};
+use crate::http1::{WriteError, head_end, make_room, put_field, put_length, write_body};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
@@ -41,8 +41,9 @@ const MAX_HEADERS: usize = 100;
 const FEW_HEADERS: usize = 24;
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
-/// Read buffer space made available before each read.
+/// Read buffer space made available when less than `MIN_READ_SPACE` is left.
 const READ_SPACE: usize = 16 * 1024;
+const MIN_READ_SPACE: usize = 4 * 1024;
 
 /// An open HTTP/1.1 connection to one endpoint, with its buffers.
 pub struct Conn {
@@ -116,7 +117,7 @@ impl Conn {
 
     /// Read more into the buffer: the number of bytes read, 0 at end of stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        self.read.reserve(READ_SPACE);
+        make_room(&mut self.read, MIN_READ_SPACE, READ_SPACE);
         loop {
             match self.stream.try_read_buf(&mut self.read) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.stream.poll_read_ready(cx))?,
@@ -250,7 +251,7 @@ async fn read_head_from(
                 return Err(Error::Invalid("response head too large"));
             }
         }
-        buf.reserve(READ_SPACE);
+        make_room(buf, MIN_READ_SPACE, READ_SPACE);
         match tokio::io::AsyncReadExt::read_buf(rd, buf).await {
             Ok(0) if received => return Err(Error::Invalid("connection closed inside the response head")),
             Ok(0) => return Err(Error::Closed(None)),
@@ -291,8 +292,9 @@ fn parse_into<'h>(head: &'h Bytes, method: &Method, slots: &mut [httparse::Heade
     } else {
         Version::HTTP_11
     };
-    // Room for what the gateway adds to every answer (its request id).
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 2);
+    // Room for what the gateway adds to every answer (its request id), and no more: a map of
+    // up to 6 entries stays within the allocator's fast per-thread cache.
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 1);
     let mut framing = None;
     let mut length: Option<u64> = None;
     let mut close = version == Version::HTTP_10;
