@@ -375,6 +375,7 @@ async fn worker(serving: Vec<Serving>, shared: Arc<Shared>, shutdown: watch::Rec
         server::serve(listener, s.cfg, shared.clone(), s.limit, shutdown.clone())
     });
     let all = futures_util::future::join_all(serves);
+    tokio::spawn(crate::worker::pace_timers(shared.clone()));
     let mut stop = shutdown.clone();
     let deadline = async move {
         let _ = stop.wait_for(|s| *s).await;
