@@ -75,6 +75,14 @@ impl Activity {
         res
     }
 
+    /// Part of a request head is already buffered (read while the previous request was in
+    /// flight): the header-read timeout runs from now.
+    pub fn head_begun(&self) {
+        if self.head_started.load(Relaxed) == NONE {
+            self.head_started.store(self.now_ms(), Relaxed);
+        }
+    }
+
     /// A request head was parsed and handed to the service.
     pub fn request_started(self: &Arc<Self>) -> RequestGuard {
         self.in_flight.fetch_add(1, Relaxed);

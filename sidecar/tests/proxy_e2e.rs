@@ -290,6 +290,11 @@ cluster = "u"
         (413, "body-too-large".to_owned()),
         "chunked bodies are capped too"
     );
+    assert_eq!(
+        big.headers()["connection"],
+        "close",
+        "the unread rest ends the connection, and the client is told"
+    );
     let ok = http.post(sc.url("/small")).body(vec![b'x'; 1000]).send().await.unwrap();
     assert_eq!(echo(ok).await["body_len"], 1000);
 }

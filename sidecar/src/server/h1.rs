@@ -103,7 +103,7 @@ pub async fn serve(io: &mut Io, cx: Context<'_>) -> Ended {
             all.extend_from_slice(&read);
             return Ended::HandOver(all.freeze());
         };
-        let _in_flight = cx.activity.request_started();
+        let in_flight = cx.activity.request_started();
         if length > 0 {
             while (read.len() as u64) < length {
                 make_room(&mut read, MIN_READ_SPACE, READ_SPACE);
@@ -132,6 +132,10 @@ pub async fn serve(io: &mut Io, cx: Context<'_>) -> Ended {
         let keep_alive = keep_alive && !*cx.shutdown.borrow();
         if !respond(io, &mut out, resp, &method, version, keep_alive).await {
             return Ended::Closed;
+        }
+        drop(in_flight);
+        if !read.is_empty() {
+            cx.activity.head_begun(); // a pipelined head: the header-read timeout applies to it too
         }
     }
 }
