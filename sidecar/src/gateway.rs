@@ -35,9 +35,12 @@ use crate::telemetry::tracing::{Ending, ServerSpan, Tracing};
 use crate::telemetry::{AccessLogger, Meter, Telemetry, UNMATCHED};
 use crate::upstream::Upstream;
 
-/// Headers the gateway adds to every request on its way upstream: `X-Forwarded-For`,
-/// `-Proto` and `-Host`, the request id and the trace context.
-pub const ADDED_REQUEST_HEADERS: usize = 5;
+/// Headers `RouteEntry::prepare` adds to every request: `X-Forwarded-For`, `-Proto` and
+/// `-Host`, and the request id.
+const FORWARDING_HEADERS: usize = 4;
+/// Headers the gateway adds to every request on its way upstream: the forwarding headers and
+/// the trace context (added first, with the server span).
+pub const ADDED_REQUEST_HEADERS: usize = FORWARDING_HEADERS + 1;
 
 type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, ProxyError>;
 
@@ -208,7 +211,9 @@ impl Gateway {
                 trace: None,
             };
             self.log(UNMATCHED, asked, &outcome, &request_id);
-            return Ok(with_request_id(error_response(class), request_id));
+            let mut resp = error_response(class);
+            resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+            return Ok(resp);
         };
         let timer = route.meter.start();
         let trace = self
@@ -311,7 +316,8 @@ impl Gateway {
             let body = std::mem::replace(resp.body_mut(), Body::full(""));
             *resp.body_mut() = body.shaped(plan.shape, plan.slot);
         }
-        Ok(with_request_id(resp, request_id))
+        resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+        Ok(resp)
     }
 
     /// The request on its way to the route's stack.
@@ -474,7 +480,7 @@ impl RouteEntry {
         let headers = &mut parts.headers;
         // One allocation for what is added below (forwarding headers, request id, trace
         // context) instead of the map doubling several times from the client's few headers.
-        headers.reserve(ADDED_REQUEST_HEADERS + config.request_headers_add.len());
+        headers.reserve(FORWARDING_HEADERS + config.request_headers_add.len());
         let original_host = headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -493,12 +499,15 @@ impl RouteEntry {
         for (name, value) in &config.request_headers_add {
             headers.insert(name.clone(), value.clone());
         }
-        // HostPolicy::Endpoint is applied by Forward, once the endpoint is chosen.
-        if let Some(host) = self
-            .host_rewrite
-            .clone()
-            .or(original_host.filter(|_| config.host == HostPolicy::Preserve))
-        {
+        // HostPolicy::Endpoint is applied by Forward, once the endpoint is chosen. A preserved
+        // Host is put back only if it is gone (it came in the URI, or `Connection` named it):
+        // an insert over itself would cost a map growth, since inserting reserves room first.
+        let host = match &self.host_rewrite {
+            Some(rewrite) => Some(rewrite.clone()),
+            None if config.host == HostPolicy::Preserve && !headers.contains_key(header::HOST) => original_host,
+            None => None,
+        };
+        if let Some(host) = host {
             headers.insert(header::HOST, host);
         }
         if let Some(rewrite) = &config.prefix_rewrite {
@@ -551,11 +560,6 @@ fn refuse(route: &RouteEntry, denial: &Denial) -> ProxyError {
 
 fn is_auth(class: ErrorClass) -> bool {
     matches!(class, ErrorClass::Unauthorized | ErrorClass::Forbidden)
-}
-
-fn with_request_id(mut resp: Response<Body>, id: HeaderValue) -> Response<Body> {
-    resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
-    resp
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
