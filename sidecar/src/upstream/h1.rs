@@ -148,7 +148,8 @@ impl Conn {
             let Conn { stream, read, .. } = &mut self;
             (read_head_from(stream, read, &head.method).await?, true)
         } else {
-            self.send_body_and_read(&head.method, body, length.is_none()).await?
+            // Boxed: a request with a body is the rarer case, and its future is large.
+            Box::pin(self.send_body_and_read(&head.method, body, length.is_none())).await?
         };
         let upgraded = matches!(framing, Framing::Upgraded);
         let mut resp = Response::new(ResponseBody {

@@ -115,15 +115,17 @@ impl Upstream {
     /// response body ends (dropped before, it closes).
     pub async fn send(self: &Arc<Self>, i: usize, req: Request<Body>) -> Result<Response<Received>, SendError> {
         let worker = worker::index();
+        // The paths not taken by most requests are boxed, so the future every request carries
+        // (and moves) stays small: HTTP/2's and a new connection's are kilobytes.
         if self.config.protocol == Protocol::Http2 {
-            return Ok(self.send_h2(worker, i, req).await?.map(Received::Http2));
+            return Ok(Box::pin(self.send_h2(worker, i, req)).await?.map(Received::Http2));
         }
         let (head, mut body) = req.into_parts();
         let resendable = body.is_end_stream();
         loop {
             let (conn, reused) = match self.idle_h1(worker, i) {
                 Some(conn) => (conn, true),
-                None => (self.connect_h1(i).await?, false),
+                None => (Box::pin(self.connect_h1(i)).await?, false),
             };
             match conn.send(&head, body).await {
                 Ok(mut resp) => {
