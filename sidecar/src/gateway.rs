@@ -478,10 +478,13 @@ impl RouteEntry {
             ));
         }
         let headers = &mut parts.headers;
-        // One allocation for what is added below (forwarding headers, request id, trace
-        // context) instead of the map doubling several times from the client's few headers.
-        headers.reserve(FORWARDING_HEADERS + config.request_headers_add.len());
-        let original_host = headers.get(header::HOST).cloned().or_else(|| {
+        let client_host = headers.get(header::HOST).cloned();
+        // Room for what is added below, made once (not the map doubling from the client's few
+        // headers): the forwarding headers and request id, the route's own, and a Host when
+        // the client sent none.
+        headers.reserve(FORWARDING_HEADERS + config.request_headers_add.len() + usize::from(client_host.is_none()));
+        let room = headers.capacity();
+        let original_host = client_host.or_else(|| {
             parts
                 .uri
                 .authority()
@@ -508,8 +511,13 @@ impl RouteEntry {
             None => None,
         };
         if let Some(host) = host {
-            headers.insert(header::HOST, host);
+            headers::replace(headers, header::HOST, host);
         }
+        debug_assert_eq!(
+            headers.capacity(),
+            room,
+            "headers added beyond the room reserved for them"
+        );
         if let Some(rewrite) = &config.prefix_rewrite {
             rewrite_prefix(&mut parts.uri, config, rewrite)?;
         }

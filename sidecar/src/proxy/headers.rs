@@ -112,6 +112,18 @@ impl Client {
     }
 }
 
+/// Set `name` to `value`: in place when it is there once, else inserted (replacing any
+/// others). `HeaderMap::insert` reserves room before it looks, so even a replacement would
+/// grow a full map.
+pub fn replace(headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
+    let mut present = headers.get_all(&name).iter();
+    if present.next().is_some() && present.next().is_none() {
+        *headers.get_mut(&name).expect("present once") = value;
+    } else {
+        headers.insert(name, value);
+    }
+}
+
 /// Append the client to `X-Forwarded-For`; set `-Proto` and `-Host` unless an earlier proxy did.
 pub fn set_forwarded(headers: &mut HeaderMap, client: &Client, host: Option<&HeaderValue>) {
     // One hash lookup per header: `entry` finds or makes the slot.
@@ -168,6 +180,22 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn a_replacement_keeps_a_full_map_as_it_is() {
+        let mut h = HeaderMap::with_capacity(6);
+        for (i, name) in ["host", "a", "b", "c", "d", "e"].into_iter().enumerate() {
+            h.insert(HeaderName::from_static(name), HeaderValue::from(i));
+        }
+        assert_eq!((h.len(), h.capacity()), (6, 6));
+        replace(&mut h, header::HOST, HeaderValue::from_static("upstream"));
+        assert_eq!((h.len(), h.capacity()), (6, 6), "no growth to replace a value");
+        assert_eq!(h["host"], "upstream");
+        // Several values become the one.
+        let mut h = map(&[("host", "a"), ("host", "b")]);
+        replace(&mut h, header::HOST, HeaderValue::from_static("c"));
+        assert_eq!(h.get_all("host").iter().collect::<Vec<_>>(), ["c"]);
     }
 
     #[test]

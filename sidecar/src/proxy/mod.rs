@@ -200,13 +200,7 @@ async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body
     };
     if *host == HostPolicy::Endpoint {
         let v = HeaderValue::from_str(endpoint.authority.as_str()).expect("authority is a valid header value");
-        // In place when present: an insert reserves room first, and the map is sized to fit.
-        match req.headers_mut().get_mut(header::HOST) {
-            Some(host) => *host = v,
-            None => {
-                req.headers_mut().insert(header::HOST, v);
-            }
-        }
+        headers::replace(req.headers_mut(), header::HOST, v);
     }
     let downstream_upgrade = req.extensions_mut().remove::<OnUpgrade>();
     // The route's server span, if traced: this attempt gets a client span under it.
