@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
@@ -123,15 +124,26 @@ impl Drop for RequestGuard {
     }
 }
 
-/// An IO stream that reports its reads and writes to an [`Activity`].
+/// An IO stream that reports its reads and writes to an [`Activity`], and can give back bytes
+/// already read from it (so hyper can take over a connection the sidecar began reading).
 pub struct Tracked<T> {
     inner: T,
     activity: Arc<Activity>,
+    unread: Bytes,
 }
 
 impl<T> Tracked<T> {
     pub fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Tracked { inner, activity }
+        Tracked {
+            inner,
+            activity,
+            unread: Bytes::new(),
+        }
+    }
+
+    /// Read `bytes` again before anything new (they were stamped when first read).
+    pub fn unread(&mut self, bytes: Bytes) {
+        self.unread = bytes;
     }
 
     pub fn get_ref(&self) -> &T {
@@ -142,6 +154,11 @@ impl<T> Tracked<T> {
 impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.unread.is_empty() {
+            let n = this.unread.len().min(buf.remaining());
+            buf.put_slice(&this.unread.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res
@@ -185,6 +202,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn bytes_given_back_are_read_first() {
+        use tokio::io::AsyncReadExt;
+        let mut io = Tracked::new(&b"HTTP/1.1\r\n"[..], Activity::new());
+        io.unread(Bytes::from_static(b"GET / "));
+        let mut all = String::new();
+        io.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "GET / HTTP/1.1\r\n");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_request_head_expires_after_the_header_timeout() {

@@ -305,12 +305,6 @@ impl Gateway {
         // Answer in the client's HTTP version, whatever the upstream spoke.
         *resp.version_mut() = version;
         route.finish(&mut resp);
-        if error == Some(ErrorClass::BodyTooLarge) && version < http::Version::HTTP_2 {
-            // The rest of the body was not read, so the connection cannot carry another
-            // request: say so, or a client reusing it races the close (nginx does the same).
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
         resp.body_mut().meter_route(&route.meter, Direction::Out);
         if let Some(plan) = plan.filter(|p| !p.shape.is_none()) {
             let body = std::mem::replace(resp.body_mut(), Body::full(""));
@@ -571,7 +565,7 @@ fn is_auth(class: ErrorClass) -> bool {
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+    crate::http1::parse_length(headers.get(header::CONTENT_LENGTH)?.as_bytes())
 }
 
 /// Replace the matched path prefix, keeping the rest of the path and the query.

@@ -44,6 +44,11 @@ pub fn put_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A Content-Length value, if it is one (digits, optional surrounding whitespace).
+pub fn parse_length(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.trim().parse().ok()
+}
+
 /// A `content-length` line.
 pub fn put_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"content-length: ");

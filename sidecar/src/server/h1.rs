@@ -13,7 +13,7 @@
 //! Everything else is left to hyper, for the rest of the connection: a head that does not
 //! parse or is too large (hyper answers 400/431), h2c's preface, a chunked or long body,
 //! `Expect`, `Upgrade` and CONNECT. [`serve`] then returns the bytes read so far, and the
-//! caller gives hyper the connection with those bytes in front ([`super::rewind`]).
+//! caller gives hyper the connection with those bytes in front (`Tracked::unread`).
 //!
 //! While the gateway works on a request, the connection is watched: a client that closes it
 //! cancels the request, as hyper does.
@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use crate::activity::{Activity, Tracked};
 use crate::body::Body;
 use crate::config::Listener;
-use crate::http1::{WriteError, head_end, make_room, put_date, put_field, put_length, write_body};
+use crate::http1::{WriteError, head_end, make_room, parse_length, put_date, put_field, put_length, write_body};
 use crate::proxy::headers::Client;
 use crate::proxy::{Hangup, HungUp};
 use crate::sidecar::Shared;
@@ -140,14 +140,14 @@ pub async fn serve(io: &mut Io, cx: Context<'_>) -> Ended {
     }
 }
 
-/// A request ready for the gateway (its body, if any, still to be read), or `None` for one
-/// left to hyper.
+/// A request ready for the gateway (its body, if any, still to be read).
 struct Parsed {
     req: Request<Body>,
     length: u64,
     keep_alive: bool,
 }
 
+/// Parse a whole head; `None` for a request left to hyper.
 fn parse(head: &Bytes, cfg: &Listener) -> Option<Parsed> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut slots);
@@ -172,7 +172,7 @@ fn parse(head: &Bytes, cfg: &Listener) -> Option<Parsed> {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).ok()?;
         if name == header::CONTENT_LENGTH {
-            let n = std::str::from_utf8(h.value).ok()?.trim().parse::<u64>().ok()?;
+            let n = parse_length(h.value)?;
             if length.is_some_and(|l| l != n) {
                 return None;
             }
@@ -266,7 +266,7 @@ async fn respond(
             if status.is_informational() || status == StatusCode::NO_CONTENT {
                 continue;
             }
-            length = value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok());
+            length = parse_length(value.as_bytes());
         } else if name == header::CONNECTION {
             says_close |= value.as_bytes().eq_ignore_ascii_case(b"close");
         } else if name == header::DATE {

@@ -5,11 +5,10 @@
 //! A connection speaks HTTP/1.1 or h2c (prior knowledge), detected from its first bytes.
 //!
 //! - [`h1`]: the sidecar's own HTTP/1.1 server for the simple requests that are almost all
-//!   traffic; it hands a connection to hyper (HTTP/1.1 in full, h2c) for anything else.
-//! - [`rewind`]: gives hyper the bytes read before the handover.
+//!   traffic; it hands a connection to hyper (HTTP/1.1 in full, h2c) for anything else, with
+//!   the bytes read so far given back to the stream first.
 
 pub mod h1;
-mod rewind;
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -23,13 +22,14 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use self::rewind::Rewind;
 use crate::activity::{Activity, Expiry, Tracked};
 use crate::body::Body;
 use crate::config::Listener;
 use crate::proxy::headers::Client;
 use crate::proxy::{Hangup, HungUp};
 use crate::sidecar::Shared;
+use ballast_model::error_class::ERROR_HEADER;
+use http_body::Body as _;
 
 /// Bind one listening socket for `addr`, shareable with other workers' sockets.
 pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -133,7 +133,8 @@ impl Connection {
             h1::Ended::Closed => return,
             h1::Ended::HandOver(read) => read,
         };
-        let io = TokioIo::new(Rewind::new(read, io));
+        io.unread(read);
+        let io = TokioIo::new(io);
         let shared = self.shared.clone();
         let tracker = activity.clone();
         let svc = service_fn(move |req: Request<Incoming>| {
@@ -141,9 +142,21 @@ impl Connection {
             let gateway = shared.gateway();
             let client = client.clone();
             let http1 = req.version() < http::Version::HTTP_2;
+            let with_body = !req.body().is_end_stream();
             async move {
-                let resp = gateway.handle(req.map(Body::stream), &client).await;
+                let mut resp = gateway.handle(req.map(Body::stream), &client).await;
                 drop(guard);
+                // The sidecar's own answer (413, 401, 429, ...) may leave the request body unread,
+                // and then hyper closes the connection after it without saying so: say so, or a
+                // client reusing the connection races the close (nginx does the same).
+                if let Ok(resp) = &mut resp
+                    && http1
+                    && with_body
+                    && resp.headers().contains_key(ERROR_HEADER)
+                {
+                    resp.headers_mut()
+                        .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
                 // An HTTP/1 connection that must end in a reset closes with SO_LINGER 0 (an
                 // HTTP/2 stream is reset by hyper when the service fails, the connection lives on).
                 if let Err(HungUp(Hangup::Reset)) = &resp

@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 
 use super::pool::{Checkin, Opened};
 use crate::body::{Body, BoxError, is_length_limit};
-use crate::http1::{WriteError, head_end, make_room, put_field, put_length, write_body};
+use crate::http1::{WriteError, head_end, make_room, parse_length, put_field, put_length, write_body};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
@@ -314,10 +314,7 @@ fn parse_into<'h>(head: &'h Bytes, method: &Method, slots: &mut [httparse::Heade
         } else if name == KEEP_ALIVE {
             continue;
         } else if name == header::CONTENT_LENGTH {
-            let n = std::str::from_utf8(value.as_bytes())
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or(Error::Invalid("bad content-length"))?;
+            let n = parse_length(value.as_bytes()).ok_or(Error::Invalid("bad content-length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(Error::Invalid("conflicting content-length headers"));
             }
