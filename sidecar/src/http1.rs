@@ -44,9 +44,17 @@ pub fn put_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A Content-Length value, if it is one (digits, optional surrounding whitespace).
+/// A Content-Length value, if it is one (RFC 9110: digits only; surrounding whitespace is
+/// allowed, a sign is not).
 pub fn parse_length(value: &[u8]) -> Option<u64> {
-    std::str::from_utf8(value).ok()?.trim().parse().ok()
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))?
+    })
 }
 
 /// A `content-length` line.
@@ -171,6 +179,16 @@ mod tests {
         assert_eq!(head_end(b"GET / HTTP/1.1\r\nhost: a\r\n\r\nrest"), Some(27));
         assert_eq!(head_end(b"GET / HTTP/1.1\nhost: a\n\nrest"), Some(24));
         assert_eq!(head_end(b"GET / HTTP/1.1\r\nhost: a\r\n"), None);
+    }
+
+    #[test]
+    fn content_lengths_are_digits_only() {
+        assert_eq!(parse_length(b"64"), Some(64));
+        assert_eq!(parse_length(b" 0 "), Some(0));
+        assert_eq!(parse_length(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [&b""[..], b" ", b"+5", b"-1", b"1 2", b"0x10", b"18446744073709551616"] {
+            assert_eq!(parse_length(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[tokio::test]

@@ -31,6 +31,7 @@
 //! - [`tcp`]: TCP listeners relaying to an upstream through toxics (Toxiproxy's), `down` included.
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
 //! - [`worker`]: which worker thread is running.
+//! - [`rng`]: fast per-thread randomness for ids and sampling.
 //!
 //! # Request path
 //! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), timed by
@@ -65,6 +66,7 @@ pub mod gateway;
 pub mod http1;
 pub mod policy;
 pub mod proxy;
+pub mod rng;
 pub mod router;
 pub mod server;
 pub mod sidecar;

@@ -161,7 +161,10 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
         Some(v) if !v.is_empty() && v.len() <= 128 => v.clone(),
         _ => {
             let mut buf = uuid::Uuid::encode_buffer();
-            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+            let id = uuid::Builder::from_random_bytes(crate::rng::bytes())
+                .into_uuid()
+                .hyphenated()
+                .encode_lower(&mut buf);
             HeaderValue::from_str(id).expect("uuid is a valid header value")
         }
     }

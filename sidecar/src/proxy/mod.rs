@@ -129,9 +129,12 @@ pub fn error_response(class: ErrorClass) -> Response<Body> {
 
 /// The innermost service of every route: one request to one endpoint of the cluster.
 #[derive(Clone)]
-pub struct Forward {
+pub struct Forward(Arc<Target>);
+
+/// What a route forwards to, behind one reference count (each request's try owns a clone).
+struct Target {
     upstream: Arc<Upstream>,
-    host: Arc<HostPolicy>,
+    host: HostPolicy,
     /// Tag responses with the endpoint that answered (only when the access log reads it).
     tag_endpoint: bool,
     tracing: Option<Arc<Tracing>>,
@@ -140,13 +143,13 @@ pub struct Forward {
 
 impl Forward {
     pub fn new(upstream: Arc<Upstream>, host: HostPolicy, telemetry: &Telemetry, faults: Arc<FaultTable>) -> Self {
-        Forward {
+        Forward(Arc::new(Target {
             upstream,
-            host: Arc::new(host),
+            host,
             tag_endpoint: telemetry.access_log.is_some(),
             tracing: telemetry.tracing.clone(),
             faults,
-        }
+        }))
     }
 }
 
@@ -163,147 +166,154 @@ impl tower::Service<Request<Body>> for Forward {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { forward(&this, req).await })
+        Box::pin(forward(self.0.clone(), req))
     }
 }
 
-async fn forward(this: &Forward, mut req: Request<Body>) -> Result<Response<Body>, ProxyError> {
-    let (upstream, host) = (&this.upstream, &*this.host);
-    // A retry prefers an endpoint it has not tried.
-    let tried = req.extensions_mut().remove::<Tried>().unwrap_or_default();
-    let (i, mut in_flight) = upstream.pick(&tried.0).map_err(|class| {
-        // Rejected by the cluster itself (no endpoint tried): counted at the cluster only.
-        upstream.meter.start().record(class.status(), Some(class));
-        let why = match class {
-            ErrorClass::Overflow => "is at its max_requests",
-            ErrorClass::CircuitOpen => "has every endpoint ejected",
-            _ => "has no endpoint to take the request",
+/// One try. Not an `async fn`, which would keep the request twice (argument and local) in the
+/// future every request allocates, moves and polls.
+#[expect(clippy::manual_async_fn, reason = "an async fn keeps its arguments twice")]
+fn forward(
+    this: Arc<Target>,
+    mut req: Request<Body>,
+) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send {
+    async move {
+        let (upstream, host) = (&this.upstream, &this.host);
+        // A retry prefers an endpoint it has not tried.
+        let tried = req.extensions_mut().remove::<Tried>().unwrap_or_default();
+        let (i, mut in_flight) = upstream.pick(&tried.0).map_err(|class| {
+            // Rejected by the cluster itself (no endpoint tried): counted at the cluster only.
+            upstream.meter.start().record(class.status(), Some(class));
+            let why = match class {
+                ErrorClass::Overflow => "is at its max_requests",
+                ErrorClass::CircuitOpen => "has every endpoint ejected",
+                _ => "has no endpoint to take the request",
+            };
+            ProxyError::new(class, format!("cluster {} {why}", upstream.name))
+        })?;
+        let endpoint = &upstream.endpoints[i];
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(endpoint.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| ProxyError::new(ErrorClass::BadRequest, e.to_string()))?;
+        *req.version_mut() = match upstream.config.protocol {
+            Protocol::Http1 => Version::HTTP_11,
+            Protocol::Http2 => Version::HTTP_2,
         };
-        ProxyError::new(class, format!("cluster {} {why}", upstream.name))
-    })?;
-    let endpoint = &upstream.endpoints[i];
-    let path = req
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    *req.uri_mut() = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(endpoint.authority.clone())
-        .path_and_query(path)
-        .build()
-        .map_err(|e| ProxyError::new(ErrorClass::BadRequest, e.to_string()))?;
-    *req.version_mut() = match upstream.config.protocol {
-        Protocol::Http1 => Version::HTTP_11,
-        Protocol::Http2 => Version::HTTP_2,
-    };
-    if *host == HostPolicy::Endpoint {
-        let v = HeaderValue::from_str(endpoint.authority.as_str()).expect("authority is a valid header value");
-        headers::replace(req.headers_mut(), header::HOST, v);
-    }
-    let downstream_upgrade = req.extensions_mut().remove::<OnUpgrade>();
-    // The route's server span, if traced: this attempt gets a client span under it.
-    let attempt = match (&this.tracing, req.extensions_mut().remove::<TraceContext>()) {
-        (Some(t), Some(parent)) => Some(t.client_span(&parent, &mut req, &endpoint.address)),
-        _ => None,
-    };
-    let (cluster_meter, endpoint_meter) = (&upstream.meter, &endpoint.meter);
-    req.body_mut()
-        .meter_upstream(cluster_meter, endpoint_meter, Direction::In);
-    // Upstream faults selected for this request, drawn for this attempt on this endpoint.
-    let mut plan: Option<Plan> = req.extensions_mut().remove::<UpstreamFaults>().and_then(|faults| {
-        let plan = draw(&faults.selected, Some(&endpoint.address));
-        Plan::admit(plan, &this.faults, faults.slot.as_ref())
-    });
-    let t0 = tokio::time::Instant::now();
-    let timers = (cluster_meter.start_at(t0), endpoint_meter.start_at(t0));
-    // What the attempt came to, for the meters, the client span and outlier detection.
-    let ended = |status: u16, error: Option<ErrorClass>| {
-        upstream.report(&mut in_flight, status, error);
-        let took = t0.elapsed();
-        timers.0.record_took(status, error, took);
-        timers.1.record_took(status, error, took);
-        if let Some(cx) = &attempt {
-            let endpoint = Some(&*endpoint.address);
-            Tracing::end(
-                cx,
-                Ending {
+        if *host == HostPolicy::Endpoint {
+            let v = HeaderValue::from_str(endpoint.authority.as_str()).expect("authority is a valid header value");
+            headers::replace(req.headers_mut(), header::HOST, v);
+        }
+        let downstream_upgrade = req.extensions_mut().remove::<OnUpgrade>();
+        // The route's server span, if traced: this attempt gets a client span under it.
+        let attempt = match (&this.tracing, req.extensions_mut().remove::<TraceContext>()) {
+            (Some(t), Some(parent)) => Some(t.client_span(&parent, &mut req, &endpoint.address)),
+            _ => None,
+        };
+        let (cluster_meter, endpoint_meter) = (&upstream.meter, &endpoint.meter);
+        req.body_mut()
+            .meter_upstream(cluster_meter, endpoint_meter, Direction::In);
+        // Upstream faults selected for this request, drawn for this attempt on this endpoint.
+        let mut plan: Option<Plan> = req.extensions_mut().remove::<UpstreamFaults>().and_then(|faults| {
+            let plan = draw(&faults.selected, Some(&endpoint.address));
+            Plan::admit(plan, &this.faults, faults.slot.as_ref())
+        });
+        let t0 = tokio::time::Instant::now();
+        let timers = (cluster_meter.start_at(t0), endpoint_meter.start_at(t0));
+        // What the attempt came to, for the meters, the client span and outlier detection.
+        let ended = |status: u16, error: Option<ErrorClass>| {
+            upstream.report(&mut in_flight, status, error);
+            let took = t0.elapsed();
+            timers.0.record_took(status, error, took);
+            timers.1.record_took(status, error, took);
+            if let Some(cx) = &attempt {
+                let endpoint = Some(&*endpoint.address);
+                Tracing::end(
+                    cx,
+                    Ending {
+                        status,
+                        error,
+                        endpoint,
+                    },
+                );
+            }
+        };
+        let failed = |class: ErrorClass, detail: String| {
+            let mut err = ProxyError::new(class, detail);
+            err.endpoint = Some(endpoint.address.clone());
+            err
+        };
+
+        // The endpoint under a fault: slow, answering for itself, or gone.
+        if let Some(plan) = &mut plan {
+            if !plan.delay.is_zero() {
+                tokio::time::sleep(plan.delay).await;
+            }
+            match plan.answer.take() {
+                None => {}
+                Some(Answer::Abort {
+                    fault,
                     status,
-                    error,
-                    endpoint,
-                },
-            );
-        }
-    };
-    let failed = |class: ErrorClass, detail: String| {
-        let mut err = ProxyError::new(class, detail);
-        err.endpoint = Some(endpoint.address.clone());
-        err
-    };
-
-    // The endpoint under a fault: slow, answering for itself, or gone.
-    if let Some(plan) = &mut plan {
-        if !plan.delay.is_zero() {
-            tokio::time::sleep(plan.delay).await;
-        }
-        match plan.answer.take() {
-            None => {}
-            Some(Answer::Abort {
-                fault,
-                status,
-                body,
-                headers,
-            }) => {
-                ended(status, None);
-                let mut resp = abort_response(&fault, status, body.as_deref(), &headers);
-                if this.tag_endpoint {
-                    resp.body_mut().set_answered_by(endpoint.address.clone());
+                    body,
+                    headers,
+                }) => {
+                    ended(status, None);
+                    let mut resp = abort_response(&fault, status, body.as_deref(), &headers);
+                    if this.tag_endpoint {
+                        resp.body_mut().set_answered_by(endpoint.address.clone());
+                    }
+                    return Ok(resp);
                 }
-                return Ok(resp);
+                Some(Answer::Reset | Answer::EmptyReply) => {
+                    ended(ErrorClass::Reset.status(), Some(ErrorClass::Reset));
+                    return Err(failed(
+                        ErrorClass::Reset,
+                        "connection ended by an injected fault".into(),
+                    ));
+                }
+                // Until the route timeout ends the attempt.
+                Some(Answer::Hang) => std::future::pending::<()>().await,
             }
-            Some(Answer::Reset | Answer::EmptyReply) => {
-                ended(ErrorClass::Reset.status(), Some(ErrorClass::Reset));
-                return Err(failed(
-                    ErrorClass::Reset,
-                    "connection ended by an injected fault".into(),
-                ));
+        }
+
+        let mut resp = match upstream.clone().send(i, req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let class = classify(&e);
+                ended(class.status(), Some(class));
+                let mut err = failed(class, error_chain(&e));
+                err.refused_stream = is_refused_stream(&e);
+                return Err(err);
             }
-            // Until the route timeout ends the attempt.
-            Some(Answer::Hang) => std::future::pending::<()>().await,
-        }
-    }
+        };
+        ended(resp.status().as_u16(), None);
 
-    let mut resp = match upstream.send(i, req).await {
-        Ok(resp) => resp,
-        Err(e) => {
-            let class = classify(&e);
-            ended(class.status(), Some(class));
-            let mut err = failed(class, error_chain(&e));
-            err.refused_stream = is_refused_stream(&e);
-            return Err(err);
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(downstream) = downstream_upgrade
+            && let Received::Http1(body) = resp.body_mut()
+            && let Some(upstream_io) = body.take_upgraded()
+        {
+            tokio::spawn(bridge(downstream, upstream_io));
         }
-    };
-    ended(resp.status().as_u16(), None);
-
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(downstream) = downstream_upgrade
-        && let Received::Http1(body) = resp.body_mut()
-        && let Some(upstream_io) = body.take_upgraded()
-    {
-        tokio::spawn(bridge(downstream, upstream_io));
+        Ok(resp.map(|b| {
+            let mut body = Body::upstream(UpstreamBody::new(b, in_flight));
+            body.meter_upstream(cluster_meter, endpoint_meter, Direction::Out);
+            if this.tag_endpoint {
+                body.set_answered_by(endpoint.address.clone());
+            }
+            match plan {
+                Some(plan) if !plan.shape.is_none() => body.shaped(plan.shape, plan.slot),
+                _ => body,
+            }
+        }))
     }
-    Ok(resp.map(|b| {
-        let mut body = Body::upstream(UpstreamBody::new(b, in_flight));
-        body.meter_upstream(cluster_meter, endpoint_meter, Direction::Out);
-        if this.tag_endpoint {
-            body.set_answered_by(endpoint.address.clone());
-        }
-        match plan {
-            Some(plan) if !plan.shape.is_none() => body.shaped(plan.shape, plan.slot),
-            _ => body,
-        }
-    }))
 }
 
 /// Copy bytes both ways between an upgraded client connection and an upgraded upstream one

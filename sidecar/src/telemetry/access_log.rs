@@ -67,7 +67,7 @@ impl AccessLogger {
 
     /// Whether this request goes in the log.
     pub fn wants(&self, failed: bool) -> bool {
-        failed || self.sample >= 1.0 || (self.sample > 0.0 && rand::random::<f64>() < self.sample)
+        failed || crate::rng::chance(self.sample)
     }
 
     pub fn log(&self, entry: &Entry<'_>) {

@@ -99,7 +99,7 @@ impl Tracing {
         let parent = w3c::extract(&parts.headers);
         let trace_id = parent
             .as_ref()
-            .map_or_else(|| TraceId::from_bytes(rand::random()), |p| p.trace_id());
+            .map_or_else(|| TraceId::from_bytes(crate::rng::bytes()), |p| p.trace_id());
         let sampled = match &parent {
             Some(p) => p.is_sampled(),
             None => ratio_sampled(self.ratio, trace_id),
@@ -108,7 +108,7 @@ impl Tracing {
             let state = parent.map(|p| p.trace_state().clone()).unwrap_or_default();
             let sc = SpanContext::new(
                 trace_id,
-                SpanId::from_bytes(rand::random()),
+                SpanId::from_bytes(crate::rng::bytes()),
                 TraceFlags::default(),
                 false,
                 state,

@@ -128,7 +128,15 @@ impl Conn {
 
     /// Send one request and read its answer's head; the body follows through the returned
     /// response, which owns the connection from here on.
-    pub async fn send(mut self, head: &request::Parts, body: Body) -> Result<Response<ResponseBody>, Error> {
+    ///
+    /// The head is encoded before the returned future starts, so that future holds neither the
+    /// request's head nor a second copy of what it owns (an `async fn` keeps its arguments
+    /// twice): it is moved and polled on every request.
+    pub fn send(
+        mut self,
+        head: &request::Parts,
+        body: Body,
+    ) -> impl Future<Output = Result<Response<ResponseBody>, Error>> + Send + use<> {
         let length = if body.is_end_stream() {
             Some(0)
         } else {
@@ -136,32 +144,35 @@ impl Conn {
         };
         self.out.clear();
         encode_head(&mut self.out, head, length);
-        let ((status, version, headers, framing, keep_alive), sent_all) = if length == Some(0) {
-            // Most requests: the head alone, one write.
-            if let Err(e) = self.stream.write_all(&self.out).await {
-                return Err(if peer_gone(&e) {
-                    Error::Closed(Some(e))
-                } else {
-                    e.into()
-                });
-            }
-            let Conn { stream, read, .. } = &mut self;
-            (read_head_from(stream, read, &head.method).await?, true)
-        } else {
-            // Boxed: a request with a body is the rarer case, and its future is large.
-            Box::pin(self.send_body_and_read(&head.method, body, length.is_none())).await?
-        };
-        let upgraded = matches!(framing, Framing::Upgraded);
-        let mut resp = Response::new(ResponseBody {
-            framing,
-            reusable: keep_alive && sent_all && !upgraded,
-            conn: Some(self),
-            checkin: None,
-        });
-        *resp.status_mut() = status;
-        *resp.version_mut() = version;
-        *resp.headers_mut() = headers;
-        Ok(resp)
+        let method = head.method.clone();
+        async move {
+            let ((status, version, headers, framing, keep_alive), sent_all) = if length == Some(0) {
+                // Most requests: the head alone, one write.
+                if let Err(e) = self.stream.write_all(&self.out).await {
+                    return Err(if peer_gone(&e) {
+                        Error::Closed(Some(e))
+                    } else {
+                        e.into()
+                    });
+                }
+                let Conn { stream, read, .. } = &mut self;
+                (read_head_from(stream, read, &method).await?, true)
+            } else {
+                // Boxed: a request with a body is the rarer case, and its future is large.
+                Box::pin(self.send_body_and_read(&method, body, length.is_none())).await?
+            };
+            let upgraded = matches!(framing, Framing::Upgraded);
+            let mut resp = Response::new(ResponseBody {
+                framing,
+                reusable: keep_alive && sent_all && !upgraded,
+                conn: Some(self),
+                checkin: None,
+            });
+            *resp.status_mut() = status;
+            *resp.version_mut() = version;
+            *resp.headers_mut() = headers;
+            Ok(resp)
+        }
     }
 
     /// Stream the body while watching for the answer: its head, and whether the body was
@@ -816,7 +827,7 @@ mod tests {
 
     async fn get(u: &Arc<Upstream>, body: Body) -> Result<(StatusCode, String), crate::upstream::SendError> {
         let req = Request::builder().method("POST").uri("/x").body(body).unwrap();
-        let resp = u.send(0, req).await?;
+        let resp = u.clone().send(0, req).await?;
         let status = resp.status();
         let Received::Http1(b) = resp.into_body() else {
             panic!("http/1.1")

@@ -87,19 +87,17 @@ impl Checkin {
     pub(super) fn release(self, conn: h1::Conn) {
         let cfg = &self.upstream.config;
         let mut pool = self.upstream.pools.get(self.worker, self.endpoint).lock().unwrap();
-        prune(&mut pool.idle, cfg.idle_timeout);
+        let now = Instant::now();
+        prune(&mut pool.idle, cfg.idle_timeout, now);
         if pool.idle.len() < cfg.max_idle_per_endpoint {
-            pool.idle.push(Idle {
-                conn,
-                since: Instant::now(),
-            });
+            pool.idle.push(Idle { conn, since: now });
         }
     }
 }
 
 /// Drop idle connections past their idle timeout (the oldest sit at the bottom of the stack).
-fn prune(idle: &mut Vec<Idle>, idle_timeout: Duration) {
-    let fresh = idle.iter().position(|i| i.since.elapsed() < idle_timeout);
+fn prune(idle: &mut Vec<Idle>, idle_timeout: Duration, now: Instant) {
+    let fresh = idle.iter().position(|i| now - i.since < idle_timeout);
     idle.drain(..fresh.unwrap_or(idle.len()));
 }
 
@@ -113,35 +111,44 @@ pub enum Received {
 impl Upstream {
     /// Send `req` to endpoint `i`. An HTTP/1.1 connection goes back to its pool when the
     /// response body ends (dropped before, it closes).
-    pub async fn send(self: &Arc<Self>, i: usize, req: Request<Body>) -> Result<Response<Received>, SendError> {
+    ///
+    /// Not an `async fn`, which would keep the request twice in the future every request
+    /// carries (and moves). For the same reason the paths most requests do not take are
+    /// boxed: HTTP/2's and a new connection's futures are kilobytes.
+    pub fn send(
+        self: Arc<Self>,
+        i: usize,
+        req: Request<Body>,
+    ) -> impl Future<Output = Result<Response<Received>, SendError>> + Send + 'static {
         let worker = worker::index();
-        // The paths not taken by most requests are boxed, so the future every request carries
-        // (and moves) stays small: HTTP/2's and a new connection's are kilobytes.
-        if self.config.protocol == Protocol::Http2 {
-            return Ok(Box::pin(self.send_h2(worker, i, req)).await?.map(Received::Http2));
-        }
         let (head, mut body) = req.into_parts();
-        let resendable = body.is_end_stream();
-        loop {
-            let (conn, reused) = match self.idle_h1(worker, i) {
-                Some(conn) => (conn, true),
-                None => (Box::pin(self.connect_h1(i)).await?, false),
-            };
-            match conn.send(&head, body).await {
-                Ok(mut resp) => {
-                    resp.body_mut().return_to(Checkin {
-                        upstream: self.clone(),
-                        worker,
-                        endpoint: i,
-                    });
-                    return Ok(resp.map(Received::Http1));
-                }
-                Err(e) if reused && resendable && e.is_closed() => body = Body::empty(),
-                Err(source) => {
-                    return Err(SendError::Http1 {
-                        address: self.endpoints[i].address.to_string(),
-                        source,
-                    });
+        async move {
+            if self.config.protocol == Protocol::Http2 {
+                let req = Request::from_parts(head, body);
+                return Ok(Box::pin(self.send_h2(worker, i, req)).await?.map(Received::Http2));
+            }
+            let resendable = body.is_end_stream();
+            loop {
+                let (conn, reused) = match self.idle_h1(worker, i) {
+                    Some(conn) => (conn, true),
+                    None => (Box::pin(self.connect_h1(i)).await?, false),
+                };
+                match conn.send(&head, body).await {
+                    Ok(mut resp) => {
+                        resp.body_mut().return_to(Checkin {
+                            upstream: self,
+                            worker,
+                            endpoint: i,
+                        });
+                        return Ok(resp.map(Received::Http1));
+                    }
+                    Err(e) if reused && resendable && e.is_closed() => body = Body::empty(),
+                    Err(source) => {
+                        return Err(SendError::Http1 {
+                            address: self.endpoints[i].address.to_string(),
+                            source,
+                        });
+                    }
                 }
             }
         }
@@ -199,7 +206,7 @@ impl Upstream {
     /// The most recently used idle connection that is still open.
     fn idle_h1(&self, worker: usize, i: usize) -> Option<h1::Conn> {
         let mut pool = self.pools.get(worker, i).lock().unwrap();
-        prune(&mut pool.idle, self.config.idle_timeout);
+        prune(&mut pool.idle, self.config.idle_timeout, Instant::now());
         while let Some(Idle { mut conn, .. }) = pool.idle.pop() {
             if conn.is_idle_open() {
                 return Some(conn);
