@@ -1,7 +1,10 @@
 //! The gateway: the outermost, infallible request handler, and the per-route service stacks
 //! built once per config.
 //!
-//! A config becomes a [`Gateway`] (routes with their stacks, clusters with their pools). The
+//! A config becomes a [`Gateway`] (routes with their stacks, clusters with their pools). A
+//! route with no cache, concurrency limit or retries skips tower: its one try is called
+//! directly under the route timeout (see `Stack`), the same behaviour without a boxed service
+//! and two boxed futures per request. The
 //! running sidecar holds the current one in an `ArcSwap`; a reload builds a new one and swaps it
 //! in whole, so a request sees either the old config or the new one, never a mix.
 
@@ -44,6 +47,16 @@ pub const ADDED_REQUEST_HEADERS: usize = FORWARDING_HEADERS + 1;
 
 type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, ProxyError>;
 
+/// How a route's requests pass its layers.
+enum Stack {
+    /// No cache, concurrency limit or retries: one try under the route timeout, called
+    /// directly. The tower stack would only add, per request, a clone of the boxed service
+    /// and two boxed futures (the try's future is the largest thing a request allocates).
+    Direct(Forward),
+    /// The tower stack, for a route with any of those layers.
+    Layered(RouteService),
+}
+
 /// What a gateway is built with, besides its config: the parts that outlive reloads.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
@@ -64,7 +77,7 @@ struct RouteEntry {
     /// `host_rewrite` as a header value, made once per config instead of once per request.
     host_rewrite: Option<HeaderValue>,
     meter: Arc<Meter>,
-    service: RouteService,
+    stack: Stack,
     /// The route's auth; `None` costs a request one branch.
     auth: Option<Guard>,
 }
@@ -134,19 +147,26 @@ impl Gateway {
                         .unwrap_or_else(|| ConcurrencyLimit::new(policy.clone()))
                 });
                 let cache = route.cache.clone().map(|p| CacheLayer::new(p, meter.clone()));
-                let service = ServiceBuilder::new()
-                    // Failures from any layer come back as a classified ProxyError.
-                    .map_err(ProxyError::from_boxed)
-                    // The response cache: a hit takes no concurrency place and never waits on the timeout.
-                    .option_layer(cache)
-                    // Load shedding: over the route's (static or adaptive) limit, 503 at once.
-                    .option_layer(concurrency.clone().map(ConcurrencyLayer))
-                    // The route timeout covers every try until the response head.
-                    .layer(RouteTimeoutLayer(route.timeout))
-                    // Retries (when configured): per-try timeouts, backoff, the retry budget.
-                    .option_layer(retry)
-                    // One try: pick an endpoint (upstream faults there), send on a pooled connection.
-                    .service(Forward::new(upstream, route.host.clone(), telemetry, faults.clone()));
+                // One try: pick an endpoint (upstream faults there), send on a pooled connection.
+                let forward = Forward::new(upstream, route.host.clone(), telemetry, faults.clone());
+                let stack = if cache.is_none() && concurrency.is_none() && retry.is_none() {
+                    Stack::Direct(forward)
+                } else {
+                    Stack::Layered(BoxCloneSyncService::new(
+                        ServiceBuilder::new()
+                            // Failures from any layer come back as a classified ProxyError.
+                            .map_err(ProxyError::from_boxed)
+                            // The response cache: a hit takes no concurrency place and never waits on the timeout.
+                            .option_layer(cache)
+                            // Load shedding: over the route's (static or adaptive) limit, 503 at once.
+                            .option_layer(concurrency.clone().map(ConcurrencyLayer))
+                            // The route timeout covers every try until the response head.
+                            .layer(RouteTimeoutLayer(route.timeout))
+                            // Retries (when configured): per-try timeouts, backoff, the retry budget.
+                            .option_layer(retry)
+                            .service(forward),
+                    ))
+                };
                 let host_rewrite = match &route.host {
                     HostPolicy::Rewrite(h) => Some(HeaderValue::from_str(h).expect("validated host")),
                     _ => None,
@@ -170,7 +190,7 @@ impl Gateway {
                     concurrency,
                     host_rewrite,
                     meter,
-                    service: BoxCloneSyncService::new(service),
+                    stack,
                 }
             })
             .collect();
@@ -341,7 +361,11 @@ impl Gateway {
         }
         let mut body = route.limit_body(body);
         body.meter_route(&route.meter, Direction::In);
-        route.service.clone().oneshot(Request::from_parts(parts, body)).await
+        let req = Request::from_parts(parts, body);
+        match &route.stack {
+            Stack::Direct(forward) => forward.call_within(route.config.timeout, req).await,
+            Stack::Layered(service) => service.clone().oneshot(req).await,
+        }
     }
 
     /// Draw the inbound faults for a request (from the table and, where the route allows, from

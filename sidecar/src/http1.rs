@@ -2,10 +2,12 @@
 //! server ([`crate::server::h1`]): where a head ends, header lines, and writing a body with
 //! Content-Length or chunked framing (RFC 9112 §6-7).
 
+use std::cell::RefCell;
 use std::io::{self, Write as _};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BytesMut};
+use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
@@ -34,6 +36,42 @@ pub fn make_room(buf: &mut BytesMut, least: usize, space: usize) {
     if buf.capacity() - buf.len() < least {
         buf.reserve(space);
     }
+}
+
+thread_local! {
+    /// Header maps of answered messages, cleared, for the next parsed ones on this thread.
+    static SPARE_MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Maps kept per thread: enough for every request in flight on a busy worker to hand one
+/// back; a map that grew past `MAP_KEPT_UP_TO` entries (a rare long head) is not kept.
+const SPARE_MAPS_KEPT: usize = 256;
+const MAP_KEPT_UP_TO: usize = 64;
+
+/// A header map with room for `n` entries, reused from an answered message when there is one:
+/// a new map is two allocations, and a request makes two maps (its own and its answer's).
+pub fn header_map(n: usize) -> HeaderMap {
+    match SPARE_MAPS.with(|s| s.borrow_mut().pop()) {
+        Some(mut map) => {
+            map.reserve(n);
+            map
+        }
+        None => HeaderMap::with_capacity(n),
+    }
+}
+
+/// Hand a message's header map back for [`header_map`] once the message is on the wire.
+pub fn recycle(mut map: HeaderMap) {
+    if map.capacity() > MAP_KEPT_UP_TO {
+        return;
+    }
+    map.clear();
+    SPARE_MAPS.with(|s| {
+        let mut spare = s.borrow_mut();
+        if spare.len() < SPARE_MAPS_KEPT {
+            spare.push(map);
+        }
+    });
 }
 
 /// One `name: value` line of a head or trailer section.

@@ -38,14 +38,14 @@
 //! the route's meter and, with tracing on, given a server span; cleaned of hop-by-hop headers
 //! and tagged with forwarding headers ([`gateway`]), it then passes the route's tower stack
 //! (outermost first: error mapping, response cache, concurrency limit, route timeout, retries,
-//! forward). A route with auth checks the
-//! credentials before inbound faults are selected (a `tenant` fault matches the verified
-//! tenant) and refuses after them (401/403). Inbound faults act before the
-//! stack (delay, answer or hang up, shape the response); upstream faults are selected then and
-//! drawn per attempt in [`proxy::Forward`], which
-//! picks an endpoint and sends the request on a pooled connection; the response body streams
-//! back untouched, and the connection returns to its pool when that body ends. Any failure
-//! becomes a response with a `ballast-error` header.
+//! forward; a route with none of the optional layers calls forward under its timeout
+//! directly). A route with auth checks the credentials before inbound faults are selected (a
+//! `tenant` fault matches the verified tenant) and refuses after them (401/403). Inbound
+//! faults act before the stack (delay, answer or hang up, shape the response); upstream faults
+//! are selected then and drawn per attempt in [`proxy::Forward`], which picks an endpoint and
+//! sends the request on a pooled connection; the response body streams back untouched, and
+//! the connection returns to its pool when that body ends. Any failure becomes a response
+//! with a `ballast-error` header.
 //!
 //! # Threads
 //! `worker_threads` workers, each a single-threaded tokio runtime with its own listening

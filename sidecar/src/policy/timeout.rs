@@ -46,10 +46,7 @@ where
     }
 
     fn call(&mut self, req: R) -> Self::Future {
-        Deadline {
-            inner: self.inner.call(req),
-            sleep: tokio::time::sleep(self.limit),
-        }
+        Deadline::new(self.inner.call(req), self.limit)
     }
 }
 
@@ -59,6 +56,16 @@ pin_project_lite::pin_project! {
         inner: F,
         #[pin]
         sleep: Sleep,
+    }
+}
+
+impl<F> Deadline<F> {
+    /// `inner`, failed with a timeout once `limit` has passed (counted from the first poll).
+    pub fn new(inner: F, limit: Duration) -> Self {
+        Deadline {
+            inner,
+            sleep: tokio::time::sleep(limit),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use ballast_model::ErrorClass;
 use ballast_model::error_class::ERROR_HEADER;
@@ -26,6 +27,7 @@ use crate::config::{HostPolicy, Protocol};
 use crate::faults::FaultTable;
 use crate::faults::http::{Answer, FAULT_HEADER, Plan, UpstreamFaults, draw};
 use crate::policy::retry::Tried;
+use crate::policy::timeout::Deadline;
 use crate::telemetry::Telemetry;
 use crate::telemetry::tracing::{Ending, Tracing};
 use crate::upstream::{Received, SendError, Upstream};
@@ -142,6 +144,17 @@ struct Target {
 }
 
 impl Forward {
+    /// One try under the route's timeout, without tower: all a route with no other layer
+    /// needs. The try's future is not boxed: it lives inside the request's own.
+    pub fn call_within(
+        &self,
+        limit: Duration,
+        req: Request<Body>,
+    ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + use<> {
+        let deadline = Deadline::new(forward(self.0.clone(), req), limit);
+        async move { deadline.await.map_err(ProxyError::from_boxed) }
+    }
+
     pub fn new(upstream: Arc<Upstream>, host: HostPolicy, telemetry: &Telemetry, faults: Arc<FaultTable>) -> Self {
         Forward(Arc::new(Target {
             upstream,

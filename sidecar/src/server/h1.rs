@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,7 +31,9 @@ use tokio::sync::watch;
 use crate::activity::{Activity, Tracked};
 use crate::body::Body;
 use crate::config::Listener;
-use crate::http1::{WriteError, head_end, make_room, parse_length, put_date, put_field, put_length, write_body};
+use crate::http1::{
+    WriteError, head_end, header_map, make_room, parse_length, put_date, put_field, put_length, recycle, write_body,
+};
 use crate::proxy::headers::Client;
 use crate::proxy::{Hangup, HungUp};
 use crate::sidecar::Shared;
@@ -163,9 +165,8 @@ fn parse(head: &Bytes, cfg: &Listener) -> Option<Parsed> {
         0 => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    // Room for what the gateway adds (`gateway::ADDED_REQUEST_HEADERS`), and no more: a map
-    // of up to 6 entries stays within the allocator's fast per-thread cache.
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + crate::gateway::ADDED_REQUEST_HEADERS);
+    // Room for what the gateway adds (`gateway::ADDED_REQUEST_HEADERS`), so the map never grows.
+    let mut headers = header_map(parsed.headers.len() + crate::gateway::ADDED_REQUEST_HEADERS);
     let mut length = None;
     let mut keep_alive = version == Version::HTTP_11;
     for h in parsed.headers.iter() {
@@ -241,7 +242,7 @@ async fn respond(
     version: Version,
     mut keep_alive: bool,
 ) -> bool {
-    let (parts, body) = resp.into_parts();
+    let (mut parts, body) = resp.into_parts();
     let status = parts.status;
     out.clear();
     out.extend_from_slice(if version == Version::HTTP_10 {
@@ -275,6 +276,7 @@ async fn respond(
         put_field(out, name, value);
     }
     keep_alive &= !says_close;
+    recycle(std::mem::take(&mut parts.headers));
     let framing = if no_body {
         // A HEAD's answer tells the length a GET would get, when it is known.
         if *method == Method::HEAD

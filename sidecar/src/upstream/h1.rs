@@ -304,9 +304,8 @@ fn parse_into<'h>(head: &'h Bytes, method: &Method, slots: &mut [httparse::Heade
     } else {
         Version::HTTP_11
     };
-    // Room for what the gateway adds to every answer (its request id), and no more: a map of
-    // up to 6 entries stays within the allocator's fast per-thread cache.
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 1);
+    // Room for what the gateway adds to every answer (its request id), so the map never grows.
+    let mut headers = crate::http1::header_map(parsed.headers.len() + 1);
     let mut framing = None;
     let mut length: Option<u64> = None;
     let mut close = version == Version::HTTP_10;

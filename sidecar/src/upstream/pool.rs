@@ -135,6 +135,7 @@ impl Upstream {
                 };
                 match conn.send(&head, body).await {
                     Ok(mut resp) => {
+                        crate::http1::recycle(head.headers);
                         resp.body_mut().return_to(Checkin {
                             upstream: self,
                             worker,
