@@ -43,7 +43,8 @@ enum Inner {
     /// A body under a bandwidth or truncate fault.
     Shaped(Box<Shaped>),
     /// A request body read ahead for retries, sent (again) whole: data, then trailers.
-    Replay(Option<Bytes>, Option<http::HeaderMap>),
+    /// (The trailers boxed: rare, and a map would make every body larger.)
+    Replay(Option<Bytes>, Option<Box<http::HeaderMap>>),
     /// A request body read ahead past the retry buffer: what was read, then the rest.
     Prefixed(Option<Bytes>, Box<Body>),
 }
@@ -121,7 +122,10 @@ impl Body {
     }
 
     pub fn replay(data: Bytes, trailers: Option<http::HeaderMap>) -> Self {
-        Body::new(Inner::Replay(Some(data).filter(|d| !d.is_empty()), trailers))
+        Body::new(Inner::Replay(
+            Some(data).filter(|d| !d.is_empty()),
+            trailers.map(Box::new),
+        ))
     }
 
     pub fn prefixed(read: Bytes, rest: Body) -> Self {
@@ -213,7 +217,7 @@ impl HttpBody for Body {
             Inner::Shaped(b) => Pin::new(&mut **b).poll_frame(cx),
             Inner::Replay(data, trailers) => Poll::Ready(match data.take() {
                 Some(d) => Some(Ok(Frame::data(d))),
-                None => trailers.take().map(|t| Ok(Frame::trailers(t))),
+                None => trailers.take().map(|t| Ok(Frame::trailers(*t))),
             }),
             Inner::Prefixed(read, rest) => match read.take() {
                 Some(d) => Poll::Ready(Some(Ok(Frame::data(d)))),

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, Write as _};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::{Buf, BytesMut};
 use http::HeaderMap;
@@ -193,10 +193,7 @@ pub fn put_date(out: &mut Vec<u8>) {
     thread_local! {
         static CACHED: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = crate::clock::unix_secs();
     CACHED.with(|cached| {
         let mut cached = cached.borrow_mut();
         if cached.0 != now || cached.1.is_empty() {

@@ -32,6 +32,7 @@
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
 //! - [`worker`]: which worker thread is running.
 //! - [`rng`]: fast per-thread randomness for ids and sampling.
+//! - [`clock`]: coarse clocks for per-request timestamps that need no precision.
 //!
 //! # Request path
 //! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), timed by
@@ -59,6 +60,7 @@ pub mod activity;
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod clock;
 pub mod config;
 pub mod events;
 pub mod faults;

@@ -151,8 +151,12 @@ impl Forward {
         limit: Duration,
         req: Request<Body>,
     ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + use<> {
-        let deadline = Deadline::new(forward(self.0.clone(), req), limit);
-        async move { deadline.await.map_err(ProxyError::from_boxed) }
+        // A combinator, not an `async` block, which would hold the deadline twice (captured
+        // and awaited).
+        futures_util::TryFutureExt::map_err(
+            Deadline::new(forward(self.0.clone(), req), limit),
+            ProxyError::from_boxed,
+        )
     }
 
     pub fn new(upstream: Arc<Upstream>, host: HostPolicy, telemetry: &Telemetry, faults: Arc<FaultTable>) -> Self {

@@ -99,13 +99,15 @@ fn peer_gone(e: &io::Error) -> bool {
 }
 
 impl Conn {
-    pub(super) fn new(stream: TcpStream, opened: Opened) -> Self {
-        Conn {
+    /// Boxed for its whole life: it rides in every response body (and the futures and
+    /// moves of every request), where a pointer is cheaper to carry than its 104 bytes.
+    pub(super) fn new(stream: TcpStream, opened: Opened) -> Box<Self> {
+        Box::new(Conn {
             stream,
             read: BytesMut::with_capacity(READ_SPACE),
             out: Vec::with_capacity(1024),
             _opened: opened,
-        }
+        })
     }
 
     /// Whether an idle connection may take a request: the endpoint has not closed it and sent
@@ -133,7 +135,7 @@ impl Conn {
     /// request's head nor a second copy of what it owns (an `async fn` keeps its arguments
     /// twice): it is moved and polled on every request.
     pub fn send(
-        mut self,
+        mut self: Box<Self>,
         head: &request::Parts,
         body: Body,
     ) -> impl Future<Output = Result<Response<ResponseBody>, Error>> + Send + use<> {
@@ -155,7 +157,7 @@ impl Conn {
                         e.into()
                     });
                 }
-                let Conn { stream, read, .. } = &mut self;
+                let Conn { stream, read, .. } = &mut *self;
                 (read_head_from(stream, read, &method).await?, true)
             } else {
                 // Boxed: a request with a body is the rarer case, and its future is large.
@@ -464,7 +466,7 @@ pub struct ResponseBody {
     framing: Framing,
     /// The endpoint keeps the connection open and the whole request went out.
     reusable: bool,
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     checkin: Option<Checkin>,
 }
 
@@ -480,8 +482,8 @@ impl ResponseBody {
         if !matches!(self.framing, Framing::Upgraded) {
             return None;
         }
-        let conn = self.conn.take()?;
-        Some((conn.stream, conn.read.freeze()))
+        let Conn { stream, read, .. } = *self.conn.take()?;
+        Some((stream, read.freeze()))
     }
 
     /// The body ended: the connection goes home if it can take another request.

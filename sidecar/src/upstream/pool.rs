@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
 use http_body::Body as _;
@@ -26,6 +26,7 @@ use tokio::net::TcpStream;
 use super::Upstream;
 use super::h1;
 use crate::body::Body;
+use crate::clock;
 use crate::config::Protocol;
 use crate::worker;
 
@@ -59,8 +60,9 @@ struct EndpointPool {
 }
 
 struct Idle {
-    conn: h1::Conn,
-    since: Instant,
+    conn: Box<h1::Conn>,
+    /// When it went idle, in coarse milliseconds ([`crate::clock`]).
+    since_ms: u64,
 }
 
 impl Pools {
@@ -84,20 +86,22 @@ pub struct Checkin {
 }
 
 impl Checkin {
-    pub(super) fn release(self, conn: h1::Conn) {
+    pub(super) fn release(self, conn: Box<h1::Conn>) {
         let cfg = &self.upstream.config;
         let mut pool = self.upstream.pools.get(self.worker, self.endpoint).lock().unwrap();
-        let now = Instant::now();
-        prune(&mut pool.idle, cfg.idle_timeout, now);
+        let now_ms = clock::monotonic_ms();
+        prune(&mut pool.idle, cfg.idle_timeout, now_ms);
         if pool.idle.len() < cfg.max_idle_per_endpoint {
-            pool.idle.push(Idle { conn, since: now });
+            pool.idle.push(Idle { conn, since_ms: now_ms });
         }
     }
 }
 
 /// Drop idle connections past their idle timeout (the oldest sit at the bottom of the stack).
-fn prune(idle: &mut Vec<Idle>, idle_timeout: Duration, now: Instant) {
-    let fresh = idle.iter().position(|i| now - i.since < idle_timeout);
+fn prune(idle: &mut Vec<Idle>, idle_timeout: Duration, now_ms: u64) {
+    let fresh = idle
+        .iter()
+        .position(|i| u128::from(now_ms.saturating_sub(i.since_ms)) < idle_timeout.as_millis());
     idle.drain(..fresh.unwrap_or(idle.len()));
 }
 
@@ -205,9 +209,9 @@ impl Upstream {
     }
 
     /// The most recently used idle connection that is still open.
-    fn idle_h1(&self, worker: usize, i: usize) -> Option<h1::Conn> {
+    fn idle_h1(&self, worker: usize, i: usize) -> Option<Box<h1::Conn>> {
         let mut pool = self.pools.get(worker, i).lock().unwrap();
-        prune(&mut pool.idle, self.config.idle_timeout, Instant::now());
+        prune(&mut pool.idle, self.config.idle_timeout, clock::monotonic_ms());
         while let Some(Idle { mut conn, .. }) = pool.idle.pop() {
             if conn.is_idle_open() {
                 return Some(conn);
@@ -255,7 +259,7 @@ impl Upstream {
         })
     }
 
-    async fn connect_h1(self: &Arc<Self>, i: usize) -> Result<h1::Conn, SendError> {
+    async fn connect_h1(self: &Arc<Self>, i: usize) -> Result<Box<h1::Conn>, SendError> {
         let mut opened = self.admit_connection()?;
         let stream = self.tcp(i).await?;
         opened.open();
