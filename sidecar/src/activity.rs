@@ -19,16 +19,11 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use crate::clock;
-
 const NONE: u64 = u64::MAX;
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 pub struct Activity {
     start: Instant,
-    /// `start` on the coarse clock: reads and writes are stamped in coarse milliseconds
-    /// ([`crate::clock`]), at most a tick behind the precise clock the watcher sleeps on.
-    start_ms: u64,
     last_io: AtomicU64,
     head_started: AtomicU64,
     in_flight: AtomicUsize,
@@ -47,7 +42,6 @@ impl Activity {
     pub fn new() -> Arc<Self> {
         Arc::new(Activity {
             start: Instant::now(),
-            start_ms: clock::monotonic_ms(),
             last_io: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
             in_flight: AtomicUsize::new(0),
@@ -57,7 +51,7 @@ impl Activity {
     }
 
     fn now_ms(&self) -> u64 {
-        clock::monotonic_ms().saturating_sub(self.start_ms)
+        self.start.elapsed().as_millis() as u64
     }
 
     fn on_read(&self, bytes: &[u8]) {

@@ -1,10 +1,8 @@
 //! The gateway: the outermost, infallible request handler, and the per-route service stacks
 //! built once per config.
 //!
-//! A config becomes a [`Gateway`] (routes with their stacks, clusters with their pools). A
-//! route with no cache, concurrency limit or retries skips tower: its one try is called
-//! directly under the route timeout (see `Stack`), the same behaviour without a boxed service
-//! and two boxed futures per request. The
+//! A config becomes a [`Gateway`] (routes with their stacks, clusters with their pools; a
+//! route with no optional layer skips tower, see `Stack`). The
 //! running sidecar holds the current one in an `ArcSwap`; a reload builds a new one and swaps it
 //! in whole, so a request sees either the old config or the new one, never a mix.
 

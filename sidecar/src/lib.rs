@@ -32,7 +32,8 @@
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
 //! - [`worker`]: which worker thread is running.
 //! - [`rng`]: fast per-thread randomness for ids and sampling.
-//! - [`clock`]: coarse clocks for per-request timestamps that need no precision.
+//! - [`clock`]: coarse clocks for per-request timestamps that need no precision (pooled
+//!   connections' idle time, the `date` line).
 //!
 //! # Request path
 //! A request is accepted by a worker ([`server`]), matched to a route ([`router`]), timed by

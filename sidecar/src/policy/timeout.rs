@@ -60,7 +60,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> Deadline<F> {
-    /// `inner`, failed with a timeout once `limit` has passed (counted from the first poll).
+    /// `inner`, failed with a timeout once `limit` has passed (counted from now).
     pub fn new(inner: F, limit: Duration) -> Self {
         Deadline {
             inner,

@@ -144,8 +144,8 @@ struct Target {
 }
 
 impl Forward {
-    /// One try under the route's timeout, without tower: all a route with no other layer
-    /// needs. The try's future is not boxed: it lives inside the request's own.
+    /// One try under the route's timeout, without tower (the gateway's direct path); the
+    /// try's future is not boxed.
     pub fn call_within(
         &self,
         limit: Duration,

@@ -165,7 +165,8 @@ fn parse(head: &Bytes, cfg: &Listener) -> Option<Parsed> {
         0 => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    // Room for what the gateway adds (`gateway::ADDED_REQUEST_HEADERS`), so the map never grows.
+    // Room for what the gateway adds to every request (`gateway::ADDED_REQUEST_HEADERS`); a
+    // route's own added headers are reserved by the gateway.
     let mut headers = header_map(parsed.headers.len() + crate::gateway::ADDED_REQUEST_HEADERS);
     let mut length = None;
     let mut keep_alive = version == Version::HTTP_11;

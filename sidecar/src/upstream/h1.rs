@@ -131,9 +131,8 @@ impl Conn {
     /// Send one request and read its answer's head; the body follows through the returned
     /// response, which owns the connection from here on.
     ///
-    /// The head is encoded before the returned future starts, so that future holds neither the
-    /// request's head nor a second copy of what it owns (an `async fn` keeps its arguments
-    /// twice): it is moved and polled on every request.
+    /// The head is encoded before the returned future starts, so that future holds neither
+    /// the request's head nor, as an `async fn` would, a second copy of its arguments.
     pub fn send(
         mut self: Box<Self>,
         head: &request::Parts,
@@ -306,7 +305,7 @@ fn parse_into<'h>(head: &'h Bytes, method: &Method, slots: &mut [httparse::Heade
     } else {
         Version::HTTP_11
     };
-    // Room for what the gateway adds to every answer (its request id), so the map never grows.
+    // Room for what the gateway adds to every answer (its request id).
     let mut headers = crate::http1::header_map(parsed.headers.len() + 1);
     let mut framing = None;
     let mut length: Option<u64> = None;

@@ -116,9 +116,9 @@ impl Upstream {
     /// Send `req` to endpoint `i`. An HTTP/1.1 connection goes back to its pool when the
     /// response body ends (dropped before, it closes).
     ///
-    /// Not an `async fn`, which would keep the request twice in the future every request
-    /// carries (and moves). For the same reason the paths most requests do not take are
-    /// boxed: HTTP/2's and a new connection's futures are kilobytes.
+    /// Not an `async fn`, for the reason given at `proxy::forward`; for the same reason the
+    /// paths most requests do not take are boxed: HTTP/2's and a new connection's futures
+    /// are kilobytes.
     pub fn send(
         self: Arc<Self>,
         i: usize,
