@@ -44,15 +44,25 @@ fn read(clock: libc::clockid_t) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+    /// A coarse reading lies between precise readings taken around it, give or take the
+    /// kernel's tick (at most 10 ms); a slow machine only widens the window.
     #[test]
-    fn coarse_clocks_follow_the_precise_ones_within_a_tick() {
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-        assert!(unix_secs().abs_diff(unix) <= 1);
-        let (t0, ms0) = (Instant::now(), monotonic_ms());
-        std::thread::sleep(Duration::from_millis(50));
-        let (waited, moved) = (t0.elapsed().as_millis() as u64, monotonic_ms() - ms0);
-        assert!(moved.abs_diff(waited) <= 20, "coarse {moved} ms, precise {waited} ms");
+    fn coarse_clocks_read_the_precise_ones_as_of_the_last_tick() {
+        const TICK_MS: u64 = 10;
+        let before = read(libc::CLOCK_MONOTONIC) / 1_000_000;
+        let coarse = monotonic_ms();
+        let after = read(libc::CLOCK_MONOTONIC) / 1_000_000;
+        assert!(
+            coarse + TICK_MS >= before && coarse <= after,
+            "{before} <= {coarse} <= {after}"
+        );
+        let before = read(libc::CLOCK_REALTIME) / 1_000_000_000;
+        let coarse = unix_secs();
+        let after = read(libc::CLOCK_REALTIME) / 1_000_000_000;
+        assert!(
+            coarse + 1 >= before && coarse <= after,
+            "{before} <= {coarse} <= {after}"
+        );
     }
 }

@@ -230,7 +230,7 @@ impl Gateway {
             };
             self.log(UNMATCHED, asked, &outcome, &request_id);
             let mut resp = error_response(class);
-            resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+            set_request_id(&mut resp, request_id);
             return Ok(resp);
         };
         let timer = route.meter.start();
@@ -328,7 +328,7 @@ impl Gateway {
             let body = std::mem::replace(resp.body_mut(), Body::full(""));
             *resp.body_mut() = body.shaped(plan.shape, plan.slot);
         }
-        resp.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+        set_request_id(&mut resp, request_id);
         Ok(resp)
     }
 
@@ -584,6 +584,11 @@ fn refuse(route: &RouteEntry, denial: &Denial) -> ProxyError {
 
 fn is_auth(class: ErrorClass) -> bool {
     matches!(class, ErrorClass::Unauthorized | ErrorClass::Forbidden)
+}
+
+/// Tell the client the id its request went upstream with (in place: a response is large to move).
+fn set_request_id(resp: &mut Response<Body>, id: HeaderValue) {
+    resp.headers_mut().insert(X_REQUEST_ID.clone(), id);
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
