@@ -55,13 +55,18 @@ impl Activity {
     }
 
     fn on_read(&self, bytes: &[u8]) {
-        let now = self.now_ms();
-        self.last_io.store(now, Relaxed);
         if !self.checked_preface.swap(true, Relaxed) {
             let n = bytes.len().min(H2_PREFACE.len());
             self.h2.store(n > 0 && bytes[..n] == H2_PREFACE[..n], Relaxed);
         }
-        if self.in_flight.load(Relaxed) == 0 && self.head_started.load(Relaxed) == NONE {
+        // While a request is in flight, its end stamps the connection (`RequestGuard`), so
+        // only the bytes moving between requests need the clock (here and in `wrote`).
+        if self.in_flight.load(Relaxed) > 0 {
+            return;
+        }
+        let now = self.now_ms();
+        self.last_io.store(now, Relaxed);
+        if self.head_started.load(Relaxed) == NONE {
             self.head_started.store(now, Relaxed);
         }
     }
@@ -70,6 +75,7 @@ impl Activity {
     fn wrote(&self, res: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
         if let Poll::Ready(Ok(n)) = res
             && n > 0
+            && self.in_flight.load(Relaxed) == 0
         {
             self.last_io.store(self.now_ms(), Relaxed);
         }

@@ -66,6 +66,9 @@ struct Tap {
 
 impl Drop for Tap {
     fn drop(&mut self) {
+        if self.bytes == 0 {
+            return; // most requests have no body
+        }
         let (bytes_in, bytes_out) = match self.direction {
             Direction::In => (self.bytes, 0),
             Direction::Out => (0, self.bytes),

@@ -67,6 +67,7 @@ pub mod events;
 pub mod faults;
 pub mod gateway;
 pub mod http1;
+pub mod ids;
 pub mod policy;
 pub mod proxy;
 pub mod rng;

@@ -159,14 +159,7 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: &Client, host: Option<&Hea
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     match headers.get(&X_REQUEST_ID) {
         Some(v) if !v.is_empty() && v.len() <= 128 => v.clone(),
-        _ => {
-            let mut buf = uuid::Uuid::encode_buffer();
-            let id = uuid::Builder::from_random_bytes(crate::rng::bytes())
-                .into_uuid()
-                .hyphenated()
-                .encode_lower(&mut buf);
-            HeaderValue::from_str(id).expect("uuid is a valid header value")
-        }
+        _ => crate::ids::request_id(),
     }
 }
 

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderName, HeaderValue};
+use http::header;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as HttpBody;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,7 +32,8 @@ use crate::activity::{Activity, Tracked};
 use crate::body::Body;
 use crate::config::Listener;
 use crate::http1::{
-    WriteError, head_end, header_map, make_room, parse_length, put_date, put_field, put_length, recycle, write_body,
+    WriteError, head_end, header_map, header_name, header_value, make_room, parse_length, put_date, put_field,
+    put_length, recycle, write_body,
 };
 use crate::proxy::headers::Client;
 use crate::proxy::{Hangup, HungUp};
@@ -171,8 +172,8 @@ fn parse(head: &Bytes, cfg: &Listener) -> Option<Parsed> {
     let mut length = None;
     let mut keep_alive = version == Version::HTTP_11;
     for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).ok()?;
+        let name = header_name(h.name.as_bytes())?;
+        let value = header_value(head, h.value);
         if name == header::CONTENT_LENGTH {
             let n = parse_length(h.value)?;
             if length.is_some_and(|l| l != n) {
@@ -336,6 +337,7 @@ async fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     fn listener() -> Listener {
         Listener {

@@ -14,7 +14,6 @@ use crate::worker;
 
 pub struct Meter {
     shards: Box<[Shard]>,
-    in_flight: AtomicI64,
     /// `telemetry.metrics = false`: record nothing (the meter still times, for the access log).
     enabled: bool,
 }
@@ -23,6 +22,9 @@ pub struct Meter {
 #[repr(align(64))]
 struct Shard {
     tally: Mutex<Tally>,
+    /// Requests started here less those ended here (a request may end on another worker,
+    /// so one shard can go negative; the sum cannot).
+    in_flight: AtomicI64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     retries: AtomicU64,
@@ -68,7 +70,7 @@ impl Timer<'_> {
 impl Drop for Timer<'_> {
     fn drop(&mut self) {
         if self.meter.enabled {
-            self.meter.in_flight.fetch_sub(1, Relaxed);
+            self.meter.shard().in_flight.fetch_sub(1, Relaxed);
         }
     }
 }
@@ -81,6 +83,7 @@ impl Meter {
     /// A meter that records only if `enabled`.
     pub fn with_switch(workers: usize, enabled: bool) -> Self {
         let shard = || Shard {
+            in_flight: AtomicI64::new(0),
             tally: Mutex::new(Tally {
                 requests: 0,
                 by_status_class: [0; 5],
@@ -100,7 +103,6 @@ impl Meter {
         let shards = if enabled { workers.max(1) } else { 1 };
         Meter {
             shards: (0..shards).map(|_| shard()).collect(),
-            in_flight: AtomicI64::new(0),
             enabled,
         }
     }
@@ -117,7 +119,7 @@ impl Meter {
     /// Start timing a request that started at `start`.
     pub fn start_at(&self, start: Instant) -> Timer<'_> {
         if self.enabled {
-            self.in_flight.fetch_add(1, Relaxed);
+            self.shard().in_flight.fetch_add(1, Relaxed);
         }
         Timer { meter: self, start }
     }
@@ -218,15 +220,14 @@ impl Meter {
 
     /// All shards merged.
     pub fn traffic(&self) -> Traffic {
-        let mut counters = Counters {
-            in_flight: self.in_flight.load(Relaxed).max(0) as u64,
-            ..Counters::default()
-        };
+        let mut counters = Counters::default();
+        let mut in_flight = 0;
         let mut latency = new_latency_histogram();
         let mut by_status_class = [0u64; 5];
         let mut by_error = [0u64; ErrorClass::ALL.len()];
         let mut exemplars = Exemplars::default();
         for s in self.shards.iter() {
+            in_flight += s.in_flight.load(Relaxed);
             counters.bytes_in += s.bytes_in.load(Relaxed);
             counters.bytes_out += s.bytes_out.load(Relaxed);
             counters.retries += s.retries.load(Relaxed);
@@ -254,6 +255,7 @@ impl Meter {
             latency.add(&t.latency).expect("same bounds");
             exemplars.merge(&t.exemplars);
         }
+        counters.in_flight = u64::try_from(in_flight).unwrap_or(0);
         counters.by_status_class = by_status_class
             .iter()
             .enumerate()

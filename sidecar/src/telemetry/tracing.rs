@@ -38,7 +38,7 @@ impl ServerSpan {
             ServerSpan::Unsampled(sc) => sc.trace_id(),
         };
         let mut out = [0u8; 32];
-        w3c::hex_into(&id.to_bytes(), &mut out);
+        crate::ids::hex_into(&id.to_bytes(), &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
 }
@@ -257,28 +257,20 @@ mod w3c {
             return;
         }
         let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
-        hex_into(&sc.trace_id().to_bytes(), &mut buf[3..35]);
-        hex_into(&sc.span_id().to_bytes(), &mut buf[36..52]);
-        hex_into(&[sc.trace_flags().to_u8()], &mut buf[53..55]);
-        headers.insert(
-            TRACEPARENT.clone(),
-            HeaderValue::from_bytes(&buf).expect("hex is a valid header value"),
-        );
+        crate::ids::hex_into(&sc.trace_id().to_bytes(), &mut buf[3..35]);
+        crate::ids::hex_into(&sc.span_id().to_bytes(), &mut buf[36..52]);
+        crate::ids::hex_into(&[sc.trace_flags().to_u8()], &mut buf[53..55]);
+        // SAFETY: hex digits and dashes.
+        headers.insert(TRACEPARENT.clone(), unsafe { crate::ids::header_value(&buf) });
+        if *sc.trace_state() == TraceState::NONE {
+            return;
+        }
         let state = sc.trace_state().header();
         if let Ok(v) = HeaderValue::from_str(&state)
             .map_err(drop)
             .and_then(|v| if v.is_empty() { Err(()) } else { Ok(v) })
         {
             headers.insert(TRACESTATE.clone(), v);
-        }
-    }
-
-    /// Lower-case hex of `bytes` into `out` (twice as long).
-    pub fn hex_into(bytes: &[u8], out: &mut [u8]) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (i, b) in bytes.iter().enumerate() {
-            out[2 * i] = HEX[usize::from(b >> 4)];
-            out[2 * i + 1] = HEX[usize::from(b & 0xf)];
         }
     }
 

@@ -39,9 +39,10 @@ impl Balancer {
             return None;
         }
         Some(match self {
+            // One endpoint: no shared counter to bump (workers would contend for its line).
+            _ if n == 1 => 0,
             Balancer::RoundRobin { next } => next.fetch_add(1, Ordering::Relaxed) % n,
             Balancer::Weighted { next, schedule } => schedule[next.fetch_add(1, Ordering::Relaxed) % schedule.len()],
-            Balancer::P2c if n == 1 => 0,
             Balancer::P2c => {
                 let a = rand::random_range(0..n);
                 let b = (a + rand::random_range(1..n)) % n;

@@ -31,7 +31,9 @@ use tokio::net::TcpStream;
 
 use super::pool::{Checkin, Opened};
 use crate::body::{Body, BoxError, is_length_limit};
-use crate::http1::{WriteError, head_end, make_room, parse_length, put_field, put_length, write_body};
+use crate::http1::{
+    WriteError, head_end, header_name, header_value, make_room, parse_length, put_field, put_length, write_body,
+};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
@@ -311,9 +313,8 @@ fn parse_into<'h>(head: &'h Bytes, method: &Method, slots: &mut [httparse::Heade
     let mut length: Option<u64> = None;
     let mut close = version == Version::HTTP_10;
     for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Error::Invalid("bad header name"))?;
-        let value =
-            HeaderValue::from_maybe_shared(head.slice_ref(h.value)).map_err(|_| Error::Invalid("bad header value"))?;
+        let name = header_name(h.name.as_bytes()).ok_or(Error::Invalid("bad header name"))?;
+        let value = header_value(head, h.value);
         if name == header::TRANSFER_ENCODING {
             let last = value.as_bytes().rsplit(|&b| b == b',').next().unwrap_or_default();
             framing = Some(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
