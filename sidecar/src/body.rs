@@ -154,14 +154,14 @@ impl Body {
 
     /// Count this body's bytes for a route.
     pub fn meter_route(&mut self, meter: &Arc<Meter>, direction: Direction) {
-        if meter.enabled() {
+        if meter.enabled() && !self.is_end_stream() {
             self.tap(direction).route = Some(meter.clone());
         }
     }
 
     /// Count this body's bytes for a cluster and one of its endpoints.
     pub fn meter_upstream(&mut self, cluster: &Arc<Meter>, endpoint: &Arc<Meter>, direction: Direction) {
-        if cluster.enabled() {
+        if cluster.enabled() && !self.is_end_stream() {
             self.tap(direction).upstream = Some((cluster.clone(), endpoint.clone()));
         }
     }

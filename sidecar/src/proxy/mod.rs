@@ -150,13 +150,11 @@ impl Forward {
         &self,
         limit: Duration,
         req: Request<Body>,
-    ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + use<> {
+    ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + '_ {
         // A combinator, not an `async` block, which would hold the deadline twice (captured
-        // and awaited).
-        futures_util::TryFutureExt::map_err(
-            Deadline::new(forward(self.0.clone(), req), limit),
-            ProxyError::from_boxed,
-        )
+        // and awaited). The try borrows the route's target (the gateway outlives the request)
+        // instead of counting a reference that every worker would write.
+        futures_util::TryFutureExt::map_err(Deadline::new(forward(&self.0, req), limit), ProxyError::from_boxed)
     }
 
     pub fn new(upstream: Arc<Upstream>, host: HostPolicy, telemetry: &Telemetry, faults: Arc<FaultTable>) -> Self {
@@ -183,7 +181,8 @@ impl tower::Service<Request<Body>> for Forward {
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        Box::pin(forward(self.0.clone(), req))
+        let this = self.0.clone();
+        Box::pin(async move { forward(&this, req).await })
     }
 }
 
@@ -191,9 +190,9 @@ impl tower::Service<Request<Body>> for Forward {
 /// future every request allocates, moves and polls.
 #[expect(clippy::manual_async_fn, reason = "an async fn keeps its arguments twice")]
 fn forward(
-    this: Arc<Target>,
+    this: &Target,
     mut req: Request<Body>,
-) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send {
+) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + '_ {
     async move {
         let (upstream, host) = (&this.upstream, &this.host);
         // A retry prefers an endpoint it has not tried.
