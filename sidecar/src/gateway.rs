@@ -206,7 +206,8 @@ impl Gateway {
     /// Serve one downstream request. Every problem is a response; the only error is a fault
     /// that ends the request without one (the server then resets or closes the connection).
     pub async fn handle(&self, req: Request<Body>, client: &Client) -> Result<Response<Body>, HungUp> {
-        let request_id = headers::request_id(req.headers());
+        let present = headers::Present::scan(req.headers());
+        let request_id = headers::request_id(req.headers(), present);
         let (mut parts, body) = req.into_parts();
         // The request as the client sent it, kept only for the access log.
         let asked = self
@@ -237,7 +238,7 @@ impl Gateway {
         let trace = self
             .tracing
             .as_ref()
-            .map(|t| t.server_span(&mut parts, &route.config.name, client.addr.ip()));
+            .map(|t| t.server_span(&mut parts, &route.config.name, client.addr.ip(), present.traceparent));
         let version = parts.version;
         // Auth (DESIGN's layer 3) is checked here, before the inbound faults are selected, so a
         // fault matching a `tenant` sees the tenant the credentials proved; its 401/403 is sent
@@ -256,8 +257,13 @@ impl Gateway {
                     None => match &denied {
                         Some(denial) => Err(refuse(route, denial)),
                         None => {
-                            self.forward(route, parts, body, client, &request_id, trace.as_ref())
-                                .await
+                            let request = Incoming {
+                                client,
+                                request_id: &request_id,
+                                present,
+                                trace: trace.as_ref(),
+                            };
+                            self.forward(route, parts, body, request).await
                         }
                     },
                 };
@@ -338,10 +344,14 @@ impl Gateway {
         route: &RouteEntry,
         mut parts: http::request::Parts,
         body: Body,
-        client: &Client,
-        request_id: &HeaderValue,
-        trace: Option<&ServerSpan>,
+        request: Incoming<'_>,
     ) -> Result<Response<Body>, ProxyError> {
+        let Incoming {
+            client,
+            request_id,
+            present,
+            trace,
+        } = request;
         // Rate limiting before any upstream work (GCRA; shadow mode only counts).
         if let Some(limit) = &route.rate_limit {
             match limit.check(&parts, client, || verified_tenant(route.auth.as_ref(), &parts)) {
@@ -353,7 +363,7 @@ impl Gateway {
                 }
             }
         }
-        route.prepare(&mut parts, client, request_id)?;
+        route.prepare(&mut parts, client, request_id, present)?;
         if let Some(ServerSpan::Sampled(cx)) = trace {
             parts.extensions.insert(cx.clone()); // Forward hangs its client span under it
         }
@@ -463,6 +473,15 @@ impl Gateway {
     }
 }
 
+/// What the gateway learned of a request before its route's stack, for `forward`.
+struct Incoming<'a> {
+    client: &'a Client,
+    request_id: &'a HeaderValue,
+    /// The headers looked up by name that the request carries.
+    present: headers::Present,
+    trace: Option<&'a ServerSpan>,
+}
+
 /// How a request ended, for the access log.
 struct Outcome {
     status: u16,
@@ -483,7 +502,12 @@ impl RouteEntry {
         parts: &mut http::request::Parts,
         client: &Client,
         request_id: &HeaderValue,
+        present: headers::Present,
     ) -> Result<(), ProxyError> {
+        debug_assert!(
+            present.covers(headers::Present::scan(&parts.headers)),
+            "a header looked up by name appeared after the request's scan"
+        );
         let config = &self.config;
         if let Some(limit) = config.max_request_body
             && content_length(&parts.headers).is_some_and(|n| n > limit)
@@ -495,6 +519,7 @@ impl RouteEntry {
         }
         let headers = &mut parts.headers;
         let client_host = headers.get(header::HOST).cloned();
+        let had_host = client_host.is_some();
         // Room for what is added below, made once (not the map doubling from the client's few
         // headers): the forwarding headers and request id, the route's own, and a Host when
         // the client sent none.
@@ -506,11 +531,15 @@ impl RouteEntry {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        let upgrade = headers::is_upgrade(headers);
-        headers::strip_hop_by_hop(headers, upgrade);
+        if present.hop_by_hop {
+            let upgrade = present.upgrade && headers::is_upgrade(headers);
+            headers::strip_hop_by_hop(headers, upgrade);
+        }
         // We answer `Expect: 100-continue` ourselves (hyper does, when the body is first read).
-        headers.remove(header::EXPECT);
-        headers::set_forwarded(headers, client, original_host.as_ref());
+        if present.expect {
+            headers.remove(header::EXPECT);
+        }
+        headers::set_forwarded(headers, client, original_host.as_ref(), present);
         headers.insert(X_REQUEST_ID.clone(), request_id.clone());
         for name in &config.request_headers_remove {
             headers.remove(name);
@@ -521,9 +550,10 @@ impl RouteEntry {
         // HostPolicy::Endpoint is applied by Forward, once the endpoint is chosen. A preserved
         // Host is put back only if it is gone (it came in the URI, or `Connection` named it):
         // an insert over itself would cost a map growth, since inserting reserves room first.
+        let host_gone = !had_host || (present.hop_by_hop && !headers.contains_key(header::HOST));
         let host = match &self.host_rewrite {
             Some(rewrite) => Some(rewrite.clone()),
-            None if config.host == HostPolicy::Preserve && !headers.contains_key(header::HOST) => original_host,
+            None if config.host == HostPolicy::Preserve && host_gone => original_host,
             None => None,
         };
         if let Some(host) = host {

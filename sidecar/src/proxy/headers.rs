@@ -24,6 +24,61 @@ static HOP_BY_HOP: [&HeaderName; 5] = [
     &KEEP_ALIVE,
 ];
 
+/// Which headers the gateway looks up by name a request carries, noted in one pass over its
+/// names. Most requests carry none of them, and a lookup hashes the name (a custom one byte by
+/// byte): knowing they are absent spares the lookups, and lets the forwarding headers be
+/// appended without looking first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Present {
+    pub request_id: bool,
+    pub traceparent: bool,
+    pub forwarded_for: bool,
+    pub forwarded_proto: bool,
+    pub forwarded_host: bool,
+    pub expect: bool,
+    pub upgrade: bool,
+    /// Any hop-by-hop header (`Upgrade` included) or `Proxy-*`.
+    pub hop_by_hop: bool,
+}
+
+impl Present {
+    pub fn scan(headers: &HeaderMap) -> Self {
+        let mut p = Present::default();
+        for name in headers.keys() {
+            if *name == X_REQUEST_ID {
+                p.request_id = true;
+            } else if *name == crate::telemetry::tracing::TRACEPARENT {
+                p.traceparent = true;
+            } else if *name == X_FORWARDED_FOR {
+                p.forwarded_for = true;
+            } else if *name == X_FORWARDED_PROTO {
+                p.forwarded_proto = true;
+            } else if *name == X_FORWARDED_HOST {
+                p.forwarded_host = true;
+            } else if *name == header::EXPECT {
+                p.expect = true;
+            } else if HOP_BY_HOP.contains(&name) || name.as_str().starts_with("proxy-") {
+                p.hop_by_hop = true;
+                p.upgrade |= *name == header::UPGRADE;
+            }
+        }
+        p
+    }
+
+    /// Whether this earlier scan still covers the headers as `now` finds them, for what the
+    /// gateway's `prepare` relies on: nothing it would have to handle appeared since (auth and
+    /// fault selection only remove headers of their own; the trace context is not looked at).
+    pub fn covers(self, now: Present) -> bool {
+        let appeared = |was: bool, is: bool| is && !was;
+        !(appeared(self.forwarded_for, now.forwarded_for)
+            || appeared(self.forwarded_proto, now.forwarded_proto)
+            || appeared(self.forwarded_host, now.forwarded_host)
+            || appeared(self.expect, now.expect)
+            || appeared(self.upgrade, now.upgrade)
+            || appeared(self.hop_by_hop, now.hop_by_hop))
+    }
+}
+
 /// Remove hop-by-hop headers: the fixed set, whatever `Connection` lists, and `Proxy-*`.
 /// `keep_upgrade` keeps `Connection: upgrade` and `Upgrade` for a WebSocket-style handshake;
 /// `TE: trailers` survives because it asks the next hop to forward trailers, which we do.
@@ -125,39 +180,38 @@ pub fn replace(headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
 }
 
 /// Append the client to `X-Forwarded-For`; set `-Proto` and `-Host` unless an earlier proxy did.
-pub fn set_forwarded(headers: &mut HeaderMap, client: &Client, host: Option<&HeaderValue>) {
-    // One hash lookup per header: `entry` finds or makes the slot.
-    match headers.entry(X_FORWARDED_FOR.clone()) {
-        Entry::Occupied(mut e) => {
-            let appended = e
-                .get()
-                .to_str()
-                .ok()
-                .map(|prev| format!("{prev}, {}", client.addr.ip()));
-            match appended.and_then(|v| HeaderValue::try_from(v).ok()) {
-                Some(v) => {
-                    e.insert(v);
-                }
-                None => {
-                    e.insert(client.ip.clone());
-                }
+/// `present` says which of them the request carries: an absent one is appended without a
+/// lookup; a present one is found once by `entry`.
+pub fn set_forwarded(headers: &mut HeaderMap, client: &Client, host: Option<&HeaderValue>, present: Present) {
+    if !present.forwarded_for {
+        headers.append(X_FORWARDED_FOR.clone(), client.ip.clone());
+    } else {
+        match headers.entry(X_FORWARDED_FOR.clone()) {
+            Entry::Occupied(mut e) => {
+                let appended = e
+                    .get()
+                    .to_str()
+                    .ok()
+                    .map(|prev| format!("{prev}, {}", client.addr.ip()))
+                    .and_then(|v| HeaderValue::try_from(v).ok());
+                e.insert(appended.unwrap_or_else(|| client.ip.clone()));
+            }
+            Entry::Vacant(e) => {
+                e.insert(client.ip.clone());
             }
         }
-        Entry::Vacant(e) => {
-            e.insert(client.ip.clone());
-        }
     }
-    if let Entry::Vacant(e) = headers.entry(X_FORWARDED_PROTO.clone()) {
-        e.insert(HeaderValue::from_static("http"));
+    if !present.forwarded_proto {
+        headers.append(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
-    if let (Some(host), Entry::Vacant(e)) = (host, headers.entry(X_FORWARDED_HOST.clone())) {
-        e.insert(host.clone());
+    if let (Some(host), false) = (host, present.forwarded_host) {
+        headers.append(X_FORWARDED_HOST.clone(), host.clone());
     }
 }
 
 /// The request's id: the client's `x-request-id` if it sent a sane one, else a new UUID.
-pub fn request_id(headers: &HeaderMap) -> HeaderValue {
-    match headers.get(&X_REQUEST_ID) {
+pub fn request_id(headers: &HeaderMap, present: Present) -> HeaderValue {
+    match present.request_id.then(|| headers.get(&X_REQUEST_ID)).flatten() {
         Some(v) if !v.is_empty() && v.len() <= 128 => v.clone(),
         _ => crate::ids::request_id(),
     }
@@ -230,13 +284,58 @@ mod tests {
     }
 
     #[test]
+    fn one_pass_notes_the_headers_looked_up_by_name() {
+        assert_eq!(
+            Present::scan(&map(&[("host", "a"), ("accept", "*/*")])),
+            Present::default()
+        );
+        let p = Present::scan(&map(&[
+            ("x-request-id", "r"),
+            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "h"),
+            ("expect", "100-continue"),
+            ("upgrade", "websocket"),
+        ]));
+        let all = Present {
+            request_id: true,
+            traceparent: true,
+            forwarded_for: true,
+            forwarded_proto: true,
+            forwarded_host: true,
+            expect: true,
+            upgrade: true,
+            hop_by_hop: true,
+        };
+        assert_eq!(p, all);
+        for hop in [
+            "connection",
+            "te",
+            "transfer-encoding",
+            "keep-alive",
+            "proxy-authorization",
+        ] {
+            let p = Present::scan(&map(&[(hop, "x")]));
+            assert!(p.hop_by_hop && !p.upgrade, "{hop}");
+        }
+        assert!(all.covers(Present::default()) && !Present::default().covers(all));
+    }
+
+    #[test]
     fn forwarded_headers_append_and_keep() {
         let mut h = map(&[("x-forwarded-for", "10.0.0.1"), ("x-forwarded-proto", "https")]);
         let client = Client::new("127.0.0.1:5000".parse().unwrap());
-        set_forwarded(&mut h, &client, Some(&HeaderValue::from_static("shop.example")));
+        let present = Present::scan(&h);
+        set_forwarded(
+            &mut h,
+            &client,
+            Some(&HeaderValue::from_static("shop.example")),
+            present,
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         let mut fresh = HeaderMap::new();
-        set_forwarded(&mut fresh, &client, None);
+        set_forwarded(&mut fresh, &client, None, Present::default());
         assert_eq!(fresh["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
@@ -245,9 +344,10 @@ mod tests {
 
     #[test]
     fn request_ids_are_kept_or_generated() {
-        assert_eq!(request_id(&map(&[("x-request-id", "abc")])), "abc");
-        let generated = request_id(&HeaderMap::new());
+        let with_id = map(&[("x-request-id", "abc")]);
+        assert_eq!(request_id(&with_id, Present::scan(&with_id)), "abc");
+        let generated = request_id(&HeaderMap::new(), Present::default());
         assert_eq!(generated.len(), 36);
-        assert_ne!(generated, request_id(&HeaderMap::new()));
+        assert_ne!(generated, request_id(&HeaderMap::new(), Present::default()));
     }
 }

@@ -95,8 +95,16 @@ impl Tracing {
     /// request gets an SDK span with its name and attributes; its context then travels to
     /// `Forward` through the request's extensions, and each attempt's client span writes the
     /// `traceparent` (see [`Tracing::client_span`]).
-    pub fn server_span(&self, parts: &mut http::request::Parts, route: &str, client: std::net::IpAddr) -> ServerSpan {
-        let parent = w3c::extract(&parts.headers);
+    ///
+    /// `carries_parent`: whether the request has a `traceparent` (`headers::Present`).
+    pub fn server_span(
+        &self,
+        parts: &mut http::request::Parts,
+        route: &str,
+        client: std::net::IpAddr,
+        carries_parent: bool,
+    ) -> ServerSpan {
+        let parent = carries_parent.then(|| w3c::extract(&parts.headers)).flatten();
         let trace_id = parent
             .as_ref()
             .map_or_else(|| TraceId::from_bytes(crate::rng::bytes()), |p| p.trace_id());
@@ -204,6 +212,8 @@ fn version(v: http::Version) -> &'static str {
 /// W3C Trace Context (`traceparent`, `tracestate`), read and written by hand: the generic
 /// propagator formats ids through `fmt` and costs several thousand instructions a request,
 /// paid by every request, sampled or not.
+pub use w3c::TRACEPARENT;
+
 mod w3c {
     use std::str::FromStr;
 
@@ -211,7 +221,7 @@ mod w3c {
     use http::header::{HeaderName, HeaderValue};
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
-    static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
     static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
     /// The remote parent a request carries, if any.
