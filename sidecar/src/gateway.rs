@@ -74,6 +74,8 @@ struct RouteEntry {
     concurrency: Option<Arc<ConcurrencyLimit>>,
     /// `host_rewrite` as a header value, made once per config instead of once per request.
     host_rewrite: Option<HeaderValue>,
+    /// The route's header edits add or remove `Host`.
+    edits_host: bool,
     meter: Arc<Meter>,
     stack: Stack,
     /// The route's auth; `None` costs a request one branch.
@@ -181,7 +183,10 @@ impl Gateway {
                         limit
                     })
                 });
+                let edits_host = route.request_headers_remove.contains(&header::HOST)
+                    || route.request_headers_add.iter().any(|(name, _)| name == header::HOST);
                 RouteEntry {
+                    edits_host,
                     auth: route.auth.clone().map(|policy| Guard::new(policy, &config.auth)),
                     config: route.clone(),
                     rate_limit,
@@ -244,9 +249,10 @@ impl Gateway {
         // fault matching a `tenant` sees the tenant the credentials proved; its 401/403 is sent
         // only after the inbound faults had their turn, so they still come first for the client
         // (layer 2). Not a tower layer: the route stack starts after fault selection.
-        let denied = match &route.auth {
-            None => None,
-            Some(guard) => guard.check(&mut parts).err(),
+        let (denied, present) = match &route.auth {
+            None => (None, present),
+            // Auth removes its own headers and may add claims under any name: looked at again.
+            Some(guard) => (guard.check(&mut parts).err(), headers::Present::scan(&parts.headers)),
         };
         // Inbound faults come first, like Envoy's fault filter: the client sees them as they are.
         let (forwarded, plan) = match self.inbound_faults(&mut parts, route) {
@@ -531,10 +537,14 @@ impl RouteEntry {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        if present.hop_by_hop {
+        let present = if present.hop_by_hop {
             let upgrade = present.upgrade && headers::is_upgrade(headers);
             headers::strip_hop_by_hop(headers, upgrade);
-        }
+            // `Connection` may have named any header, a forwarding one too.
+            headers::Present::scan(headers)
+        } else {
+            present
+        };
         // We answer `Expect: 100-continue` ourselves (hyper does, when the body is first read).
         if present.expect {
             headers.remove(header::EXPECT);
@@ -550,7 +560,13 @@ impl RouteEntry {
         // HostPolicy::Endpoint is applied by Forward, once the endpoint is chosen. A preserved
         // Host is put back only if it is gone (it came in the URI, or `Connection` named it):
         // an insert over itself would cost a map growth, since inserting reserves room first.
-        let host_gone = !had_host || (present.hop_by_hop && !headers.contains_key(header::HOST));
+        // Without the route's own Host edits, only `Connection` (stripped above) can have
+        // removed the Host the client sent.
+        let host_gone = if self.edits_host {
+            !headers.contains_key(header::HOST)
+        } else {
+            !had_host
+        };
         let host = match &self.host_rewrite {
             Some(rewrite) => Some(rewrite.clone()),
             None if config.host == HostPolicy::Preserve && host_gone => original_host,

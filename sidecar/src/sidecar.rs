@@ -108,14 +108,6 @@ impl Shared {
         self.gateway.load_full()
     }
 
-    /// The current gateway for one connection's requests: each `load` compares a pointer and
-    /// swaps in a reloaded gateway, rather than counting a reference on the shared one per
-    /// request (a cache line every worker would write). An idle connection keeps the gateway
-    /// of its last request until its next one.
-    pub fn gateway_cache(&self) -> arc_swap::Cache<&ArcSwap<Gateway>, Arc<Gateway>> {
-        arc_swap::Cache::new(&self.gateway)
-    }
-
     pub fn config(&self) -> Arc<Config> {
         self.gateway.load().config.clone()
     }
@@ -341,6 +333,9 @@ impl Running {
         }
         if let Some(tracing) = &self.shared.telemetry.tracing {
             tracing.shutdown();
+        }
+        if let Some(log) = &self.shared.telemetry.access_log {
+            log.flush();
         }
         tracing::info!("stopped");
     }

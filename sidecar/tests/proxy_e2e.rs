@@ -133,6 +133,11 @@ request_headers_remove = ["x-debug"]
 response_headers_add = { "x-served-by" = "ballast" }
 response_headers_remove = ["x-upstream"]
 [[routes]]
+name = "no-host"
+match = { path_prefix = "/no-host/" }
+cluster = "u"
+request_headers_remove = ["host"]
+[[routes]]
 name = "rest"
 cluster = "u"
 "#,
@@ -190,6 +195,29 @@ cluster = "u"
     assert_eq!(e["headers"]["x-team"][0], "checkout");
     assert!(e["headers"].get("x-debug").is_none());
     assert_eq!(e["headers"]["x-request-id"][0], "trace-me");
+
+    // Forwarding headers the client names in `Connection` are its hop's: ours are set anew.
+    let resp = http
+        .get(sc.url("/hop"))
+        .header("connection", "x-forwarded-proto, x-forwarded-host")
+        .header("x-forwarded-proto", "gopher")
+        .header("x-forwarded-host", "spoofed.example")
+        .header("host", "shop.example")
+        .send()
+        .await
+        .unwrap();
+    let e = echo(resp).await;
+    assert_eq!(e["headers"]["x-forwarded-proto"], serde_json::json!(["http"]));
+    assert_eq!(e["headers"]["x-forwarded-host"], serde_json::json!(["shop.example"]));
+
+    // A route that removes Host still sends one (preserved: the client's).
+    let resp = http
+        .get(sc.url("/no-host/x"))
+        .header("host", "shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echo(resp).await["headers"]["host"], serde_json::json!(["shop.example"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,8 +66,9 @@ impl Present {
     }
 
     /// Whether this earlier scan still covers the headers as `now` finds them, for what the
-    /// gateway's `prepare` relies on: nothing it would have to handle appeared since (auth and
-    /// fault selection only remove headers of their own; the trace context is not looked at).
+    /// gateway's `prepare` relies on: nothing it would have to handle appeared since. (The
+    /// gateway scans again after auth, which may add claims under any name; fault selection
+    /// only removes its own control headers; the trace context is not looked at.)
     pub fn covers(self, now: Present) -> bool {
         let appeared = |was: bool, is: bool| is && !was;
         !(appeared(self.forwarded_for, now.forwarded_for)

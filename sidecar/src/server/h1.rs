@@ -71,7 +71,6 @@ pub struct Context<'a> {
 pub async fn serve(io: &mut Io, cx: Context<'_>) -> Ended {
     let mut read = BytesMut::with_capacity(READ_SPACE);
     let mut out = Vec::with_capacity(1024);
-    let mut gateway = cx.shared.gateway_cache();
     let expired = cx.activity.expired(cx.cfg.header_read_timeout, cx.cfg.idle_timeout);
     tokio::pin!(expired);
     loop {
@@ -118,7 +117,7 @@ pub async fn serve(io: &mut Io, cx: Context<'_>) -> Ended {
             *req.body_mut() = Body::full(read.split_to(length as usize).freeze());
         }
         let (method, version) = (req.method().clone(), req.version());
-        let gateway = gateway.load();
+        let gateway = cx.shared.gateway();
         let answered = tokio::select! {
             biased;
             answer = gateway.handle(req, cx.client) => answer,

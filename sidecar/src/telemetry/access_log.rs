@@ -18,7 +18,13 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 
 pub struct AccessLogger {
     sample: f64,
-    lines: mpsc::Sender<Vec<u8>>,
+    to_writer: mpsc::Sender<Message>,
+}
+
+enum Message {
+    Line(Vec<u8>),
+    /// Write out everything sent before, then answer.
+    Flush(mpsc::Sender<()>),
 }
 
 /// One request, as logged.
@@ -49,26 +55,44 @@ impl AccessLogger {
         } else {
             Box::new(std::fs::OpenOptions::new().create(true).append(true).open(&cfg.path)?)
         };
-        let (lines, rx) = mpsc::channel::<Vec<u8>>();
+        let (to_writer, rx) = mpsc::channel::<Message>();
         std::thread::Builder::new()
             .name("ballast-access-log".into())
             .spawn(move || {
                 let mut buf = io::BufWriter::new(&mut out);
-                // Woken by the first line after a quiet spell, then a batch a `GATHER` later: a
-                // wake-up per line was a futex call on the worker and a context switch each.
-                while let Ok(line) = rx.recv() {
-                    let _ = buf.write_all(&line);
-                    std::thread::sleep(GATHER);
-                    while let Ok(line) = rx.try_recv() {
-                        let _ = buf.write_all(&line);
+                // Woken by the first line after a quiet spell, then the lines of the next
+                // `GATHER` in one batch: a wake-up per line was a futex call on the worker and a
+                // context switch each.
+                while let Ok(first) = rx.recv() {
+                    let deadline = std::time::Instant::now() + GATHER;
+                    let mut next = Ok(first);
+                    while let Ok(message) = next {
+                        match message {
+                            Message::Line(line) => {
+                                let _ = buf.write_all(&line);
+                            }
+                            Message::Flush(done) => {
+                                let _ = buf.flush();
+                                let _ = done.send(());
+                            }
+                        }
+                        next = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
                     }
                     let _ = buf.flush();
                 }
             })?;
         Ok(AccessLogger {
             sample: cfg.sample,
-            lines,
+            to_writer,
         })
+    }
+
+    /// Write out every line logged so far (on shutdown).
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::channel();
+        if self.to_writer.send(Message::Flush(done)).is_ok() {
+            let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
+        }
     }
 
     /// Whether this request goes in the log.
@@ -79,6 +103,6 @@ impl AccessLogger {
     pub fn log(&self, entry: &Entry<'_>) {
         let mut line = serde_json::to_vec(entry).expect("entry serializes");
         line.push(b'\n');
-        let _ = self.lines.send(line);
+        let _ = self.to_writer.send(Message::Line(line));
     }
 }
