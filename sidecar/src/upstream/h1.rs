@@ -314,9 +314,10 @@ fn parse_into<'h>(head: &'h Bytes, method: &Method, slots: &mut [httparse::Heade
     let mut close = version == Version::HTTP_10;
     for h in parsed.headers.iter() {
         let name = header_name(h.name.as_bytes()).ok_or(Error::Invalid("bad header name"))?;
-        let value = header_value(head, h.value);
+        // Looked at as bytes: the headers about this hop are not kept.
+        let value = h.value;
         if name == header::TRANSFER_ENCODING {
-            let last = value.as_bytes().rsplit(|&b| b == b',').next().unwrap_or_default();
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
             framing = Some(if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                 Framing::Chunked(Chunked::Size)
             } else {
@@ -326,14 +327,14 @@ fn parse_into<'h>(head: &'h Bytes, method: &Method, slots: &mut [httparse::Heade
         } else if name == KEEP_ALIVE {
             continue;
         } else if name == header::CONTENT_LENGTH {
-            let n = parse_length(value.as_bytes()).ok_or(Error::Invalid("bad content-length"))?;
+            let n = parse_length(value).ok_or(Error::Invalid("bad content-length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(Error::Invalid("conflicting content-length headers"));
             }
             length = Some(n);
         } else if name == header::CONNECTION {
             let mut only_this_hop = true;
-            for token in value.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
@@ -348,7 +349,7 @@ fn parse_into<'h>(head: &'h Bytes, method: &Method, slots: &mut [httparse::Heade
                 continue;
             }
         }
-        headers.append(name, value);
+        headers.append(name, header_value(head, value));
     }
     let framing = if status == StatusCode::SWITCHING_PROTOCOLS {
         Framing::Upgraded
