@@ -249,10 +249,9 @@ impl Gateway {
         // fault matching a `tenant` sees the tenant the credentials proved; its 401/403 is sent
         // only after the inbound faults had their turn, so they still come first for the client
         // (layer 2). Not a tower layer: the route stack starts after fault selection.
-        let (denied, present) = match &route.auth {
-            None => (None, present),
-            // Auth removes its own headers and may add claims under any name: looked at again.
-            Some(guard) => (guard.check(&mut parts).err(), headers::Present::scan(&parts.headers)),
+        let denied = match &route.auth {
+            None => None,
+            Some(guard) => guard.check(&mut parts).err(),
         };
         // Inbound faults come first, like Envoy's fault filter: the client sees them as they are.
         let (forwarded, plan) = match self.inbound_faults(&mut parts, route) {
@@ -263,13 +262,8 @@ impl Gateway {
                     None => match &denied {
                         Some(denial) => Err(refuse(route, denial)),
                         None => {
-                            let request = Incoming {
-                                client,
-                                request_id: &request_id,
-                                present,
-                                trace: trace.as_ref(),
-                            };
-                            self.forward(route, parts, body, request).await
+                            self.forward(route, parts, body, client, &request_id, trace.as_ref())
+                                .await
                         }
                     },
                 };
@@ -350,14 +344,10 @@ impl Gateway {
         route: &RouteEntry,
         mut parts: http::request::Parts,
         body: Body,
-        request: Incoming<'_>,
+        client: &Client,
+        request_id: &HeaderValue,
+        trace: Option<&ServerSpan>,
     ) -> Result<Response<Body>, ProxyError> {
-        let Incoming {
-            client,
-            request_id,
-            present,
-            trace,
-        } = request;
         // Rate limiting before any upstream work (GCRA; shadow mode only counts).
         if let Some(limit) = &route.rate_limit {
             match limit.check(&parts, client, || verified_tenant(route.auth.as_ref(), &parts)) {
@@ -369,7 +359,7 @@ impl Gateway {
                 }
             }
         }
-        route.prepare(&mut parts, client, request_id, present)?;
+        route.prepare(&mut parts, client, request_id)?;
         if let Some(ServerSpan::Sampled(cx)) = trace {
             parts.extensions.insert(cx.clone()); // Forward hangs its client span under it
         }
@@ -479,15 +469,6 @@ impl Gateway {
     }
 }
 
-/// What the gateway learned of a request before its route's stack, for `forward`.
-struct Incoming<'a> {
-    client: &'a Client,
-    request_id: &'a HeaderValue,
-    /// The headers looked up by name that the request carries.
-    present: headers::Present,
-    trace: Option<&'a ServerSpan>,
-}
-
 /// How a request ended, for the access log.
 struct Outcome {
     status: u16,
@@ -508,12 +489,7 @@ impl RouteEntry {
         parts: &mut http::request::Parts,
         client: &Client,
         request_id: &HeaderValue,
-        present: headers::Present,
     ) -> Result<(), ProxyError> {
-        debug_assert!(
-            present.covers(headers::Present::scan(&parts.headers)),
-            "a header looked up by name appeared after the request's scan"
-        );
         let config = &self.config;
         if let Some(limit) = config.max_request_body
             && content_length(&parts.headers).is_some_and(|n| n > limit)
@@ -524,6 +500,8 @@ impl RouteEntry {
             ));
         }
         let headers = &mut parts.headers;
+        // Scanned here, after auth (which may forward claims under any name) and fault selection.
+        let present = headers::Present::scan(headers);
         let client_host = headers.get(header::HOST).cloned();
         let had_host = client_host.is_some();
         // Room for what is added below, made once (not the map doubling from the client's few

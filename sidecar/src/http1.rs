@@ -101,16 +101,13 @@ pub fn header_name(raw: &[u8]) -> Option<HeaderName> {
     }
     // The first and last four bytes (overlapping in a short name) and the length pick the
     // slot; a collision only costs a miss.
-    let word = |at: usize| {
-        raw.get(at..at + 4)
-            .map_or(0, |w| u32::from_le_bytes(w.try_into().expect("4 bytes")))
-    };
+    let word = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().expect("4 bytes"));
     let ends = if n >= 4 {
         u64::from(word(0)) << 32 | u64::from(word(n - 4))
     } else {
         raw.iter().fold(0, |h, &b| h << 8 | u64::from(b))
     };
-    let slot = ((ends ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95) >> 58) as usize % NAME_SLOTS;
+    let slot = ((ends ^ n as u64).wrapping_mul(0x517c_c1b7_2722_0a95) >> (64 - NAME_SLOTS.ilog2())) as usize;
     NAMES.with(|names| {
         let mut names = names.borrow_mut();
         if let Some(hit) = &names[slot]

@@ -64,20 +64,6 @@ impl Present {
         }
         p
     }
-
-    /// Whether this earlier scan still covers the headers as `now` finds them, for what the
-    /// gateway's `prepare` relies on: nothing it would have to handle appeared since. (The
-    /// gateway scans again after auth, which may add claims under any name; fault selection
-    /// only removes its own control headers; the trace context is not looked at.)
-    pub fn covers(self, now: Present) -> bool {
-        let appeared = |was: bool, is: bool| is && !was;
-        !(appeared(self.forwarded_for, now.forwarded_for)
-            || appeared(self.forwarded_proto, now.forwarded_proto)
-            || appeared(self.forwarded_host, now.forwarded_host)
-            || appeared(self.expect, now.expect)
-            || appeared(self.upgrade, now.upgrade)
-            || appeared(self.hop_by_hop, now.hop_by_hop))
-    }
 }
 
 /// Remove hop-by-hop headers: the fixed set, whatever `Connection` lists, and `Proxy-*`.
@@ -320,7 +306,6 @@ mod tests {
             let p = Present::scan(&map(&[(hop, "x")]));
             assert!(p.hop_by_hop && !p.upgrade, "{hop}");
         }
-        assert!(all.covers(Present::default()) && !Present::default().covers(all));
     }
 
     #[test]
