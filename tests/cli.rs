@@ -123,8 +123,9 @@ fn demo_upstream_behaviour_changes_at_run_time() {
             502,
             "a bad deploy takes effect at once"
         );
+        // Not checkout: its default behaviour fails one request in a thousand.
         assert_eq!(
-            get("/api/checkout").await.unwrap().status(),
+            get("/api/search").await.unwrap().status(),
             200,
             "other paths keep their behaviour"
         );
