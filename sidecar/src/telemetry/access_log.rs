@@ -60,24 +60,14 @@ impl AccessLogger {
             .name("ballast-access-log".into())
             .spawn(move || {
                 let mut buf = io::BufWriter::new(&mut out);
-                // Woken by the first line after a quiet spell, then the lines of the next
-                // `GATHER` in one batch: a wake-up per line was a futex call on the worker and a
-                // context switch each.
+                // Woken by the first line after a quiet spell, it sleeps rather than waits on
+                // the channel while the next `GATHER` of lines comes in: a sender wakes only a
+                // waiting receiver, and a wake-up per line was a futex call on the worker and
+                // a context switch each.
                 while let Ok(first) = rx.recv() {
-                    let deadline = std::time::Instant::now() + GATHER;
-                    let mut next = Ok(first);
-                    while let Ok(message) = next {
-                        match message {
-                            Message::Line(line) => {
-                                let _ = buf.write_all(&line);
-                            }
-                            Message::Flush(done) => {
-                                let _ = buf.flush();
-                                let _ = done.send(());
-                            }
-                        }
-                        next = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
-                    }
+                    deliver(&mut buf, first);
+                    std::thread::sleep(GATHER);
+                    rx.try_iter().for_each(|message| deliver(&mut buf, message));
                     let _ = buf.flush();
                 }
             })?;
@@ -87,7 +77,7 @@ impl AccessLogger {
         })
     }
 
-    /// Write out every line logged so far (on shutdown).
+    /// Write out every line logged so far (on shutdown); waits at most `GATHER` and a write.
     pub fn flush(&self) {
         let (done, wait) = mpsc::channel();
         if self.to_writer.send(Message::Flush(done)).is_ok() {
@@ -104,5 +94,17 @@ impl AccessLogger {
         let mut line = serde_json::to_vec(entry).expect("entry serializes");
         line.push(b'\n');
         let _ = self.to_writer.send(Message::Line(line));
+    }
+}
+
+fn deliver(out: &mut impl Write, message: Message) {
+    match message {
+        Message::Line(line) => {
+            let _ = out.write_all(&line);
+        }
+        Message::Flush(done) => {
+            let _ = out.flush();
+            let _ = done.send(());
+        }
     }
 }
