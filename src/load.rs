@@ -80,7 +80,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         (None, None)
     };
     let cancel = async {
-        let _ = tokio::signal::ctrl_c().await;
+        ballast_loadgen::interrupt::ctrl_c().await;
     };
     let options = ballast_loadgen::Options {
         feed,

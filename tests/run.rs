@@ -456,15 +456,56 @@ fn redis_latency_reaches_the_clients_of_the_cart_only() {
 /// run spawned is stopped, and the run exits 130 with `interrupted` in its summary.
 #[test]
 fn an_interrupted_run_stops_everything_it_spawned_and_exits_130() {
+    let interrupted = interrupt_a_long_smoke_run("", 1);
+    let summary = json(&interrupted.folder.join("summary.json"));
+    assert_eq!(summary["interrupted"], true, "{summary}");
+    let results = json(&interrupted.folder.join("results.json"));
+    let requests = results["requests"].as_u64().unwrap();
+    assert!((100..5_000).contains(&requests), "stopped early: {requests} requests");
+}
+
+/// A second Ctrl-C while the run is stopping (goose's own handler exits the process on it)
+/// changes nothing: the experiment still rolls back its fault and everything spawned stops.
+#[test]
+fn a_second_ctrl_c_still_rolls_back_and_stops_everything() {
+    let experiment = "[experiment]\ntitle = \"slow api\"\n[[experiment.method]]\nat = \"0s\"\nduration = \"5m\"\nfault = { kind = \"delay\", delay = \"1ms\", percent = 100, route = \"api\" }\n\n";
+    let interrupted = interrupt_a_long_smoke_run(experiment, 2);
+    assert!(
+        interrupted.stderr.contains("stopping already"),
+        "{}",
+        interrupted.stderr
+    );
+    let journal = json(&interrupted.folder.join("journal.json"));
+    assert_eq!(journal["verdict"], "interrupted", "{journal}");
+    let rollbacks = journal["rollbacks"].as_array().unwrap();
+    assert_eq!(rollbacks.len(), 1, "the fault's removal: {journal}");
+    assert_eq!(journal["rollbacks_failed"], 0, "{journal}");
+}
+
+/// What an interrupted run left.
+struct Interrupted {
+    folder: std::path::PathBuf,
+    stderr: String,
+    /// Holds the run folder.
+    _dir: tempfile::TempDir,
+}
+
+/// Run scenarios/smoke.toml for 5 minutes with `extra` before its `[record]`, send it
+/// `signals` SIGINTs 20 ms apart after three scrapes, and check what every interrupted run
+/// must do: exit 130, say so, and leave none of the processes it spawned running.
+fn interrupt_a_long_smoke_run(extra: &str, signals: usize) -> Interrupted {
     let dir = tempfile::tempdir().unwrap();
     let smoke = std::fs::read_to_string(scenario("smoke.toml")).unwrap();
     let file = dir.path().join("long.toml");
-    std::fs::write(&file, smoke.replace("duration = \"10s\"", "duration = \"5m\"")).unwrap();
+    let long = smoke
+        .replace("duration = \"10s\"", "duration = \"5m\"")
+        .replace("[record]", &format!("{extra}[record]"));
+    std::fs::write(&file, long).unwrap();
     let runs = dir.path().join("runs");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["run", file.to_str().unwrap(), "--runs", runs.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let folder = || std::fs::read_dir(&runs).ok()?.next().map(|e| e.unwrap().path());
@@ -476,20 +517,24 @@ fn an_interrupted_run_stops_everything_it_spawned_and_exits_130() {
     ballast_testkit::assert_eventually!(@ std::time::Duration::from_secs(30), scrapes() >= 3, "three scrapes");
     let spawned = folder().unwrap().display().to_string();
     assert_eq!(ballast_testkit::processes_mentioning(&spawned).len(), 2);
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-    assert_eq!(status.code(), Some(130), "{out}");
+    for _ in 0..signals {
+        // SAFETY: signalling our own child (not yet waited for, so its pid is still its own).
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let (out, stderr) = (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    assert_eq!(output.status.code(), Some(130), "{out}\n{stderr}");
     assert!(out.contains("interrupted before its end"), "{out}");
-    let dir = folder().unwrap();
-    let summary = json(&dir.join("summary.json"));
-    assert_eq!(summary["interrupted"], true, "{summary}");
-    let results = json(&dir.join("results.json"));
-    let requests = results["requests"].as_u64().unwrap();
-    assert!((100..5_000).contains(&requests), "stopped early: {requests} requests");
     assert!(ballast_testkit::processes_mentioning(&spawned).is_empty());
+    Interrupted {
+        folder: folder().unwrap(),
+        stderr,
+        _dir: dir,
+    }
 }
 
 /// An experiment stops the sidecar (SIGSTOP) for 4 s: the run does not wait on it. The

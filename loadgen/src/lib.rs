@@ -35,9 +35,10 @@
 //! **What goose brings along, and what we do about it.** goose keeps process-wide state: a
 //! killswitch (we use it to stop a run: a duration reached, a threshold abort, a cancel), a
 //! global `log` logger (installed only if the process has none: install yours first; the CLI
-//! routes it to `tracing` at warn) and a Ctrl-C handler (which stops the run, counted as
-//! canceled; it replaces a handler set before it). So one run at a time per process: [`run`]
-//! waits for the previous one. goose is configured in code
+//! routes it to `tracing` at warn) and a Ctrl-C handler, which exits the process on a second
+//! Ctrl-C: [`interrupt`] sets ours before goose can (a Ctrl-C stops the run, counted as
+//! canceled, and wakes [`interrupt::ctrl_c`]; none exits). So one run at a time per process:
+//! [`run`] waits for the previous one. goose is configured in code
 //! (`GooseAttack::initialize_with_config`, never `initialize()`, which reads our process's
 //! arguments): no telnet or WebSocket controller, quiet, no metrics printed or kept. goose's
 //! test plans count whole seconds, so closed-model stage durations are whole seconds. goose
@@ -58,6 +59,7 @@
 //!   folder's files.
 //! - `preflight`: an unreachable target is one clear error before any load; `client`: the
 //!   HTTP client.
+//! - [`interrupt`]: Ctrl-C taken before goose can, so a second one never exits the process.
 //! - [`error`]: [`ProfileErrors`] and [`LoadError`].
 
 mod attack;
@@ -66,6 +68,7 @@ mod collector;
 pub mod data;
 pub mod error;
 pub mod files;
+pub mod interrupt;
 mod preflight;
 pub mod profile;
 mod run;

@@ -100,6 +100,8 @@ pub async fn run_with(
     });
     let collector = tokio::spawn(Collector::new(shared.clone(), start_unix_us, options.feed, log, abort_tx).run(done));
 
+    // Before goose sets its Ctrl-C handler, which exits the process on a second Ctrl-C.
+    crate::interrupt::install();
     let attack = crate::attack::build(&shared)?;
     let goose = attack.execute();
     tokio::pin!(goose, cancel);

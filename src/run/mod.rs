@@ -78,7 +78,7 @@ async fn interruption() {
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
     tokio::select! {
         _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = ballast_loadgen::interrupt::ctrl_c() => {}
     }
 }
 
@@ -172,6 +172,10 @@ async fn drive(
     let signals = tokio::spawn(async move {
         interruption().await;
         let _ = cancel.send(true);
+        loop {
+            ballast_loadgen::interrupt::ctrl_c().await;
+            eprintln!("ballast: stopping already: rolling back and stopping what the run started");
+        }
     });
     let cancelled = || {
         let mut rx = cancel_rx.clone();
