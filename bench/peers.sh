@@ -2,11 +2,12 @@
 # Where a proxied request's CPU goes, on every side: wrk (the client), the nginx upstream and
 # the proxy, per request, for nginx, haproxy, haproxy adding the five headers the sidecar adds
 # to every request (traceparent, x-request-id, x-forwarded-for/-proto/-host), and the sidecar
-# with the proxy benchmark's telemetry on. One worker each; `wrk -t1 -c32` against each in
+# with the proxy benchmark's telemetry on (haproxy's ids are fixed strings: it writes them but
+# does not generate them, as the sidecar does). One worker each; `wrk -t1 -c32` against each in
 # turn for ROUNDS rounds; CPU from /proc (wrk's from time(1)); context switches per request
 # of wrk and of the upstream. Prints every round, then the medians.
 #
-#   bench/peers.sh                   # ROUNDS=5, DUR=5s
+#   bench/peers.sh                   # ROUNDS=5, DUR=5s (whole seconds)
 # Needs nginx, haproxy, wrk, curl, python3 and time (Debian: apt-get install time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +18,8 @@ W=$(mktemp -d /tmp/ballast-peers.XXXX)
 pids=()
 cleanup() {
   stop_upstream
-  for f in "$W"/px.pid "$W"/ha*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for f in "$W"/px.pid "$W"/ha*.pid; do [ -f "$f" ] && { kill "$(cat "$f")" 2>/dev/null || true; }; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   rm -rf "$W"; true
 }
 trap cleanup EXIT
@@ -62,7 +63,7 @@ targets="nginx:18081:$(worker "$W/px.pid") haproxy:18082:$(cat "$W/ha.pid") hapr
 snap() {
   for p in "$@"; do
     awk '{printf "%d ", $14 + $15}' "/proc/$p/stat"
-    cat /proc/"$p"/task/*/status | awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {printf "%d ", v + n}'
+    { cat /proc/"$p"/task/*/status 2>/dev/null || true; } | awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {printf "%d ", v + n}'
   done
 }
 : >"$W/rounds"

@@ -79,8 +79,16 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     } else {
         (None, None)
     };
-    let cancel = async {
-        ballast_loadgen::interrupt::ctrl_c().await;
+    // The first Ctrl-C stops the load and waits for the requests in flight (up to the profile's
+    // timeout); a second one does not wait.
+    let mut presses = ballast_loadgen::interrupt::presses();
+    let cancel = async move {
+        presses.next().await;
+        tokio::spawn(async move {
+            presses.next().await;
+            eprintln!("ballast: stopped without waiting for the requests in flight");
+            std::process::exit(130);
+        });
     };
     let options = ballast_loadgen::Options {
         feed,

@@ -203,3 +203,55 @@ fn the_example_profiles_run_against_the_demo_upstream() {
     let _ = demo.kill();
     let _ = demo.wait();
 }
+
+/// Ctrl-C stops the load and prints what ran (exit 1, canceled); a second Ctrl-C exits at once
+/// (130) instead of waiting for the requests in flight.
+#[test]
+fn ctrl_c_cancels_the_load_and_a_second_one_does_not_wait() {
+    let (_rt, up) = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    for (slow_ms, presses, code) in [(200, 1, 1), (60_000, 2, 130)] {
+        let path = dir.path().join("profile.toml");
+        let profile = format!(
+            "base_url = \"http://{}\"\nrate = 20\nduration = \"1h\"\ntimeout = \"2m\"\n[[transactions]]\npath = \"/slow/{slow_ms}\"\n",
+            up.addr
+        );
+        std::fs::write(&path, profile).unwrap();
+        let child = Command::new(BIN)
+            .arg("load")
+            .arg(&path)
+            .env("BALLAST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        ballast_testkit::assert_eventually!(@ std::time::Duration::from_secs(30), connections_to(up.addr.port()) >= 3, "requests in flight");
+        for _ in 0..presses {
+            // SAFETY: signalling our own child (not yet waited for, so its pid is still its own).
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "{stdout}\n{stderr}");
+        if presses == 1 {
+            assert!(stdout.contains("ended early: canceled"), "{stdout}");
+        } else {
+            assert!(stderr.contains("stopped without waiting"), "{stderr}");
+        }
+    }
+}
+
+/// Established TCP connections to a loopback port (IPv4).
+fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // local_address remote_address ... st (01 = ESTABLISHED), ports in hex.
+            f.len() > 3 && f[3] == "01" && f[2].ends_with(&format!(":{port:04X}"))
+        })
+        .count()
+}

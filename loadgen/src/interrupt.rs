@@ -4,10 +4,11 @@
 //! replaces any handler set before it, tokio's included, and a Ctrl-C that comes while
 //! goose's killswitch is set (a run being stopped, or a second Ctrl-C) exits the process on
 //! the spot: a scenario's rollbacks would not run and the processes it started would be left
-//! behind. `ctrlc` takes one handler per process, so this module sets ours first (on the first
-//! [`ctrl_c`] or run); goose's then fails, which goose tolerates, and every Ctrl-C comes here.
-//! Each one stops the load in progress, as goose's first would, and wakes every [`ctrl_c`]
-//! waiting; none ends the process.
+//! behind. `ctrlc` takes one handler per process (one `ctrlc`: goose's and ours must resolve
+//! to the same major version, as Cargo.lock has them), so this module sets ours first (on the
+//! first [`presses`] or run); goose's then fails, which goose tolerates, and every Ctrl-C
+//! comes here. Each one stops the load in progress, as goose's first would, and counts for
+//! every [`Presses`]; none ends the process: what a second one does is the caller's choice.
 
 use std::sync::OnceLock;
 
@@ -17,12 +18,13 @@ use tokio::sync::watch;
 static PRESSES: OnceLock<Option<watch::Sender<u64>>> = OnceLock::new();
 
 /// Take SIGINT for this process before goose does (again: no effect); false if a `ctrlc`
-/// handler of someone else's was there first.
+/// handler of someone else's was there first. Like goose's, ours replaces a handler tokio set
+/// for SIGINT before it (that one then never fires); tokio's set after it still fire.
 pub fn install() -> bool {
-    presses().is_some()
+    counter().is_some()
 }
 
-fn presses() -> Option<&'static watch::Sender<u64>> {
+fn counter() -> Option<&'static watch::Sender<u64>> {
     PRESSES
         .get_or_init(|| {
             let (presses, _) = watch::channel(0);
@@ -37,16 +39,30 @@ fn presses() -> Option<&'static watch::Sender<u64>> {
         .as_ref()
 }
 
-/// Resolves at the next Ctrl-C after its first poll (tokio's `ctrl_c` if ours could not be
-/// set).
-pub async fn ctrl_c() {
-    match presses() {
-        Some(presses) => {
-            let mut seen = presses.subscribe();
-            let _ = seen.changed().await;
-        }
-        None => {
-            let _ = tokio::signal::ctrl_c().await;
+/// The Ctrl-Cs that come after its creation, one [`Presses::next`] each, however fast they come.
+pub struct Presses(Option<(watch::Receiver<u64>, u64)>);
+
+/// Ctrl-Cs from now on (installing our handler first).
+pub fn presses() -> Presses {
+    Presses(counter().map(|count| {
+        let seen = count.subscribe();
+        let now = *seen.borrow();
+        (seen, now)
+    }))
+}
+
+impl Presses {
+    /// The next Ctrl-C (tokio's `ctrl_c` if ours could not be set).
+    pub async fn next(&mut self) {
+        match &mut self.0 {
+            Some((seen, counted)) => {
+                let want = *counted + 1;
+                let _ = seen.wait_for(|n| *n >= want).await;
+                *counted = want;
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

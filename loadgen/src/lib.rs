@@ -35,10 +35,11 @@
 //! **What goose brings along, and what we do about it.** goose keeps process-wide state: a
 //! killswitch (we use it to stop a run: a duration reached, a threshold abort, a cancel), a
 //! global `log` logger (installed only if the process has none: install yours first; the CLI
-//! routes it to `tracing` at warn) and a Ctrl-C handler, which exits the process on a second
-//! Ctrl-C: [`interrupt`] sets ours before goose can (a Ctrl-C stops the run, counted as
-//! canceled, and wakes [`interrupt::ctrl_c`]; none exits). So one run at a time per process:
-//! [`run`] waits for the previous one. goose is configured in code
+//! routes it to `tracing` at warn) and a Ctrl-C handler, which exits the process on a Ctrl-C
+//! while its killswitch is set (a second one, or any while a run ends): [`interrupt`] sets ours
+//! before goose can (a Ctrl-C stops the run, counted as canceled, and counts for
+//! [`interrupt::presses`]; none exits). So one run at a time per process: [`run`] waits for
+//! the previous one. goose is configured in code
 //! (`GooseAttack::initialize_with_config`, never `initialize()`, which reads our process's
 //! arguments): no telnet or WebSocket controller, quiet, no metrics printed or kept. goose's
 //! test plans count whole seconds, so closed-model stage durations are whole seconds. goose

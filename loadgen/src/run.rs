@@ -100,7 +100,8 @@ pub async fn run_with(
     });
     let collector = tokio::spawn(Collector::new(shared.clone(), start_unix_us, options.feed, log, abort_tx).run(done));
 
-    // Before goose sets its Ctrl-C handler, which exits the process on a second Ctrl-C.
+    // Before goose sets its Ctrl-C handler, which exits the process on a Ctrl-C while its
+    // killswitch is set (a second one, or any during a run's end).
     crate::interrupt::install();
     let attack = crate::attack::build(&shared)?;
     let goose = attack.execute();
@@ -150,7 +151,7 @@ pub async fn run_with(
         });
     }
     let ended_by = ended_by.unwrap_or(if canceled_by_goose {
-        // goose's own Ctrl-C handler stopped it.
+        // Its killswitch stopped it: our Ctrl-C handler (`interrupt`), or anyone else's call.
         EndedBy::Canceled
     } else {
         EndedBy::Completed

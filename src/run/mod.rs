@@ -33,6 +33,7 @@ mod watch;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ballast_loadgen::interrupt::Presses;
 use ballast_model::event::unix_ms;
 use ballast_model::{Event, EventKind};
 use clap::Args;
@@ -73,12 +74,12 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub struct Interrupted;
 
 /// Ctrl-C or SIGTERM.
-async fn interruption() {
+async fn interruption(presses: &mut Presses) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("signal handler");
     tokio::select! {
         _ = term.recv() => {}
-        _ = ballast_loadgen::interrupt::ctrl_c() => {}
+        _ = presses.next() => {}
     }
 }
 
@@ -115,13 +116,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
     let dir = std::path::absolute(runs.join(record::folder_name(&scenario.title, started_at_ms)))
         .map_err(|e| anyhow::anyhow!("cannot resolve the run folder's path: {e}"))?;
     let mut folder = RunFolder::create(dir.clone(), &scenario.text)?;
+    // Ctrl-C is ours from here on, never goose's, which would exit the process on a second one.
+    let mut presses = ballast_loadgen::interrupt::presses();
     // Dropping a start cut short kills what it had spawned (their handles kill on drop).
     let mut target = tokio::select! {
         started = target::start(&scenario, &dir) => started?,
-        _ = interruption() => return Err(Interrupted.into()),
+        _ = interruption(&mut presses) => return Err(Interrupted.into()),
     };
     let tui = !args.no_tui && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let outcome = drive(&scenario, &target, &mut folder, started_at_ms, tui).await;
+    let outcome = drive(&scenario, &target, &mut folder, started_at_ms, tui, presses).await;
     target.stop(Duration::from_secs(10)).await;
     let (passed, summary) = outcome?;
     folder.json("summary.json", &summary)?;
@@ -150,6 +153,7 @@ async fn drive(
     folder: &mut RunFolder,
     started_at_ms: u64,
     tui: bool,
+    mut presses: Presses,
 ) -> anyhow::Result<(bool, Summary)> {
     let profile = scenario.profile(&target.placeholders)?;
     let experiment = scenario.experiment(&target.placeholders)?;
@@ -170,10 +174,11 @@ async fn drive(
     let cancel_tx = std::sync::Arc::new(cancel_tx);
     let cancel = cancel_tx.clone();
     let signals = tokio::spawn(async move {
-        interruption().await;
+        interruption(&mut presses).await;
         let _ = cancel.send(true);
+        // Rollbacks always run: more Ctrl-Cs only hear so.
         loop {
-            ballast_loadgen::interrupt::ctrl_c().await;
+            presses.next().await;
             eprintln!("ballast: stopping already: rolling back and stopping what the run started");
         }
     });
@@ -258,8 +263,8 @@ async fn drive(
         }
         tokio::select! {
             done = &mut load, if load_done.is_none() => {
-                // goose takes SIGINT for itself (its handler replaces ours): a load it canceled
-                // is the run's Ctrl-C, and the experiment rolls back too.
+                // A load canceled through goose's killswitch (which our Ctrl-C handler sets
+                // too) is the run's cancel: the experiment rolls back as well.
                 if let Ok(Some(r)) = &done
                     && r.ended_by == ballast_model::load::EndedBy::Canceled
                 {

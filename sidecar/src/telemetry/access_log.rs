@@ -77,7 +77,7 @@ impl AccessLogger {
         })
     }
 
-    /// Write out every line logged so far (on shutdown); waits at most `GATHER` and a write.
+    /// Write out every line logged so far (on shutdown): `GATHER` and a write, 5 s at most.
     pub fn flush(&self) {
         let (done, wait) = mpsc::channel();
         if self.to_writer.send(Message::Flush(done)).is_ok() {
