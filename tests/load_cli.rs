@@ -226,11 +226,7 @@ fn ctrl_c_cancels_the_load_and_a_second_one_does_not_wait() {
             .spawn()
             .unwrap();
         ballast_testkit::assert_eventually!(@ std::time::Duration::from_secs(30), connections_to(up.addr.port()) >= 3, "requests in flight");
-        for _ in 0..presses {
-            // SAFETY: signalling our own child (not yet waited for, so its pid is still its own).
-            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        ballast_testkit::ctrl_c(&child, presses);
         let out = child.wait_with_output().unwrap();
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
         assert_eq!(out.status.code(), Some(code), "{stdout}\n{stderr}");

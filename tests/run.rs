@@ -517,11 +517,7 @@ fn interrupt_a_long_smoke_run(extra: &str, signals: usize) -> Interrupted {
     ballast_testkit::assert_eventually!(@ std::time::Duration::from_secs(30), scrapes() >= 3, "three scrapes");
     let spawned = folder().unwrap().display().to_string();
     assert_eq!(ballast_testkit::processes_mentioning(&spawned).len(), 2);
-    for _ in 0..signals {
-        // SAFETY: signalling our own child (not yet waited for, so its pid is still its own).
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    ballast_testkit::ctrl_c(&child, signals);
     let output = child.wait_with_output().unwrap();
     let (out, stderr) = (
         String::from_utf8_lossy(&output.stdout).into_owned(),

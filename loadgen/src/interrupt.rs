@@ -17,11 +17,11 @@ use tokio::sync::watch;
 /// Ctrl-Cs so far; `None` when another `ctrlc` handler was set before ours.
 static PRESSES: OnceLock<Option<watch::Sender<u64>>> = OnceLock::new();
 
-/// Take SIGINT for this process before goose does (again: no effect); false if a `ctrlc`
-/// handler of someone else's was there first. Like goose's, ours replaces a handler tokio set
+/// Take SIGINT for this process before goose does (again: no effect; none if a `ctrlc`
+/// handler of someone else's was there first). Like goose's, ours replaces a handler tokio set
 /// for SIGINT before it (that one then never fires); tokio's set after it still fire.
-pub fn install() -> bool {
-    counter().is_some()
+pub fn install() {
+    counter();
 }
 
 fn counter() -> Option<&'static watch::Sender<u64>> {

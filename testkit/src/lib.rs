@@ -16,7 +16,7 @@ pub mod prometheus;
 pub mod redis;
 pub mod upstream;
 
-pub use process::{Proc, processes_mentioning, rss_kib};
+pub use process::{Proc, ctrl_c, processes_mentioning, rss_kib};
 pub use prometheus::Prometheus;
 pub use redis::{Redis, redis_cli};
 pub use upstream::{Collector, MockUpstream, RawUpstream, Received};

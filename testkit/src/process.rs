@@ -144,6 +144,16 @@ pub fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Ctrl-C as a user presses it, `times` times 20 ms apart, at a child not yet waited for (so
+/// its pid is still its own).
+pub fn ctrl_c(child: &std::process::Child, times: usize) {
+    for _ in 0..times {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The live processes (not zombies) with `needle` in their command line, from /proc: to
 /// check that whatever a run spawned with its folder's files is gone.
 pub fn processes_mentioning(needle: &str) -> Vec<u32> {
