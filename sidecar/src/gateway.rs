@@ -76,6 +76,8 @@ struct RouteEntry {
     host_rewrite: Option<HeaderValue>,
     /// The route's header edits add or remove `Host`.
     edits_host: bool,
+    /// The `Host` sent upstream may not be the client's, which then goes in `X-Forwarded-Host`.
+    rewrites_host: bool,
     meter: Arc<Meter>,
     stack: Stack,
     /// The route's auth; `None` costs a request one branch.
@@ -183,10 +185,10 @@ impl Gateway {
                         limit
                     })
                 });
-                let edits_host = route.request_headers_remove.contains(&header::HOST)
-                    || route.request_headers_add.iter().any(|(name, _)| name == header::HOST);
+                let adds_host = route.request_headers_add.iter().any(|(name, _)| name == header::HOST);
                 RouteEntry {
-                    edits_host,
+                    edits_host: adds_host || route.request_headers_remove.contains(&header::HOST),
+                    rewrites_host: adds_host || route.host != HostPolicy::Preserve,
                     auth: route.auth.clone().map(|policy| Guard::new(policy, &config.auth)),
                     config: route.clone(),
                     rate_limit,
@@ -527,7 +529,8 @@ impl RouteEntry {
         if present.expect {
             headers.remove(header::EXPECT);
         }
-        headers::set_forwarded(headers, client, original_host.as_ref(), present);
+        let forwarded_host = original_host.as_ref().filter(|_| self.rewrites_host);
+        headers::set_forwarded(headers, client, forwarded_host, present);
         headers.insert(X_REQUEST_ID.clone(), request_id.clone());
         for name in &config.request_headers_remove {
             headers.remove(name);

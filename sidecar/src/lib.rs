@@ -30,7 +30,8 @@
 //!   shaped bodies.
 //! - [`tcp`]: TCP listeners relaying to an upstream through toxics (Toxiproxy's), `down` included.
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
-//! - [`worker`]: which worker thread is running.
+//! - [`worker`]: which worker thread is running, its timer pacing, and its writes bunched per
+//!   turn of the event loop (`worker::bunched`).
 //! - [`rng`]: fast per-thread randomness for ids and sampling.
 //! - [`clock`]: coarse clocks for per-request timestamps that need no precision (pooled
 //!   connections' idle time, the `date` line).
@@ -52,7 +53,9 @@
 //! # Threads
 //! `worker_threads` workers, each a single-threaded tokio runtime with its own listening
 //! socket per listener (SO_REUSEPORT) and its own upstream pools, like nginx's workers: no
-//! work stealing, no cross-thread locks on the request path. The admin API has a thread of its
+//! work stealing, no cross-thread locks on the request path. As in haproxy's loop, the writes
+//! of one turn (every connection that was ready) leave after the turn's reads and handling,
+//! so the client and the upstream wake once for several. The admin API has a thread of its
 //! own (it also expires faults on time), the TCP listeners one, the access log and the trace
 //! exporter theirs; the main thread waits for signals. A
 //! config is shared as an `ArcSwap<Gateway>`.

@@ -1,9 +1,14 @@
 //! Which worker thread is running (each worker has its own event loop and connection pools),
-//! and the worker's timer pacing.
+//! the worker's timer pacing, and its bunched writes.
 
 use std::cell::Cell;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::io::AsyncWrite;
 
 use crate::sidecar::Shared;
 
@@ -40,5 +45,103 @@ pub async fn pace_timers(shared: Arc<Shared>) {
             .min()
             .unwrap_or(Duration::from_secs(2));
         tokio::time::sleep((shortest / 2).clamp(Duration::from_millis(10), Duration::from_secs(1))).await;
+    }
+}
+
+/// `inner`, with its first write put off until the worker has run the other tasks ready now.
+///
+/// A worker's turn of its event loop wakes every connection with bytes to read; each one's
+/// task reads, handles and writes in one go, so its write to the upstream (or the client) left
+/// while the next connections were still being read. The peers then woke for each write
+/// alone: behind the sidecar, wrk and the upstream blocked twice as often per request as behind
+/// haproxy, whose loop receives everything first and sends after (bench/RESULTS.md §3). The
+/// first write here wakes its own task and yields: the task goes to the back of the worker's
+/// run queue, behind the connections of the same turn, and writes when they have read and
+/// handled theirs (no driver poll in between, unlike `tokio::task::yield_now`), so a turn's
+/// writes leave together. A worker with nothing else ready writes on its next poll.
+pub fn bunched<W>(inner: W) -> Bunched<W> {
+    Bunched { inner, yielded: false }
+}
+
+/// See [`bunched`].
+pub struct Bunched<W> {
+    inner: W,
+    yielded: bool,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Bunched<W> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    /// A writer that notes each write in a shared log.
+    struct Noted(Rc<RefCell<Vec<String>>>, usize);
+
+    impl AsyncWrite for Noted {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            self.0.borrow_mut().push(format!("write {}", self.1));
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Three connections ready in one turn: each handles its request, then writes.
+    async fn turn(bunch: bool) -> Vec<String> {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let tasks = tokio::task::LocalSet::new();
+        for i in 0..3 {
+            let log = log.clone();
+            tasks.spawn_local(async move {
+                log.borrow_mut().push(format!("handle {i}"));
+                let mut w = Noted(log.clone(), i);
+                if bunch {
+                    bunched(&mut w).write_all(b"answer").await.unwrap();
+                } else {
+                    w.write_all(b"answer").await.unwrap();
+                }
+            });
+        }
+        tasks.await;
+        log.take()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_turns_writes_leave_after_all_its_handling() {
+        assert_eq!(
+            turn(false).await,
+            ["handle 0", "write 0", "handle 1", "write 1", "handle 2", "write 2"]
+        );
+        assert_eq!(
+            turn(true).await,
+            ["handle 0", "handle 1", "handle 2", "write 0", "write 1", "write 2"]
+        );
     }
 }

@@ -166,9 +166,10 @@ pub fn replace(headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
     }
 }
 
-/// Append the client to `X-Forwarded-For`; set `-Proto` and `-Host` unless an earlier proxy did.
-/// `present` says which of them the request carries: an absent one is appended without a
-/// lookup; a present one is found once by `entry`.
+/// Append the client to `X-Forwarded-For`; set `-Proto`, and `-Host` to `host` when given
+/// (the route rewrites `Host`), unless an earlier proxy did. `present` says which of them the
+/// request carries: an absent one is appended without a lookup; a present one is found once by
+/// `entry`.
 pub fn set_forwarded(headers: &mut HeaderMap, client: &Client, host: Option<&HeaderValue>, present: Present) {
     if !present.forwarded_for {
         headers.append(X_FORWARDED_FOR.clone(), client.ip.clone());

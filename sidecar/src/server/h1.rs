@@ -38,6 +38,7 @@ use crate::http1::{
 use crate::proxy::headers::Client;
 use crate::proxy::{Hangup, HungUp};
 use crate::sidecar::Shared;
+use crate::worker::bunched;
 
 /// Headers parsed here; a request with more goes to hyper (which allows 100).
 const MAX_HEADERS: usize = 32;
@@ -316,11 +317,11 @@ async fn respond(
     let written = match framing {
         Framing::None => {
             drop(body);
-            let sent = io.write_all(out).await;
+            let sent = bunched(io).write_all(out).await;
             return sent.is_ok() && keep_alive;
         }
-        Framing::Chunked => write_body(io, out, body, true).await,
-        Framing::Length(_) | Framing::Close => write_body(io, out, body, false).await,
+        Framing::Chunked => write_body(&mut bunched(io), out, body, true).await,
+        Framing::Length(_) | Framing::Close => write_body(&mut bunched(io), out, body, false).await,
     };
     match (written, framing) {
         // A body that broke off, or did not match its length: only closing tells the client.

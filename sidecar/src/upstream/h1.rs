@@ -34,6 +34,7 @@ use crate::body::{Body, BoxError, is_length_limit};
 use crate::http1::{
     WriteError, head_end, header_name, header_value, make_room, parse_length, put_field, put_length, write_body,
 };
+use crate::worker::bunched;
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
@@ -151,7 +152,7 @@ impl Conn {
         async move {
             let ((status, version, headers, framing, keep_alive), sent_all) = if length == Some(0) {
                 // Most requests: the head alone, one write.
-                if let Err(e) = self.stream.write_all(&self.out).await {
+                if let Err(e) = bunched(&mut self.stream).write_all(&self.out).await {
                     return Err(if peer_gone(&e) {
                         Error::Closed(Some(e))
                     } else {
@@ -184,7 +185,7 @@ impl Conn {
         let Conn { stream, read, out, .. } = self;
         let (mut rd, mut wr) = stream.split();
         let sending = async {
-            match write_body(&mut wr, out, body, chunked).await {
+            match write_body(&mut bunched(&mut wr), out, body, chunked).await {
                 Ok(_) => Ok(()),
                 Err(WriteError::Body(e)) => Err(Error::RequestBody(e)),
                 Err(WriteError::Io(e)) => Err(Error::Io(e)),
