@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # ballast-sidecar beside nginx and haproxy, same worker count, one run per WORKERS value.
 # Uses ../shared/bench/proxy-anchors.sh (upstream: nginx on 127.0.0.1:18080; candidate on
-# 127.0.0.1:18083). Then memory: idle RSS and RSS with 1,000 idle keep-alive connections,
-# and the stripped release binary's size.
+# 127.0.0.1:18083), then prints the sidecar's ratio to each peer round by round. Then memory:
+# idle RSS and RSS with 1,000 idle keep-alive connections, and the stripped release binary's
+# size.
 #
 #   bench/proxy.sh                  # WORKERS=1 and 2, 3 rounds of 5 s each
 #   WORKER_SET="2" ROUNDS=5 bench/proxy.sh
@@ -29,10 +30,27 @@ tracing = { otlp_endpoint = \"http://127.0.0.1:18318/v1/traces\", sample = 0.01 
   start_collector
 fi
 
+# The targets of one round run back to back, so this machine's drift (rates move by ±20 % from
+# minute to minute) moves them together: the candidate's ratio to each peer round by round,
+# and the median of those, say more than a ratio of medians taken over different minutes.
+paired_ratios() { # ANCHORS_OUTPUT
+  python3 - "$1" <<'PY'
+import ast, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    if "runs=" in line:
+        runs[line.split()[0]] = ast.literal_eval(line.split("runs=", 1)[1].strip())
+for peer in ("nginx", "haproxy"):
+    r = [c / p for c, p in zip(runs["candidate"], runs[peer])]
+    print(f"ballast / {peer:8s} round by round {[round(x, 2) for x in r]}, median {statistics.median(r):.3f}")
+PY
+}
+
 for workers in ${WORKER_SET:-1 2}; do
   sidecar_config "$workers" 127.0.0.1:18083 127.0.0.1:18901 "$telemetry" >"$W/sidecar-$workers.toml"
   echo "== WORKERS=$workers (nginx worker_processes, haproxy nbthread, ballast worker_threads)"
-  WORKERS=$workers CANDIDATE_CMD="BALLAST_LOG=warn $BIN --config $W/sidecar-$workers.toml" bash "$ANCHORS"
+  WORKERS=$workers CANDIDATE_CMD="BALLAST_LOG=warn $BIN --config $W/sidecar-$workers.toml" bash "$ANCHORS" | tee "$W/anchors-$workers"
+  paired_ratios "$W/anchors-$workers"
 done
 
 echo "== memory (worker_threads = 2) and binary size"
