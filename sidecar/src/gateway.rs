@@ -20,7 +20,7 @@ use tower::{ServiceBuilder, ServiceExt};
 
 use crate::auth::{Denial, Guard, verified_tenant};
 use crate::body::{Body, Direction};
-use crate::config::{Config, HostPolicy, Route};
+use crate::config::{Config, HostPolicy, Protocol, Route};
 use crate::faults::http::{Answer, Plan, RequestFacts, UpstreamFaults};
 use crate::faults::{self, FaultTable};
 use crate::policy::cache::CacheLayer;
@@ -36,8 +36,8 @@ use crate::telemetry::tracing::{Ending, ServerSpan, Tracing};
 use crate::telemetry::{AccessLogger, Meter, Telemetry, UNMATCHED};
 use crate::upstream::Upstream;
 
-/// Headers `RouteEntry::prepare` adds to every request: `X-Forwarded-For`, `-Proto` and
-/// `-Host`, and the request id.
+/// Headers `RouteEntry::prepare` adds to a request, at most: `X-Forwarded-For`, `-Proto`, `-Host`
+/// (when the route rewrites Host) and the request id.
 const FORWARDING_HEADERS: usize = 4;
 /// Headers the gateway adds to every request on its way upstream: the forwarding headers and
 /// the trace context (added first, with the server span).
@@ -135,6 +135,9 @@ impl Gateway {
             .iter()
             .map(|route| {
                 let upstream = upstreams[&route.cluster].clone();
+                // An HTTP/2 request names the endpoint in `:authority`, which HTTP/2 servers read
+                // before `Host`: the client's Host then goes in `X-Forwarded-Host` too.
+                let http2 = upstream.config.protocol == Protocol::Http2;
                 let meter = meters.route(&route.name);
                 let retry = route
                     .retry
@@ -188,7 +191,7 @@ impl Gateway {
                 let adds_host = route.request_headers_add.iter().any(|(name, _)| name == header::HOST);
                 RouteEntry {
                     edits_host: adds_host || route.request_headers_remove.contains(&header::HOST),
-                    rewrites_host: adds_host || route.host != HostPolicy::Preserve,
+                    rewrites_host: adds_host || http2 || route.host != HostPolicy::Preserve,
                     auth: route.auth.clone().map(|policy| Guard::new(policy, &config.auth)),
                     config: route.clone(),
                     rate_limit,

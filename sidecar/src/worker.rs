@@ -57,8 +57,9 @@ pub async fn pace_timers(shared: Arc<Shared>) {
 /// haproxy, whose loop receives everything first and sends after (bench/RESULTS.md §3). The
 /// first write here wakes its own task and yields: the task goes to the back of the worker's
 /// run queue, behind the connections of the same turn, and writes when they have read and
-/// handled theirs (no driver poll in between, unlike `tokio::task::yield_now`), so a turn's
-/// writes leave together. A worker with nothing else ready writes on its next poll.
+/// handled theirs (normally no driver poll in between, unlike `tokio::task::yield_now`, which
+/// waits for one), so a turn's writes leave together. A worker with nothing else ready writes
+/// on its next poll. Only the first write waits: a long body's later writes go as they come.
 pub fn bunched<W>(inner: W) -> Bunched<W> {
     Bunched { inner, yielded: false }
 }
@@ -69,14 +70,39 @@ pub struct Bunched<W> {
     yielded: bool,
 }
 
+impl<W> Bunched<W> {
+    /// Whether this is the first write, put off once: the task is already woken again.
+    fn put_off(&mut self, cx: &Context<'_>) -> bool {
+        if self.yielded {
+            return false;
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        true
+    }
+}
+
 impl<W: AsyncWrite + Unpin> AsyncWrite for Bunched<W> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        if !self.yielded {
-            self.yielded = true;
-            cx.waker().wake_by_ref();
+        if self.put_off(cx) {
             return Poll::Pending;
         }
         Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if self.put_off(cx) {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -90,19 +116,20 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Bunched<W> {
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
-    use std::rc::Rc;
+    use std::sync::Mutex;
 
     use tokio::io::AsyncWriteExt;
 
     use super::*;
 
+    type Log = Arc<Mutex<Vec<String>>>;
+
     /// A writer that notes each write in a shared log.
-    struct Noted(Rc<RefCell<Vec<String>>>, usize);
+    struct Noted(Log, usize);
 
     impl AsyncWrite for Noted {
         fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-            self.0.borrow_mut().push(format!("write {}", self.1));
+            self.0.lock().unwrap().push(format!("write {}", self.1));
             Poll::Ready(Ok(buf.len()))
         }
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -113,24 +140,28 @@ mod tests {
         }
     }
 
-    /// Three connections ready in one turn: each handles its request, then writes.
+    /// Three connections ready in one turn of a worker's scheduler (current-thread, tasks
+    /// spawned as the server spawns them): each handles its request, then writes.
     async fn turn(bunch: bool) -> Vec<String> {
-        let log = Rc::new(RefCell::new(Vec::new()));
-        let tasks = tokio::task::LocalSet::new();
-        for i in 0..3 {
-            let log = log.clone();
-            tasks.spawn_local(async move {
-                log.borrow_mut().push(format!("handle {i}"));
-                let mut w = Noted(log.clone(), i);
-                if bunch {
-                    bunched(&mut w).write_all(b"answer").await.unwrap();
-                } else {
-                    w.write_all(b"answer").await.unwrap();
-                }
-            });
+        let log: Log = Arc::default();
+        let tasks: Vec<_> = (0..3)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    log.lock().unwrap().push(format!("handle {i}"));
+                    let mut w = Noted(log.clone(), i);
+                    if bunch {
+                        bunched(&mut w).write_all(b"answer").await.unwrap();
+                    } else {
+                        w.write_all(b"answer").await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
         }
-        tasks.await;
-        log.take()
+        std::mem::take(&mut *log.lock().unwrap())
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -465,6 +465,11 @@ async fn h2c_downstream_and_h2_upstream() {
 
     let e = echo(client().get(sc.url("/h2up")).send().await.unwrap()).await;
     assert_eq!(e["version"], "HTTP/2.0", "the cluster speaks h2 to its endpoints");
+    assert_eq!(
+        e["headers"]["x-forwarded-host"][0],
+        sc.listener(0).to_string(),
+        "`:authority` names the endpoint, so the client's Host goes on as X-Forwarded-Host"
+    );
 }
 
 fn curl(args: &[&str]) -> (String, String) {
