@@ -41,16 +41,6 @@ use toml::Spanned;
 
 use super::error::{ConfigError, did_you_mean};
 
-/// Headers a claim may not be forwarded as.
-const RESERVED_FOR_THE_REQUEST: [HeaderName; 6] = [
-    http::header::HOST,
-    http::header::CONTENT_LENGTH,
-    http::header::TRANSFER_ENCODING,
-    http::header::CONNECTION,
-    http::header::TE,
-    http::header::UPGRADE,
-];
-
 pub const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
 /// Envoy's jwt_authn default clock skew.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -534,14 +524,20 @@ fn jwt(spec: &Spanned<JwtSpec>, base: &Path, errors: &mut Vec<ConfigError>) -> O
     let mut forward_claims = Vec::new();
     for (claim, header) in &s.forward_claims {
         match HeaderName::from_bytes(header.get_ref().as_bytes()) {
-            // These say where the request goes and how it is framed, not who sent it.
-            Ok(h) if RESERVED_FOR_THE_REQUEST.contains(&h) => err(
-                errors,
-                &format!("auth.jwt.forward_claims.{claim}"),
-                header.span(),
-                format!("a claim cannot be forwarded as {:?}", header.get_ref()),
-                "Host, Content-Length, Transfer-Encoding, Connection, TE and Upgrade belong to the request; name a header of its own such as \"x-user\"",
-            ),
+            // These say where the request goes and how it travels, not who sent it.
+            Ok(h)
+                if h == http::header::HOST
+                    || h == http::header::CONTENT_LENGTH
+                    || crate::proxy::headers::is_hop_by_hop(&h) =>
+            {
+                err(
+                    errors,
+                    &format!("auth.jwt.forward_claims.{claim}"),
+                    header.span(),
+                    format!("a claim cannot be forwarded as {:?}", header.get_ref()),
+                    "Host, Content-Length and the hop-by-hop headers (Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade) belong to the request; name a header of its own such as \"x-user\"",
+                )
+            }
             Ok(h) => forward_claims.push((claim.clone(), h)),
             Err(_) => err(
                 errors,

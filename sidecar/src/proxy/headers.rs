@@ -24,6 +24,12 @@ static HOP_BY_HOP: [&HeaderName; 5] = [
     &KEEP_ALIVE,
 ];
 
+/// Whether `name` is one of the fixed hop-by-hop headers (not `Proxy-*`, not what
+/// `Connection` lists): headers about one connection, which the sidecar strips and sets itself.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
 /// Which headers the gateway looks up by name a request carries, noted in one pass over its
 /// names. Most requests carry none of them, and a lookup hashes the name (a custom one byte by
 /// byte): knowing they are absent spares the lookups, and lets the forwarding headers be
@@ -57,7 +63,7 @@ impl Present {
                 p.forwarded_host = true;
             } else if *name == header::EXPECT {
                 p.expect = true;
-            } else if HOP_BY_HOP.contains(&name) || name.as_str().starts_with("proxy-") {
+            } else if is_hop_by_hop(name) || name.as_str().starts_with("proxy-") {
                 p.hop_by_hop = true;
                 p.upgrade |= *name == header::UPGRADE;
             }
