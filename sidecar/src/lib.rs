@@ -55,8 +55,8 @@
 //! socket per listener (SO_REUSEPORT) and its own upstream pools, like nginx's workers: no
 //! work stealing, no cross-thread locks on the request path. As in haproxy's loop, a turn's
 //! first writes of requests and answers (every connection that was ready; not those hyper
-//! writes) leave after the turn's reads and handling, so the client and the upstream wake once
-//! for several. The admin API has a thread of its
+//! writes) leave after the turn's reads and handling, so the client and the upstream can wake
+//! once for several (`worker::bunched` says what that measured). The admin API has a thread of its
 //! own (it also expires faults on time), the TCP listeners one, the access log and the trace
 //! exporter theirs; the main thread waits for signals. A
 //! config is shared as an `ArcSwap<Gateway>`.

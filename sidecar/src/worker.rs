@@ -60,6 +60,8 @@ pub async fn pace_timers(shared: Arc<Shared>) {
 /// handled theirs (normally no driver poll in between, unlike `tokio::task::yield_now`, which
 /// waits for one), so a turn's writes leave together. A worker with nothing else ready writes
 /// on its next poll. Only the first write waits: a long body's later writes go as they come.
+/// Measured: it brought the peers' context switches to haproxy's level on one machine; on
+/// requests/s it is neutral within the noise (eight comparisons, -8.6 % to +3.8 %, RESULTS §3).
 pub fn bunched<W>(inner: W) -> Bunched<W> {
     Bunched { inner, yielded: false }
 }

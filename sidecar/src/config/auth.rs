@@ -535,7 +535,7 @@ fn jwt(spec: &Spanned<JwtSpec>, base: &Path, errors: &mut Vec<ConfigError>) -> O
                     &format!("auth.jwt.forward_claims.{claim}"),
                     header.span(),
                     format!("a claim cannot be forwarded as {:?}", header.get_ref()),
-                    "Host, Content-Length and the hop-by-hop headers (Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade) belong to the request; name a header of its own such as \"x-user\"",
+                    "Host, Content-Length and the hop-by-hop headers (Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade, Proxy-*) belong to the request; name a header of its own such as \"x-user\"",
                 )
             }
             Ok(h) => forward_claims.push((claim.clone(), h)),

@@ -24,10 +24,10 @@ static HOP_BY_HOP: [&HeaderName; 5] = [
     &KEEP_ALIVE,
 ];
 
-/// Whether `name` is one of the fixed hop-by-hop headers (not `Proxy-*`, not what
-/// `Connection` lists): headers about one connection, which the sidecar strips and sets itself.
+/// Whether the sidecar strips `name` from every message: one of the fixed hop-by-hop headers or
+/// a `Proxy-*` (what `Connection` lists is per message).
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name)
+    HOP_BY_HOP.contains(&name) || name.as_str().starts_with("proxy-")
 }
 
 /// Which headers the gateway looks up by name a request carries, noted in one pass over its
@@ -63,7 +63,7 @@ impl Present {
                 p.forwarded_host = true;
             } else if *name == header::EXPECT {
                 p.expect = true;
-            } else if is_hop_by_hop(name) || name.as_str().starts_with("proxy-") {
+            } else if is_hop_by_hop(name) {
                 p.hop_by_hop = true;
                 p.upgrade |= *name == header::UPGRADE;
             }
