@@ -1,5 +1,14 @@
 # Shared pieces of the benchmark scripts (sourced, not run).
 # Needs: W (a scratch folder) set by the caller.
+#
+# Every sidecar a benchmark measures starts under `setsid`, in a session of its own, as nginx
+# and haproxy put themselves when they daemonize. With autogroup scheduling
+# (kernel.sched_autogroup_enabled = 1, the default of Debian's kernels) the CPU is shared
+# between sessions first: a sidecar left in this script's session shares one share with wrk,
+# so whenever the three contend for a core wrk and the sidecar together get what the
+# upstream gets alone (bench/RESULTS.md section 3, "The sidecar's own session"). Started with
+# `&` from a script it is no process group leader, so setsid execs in place and $! stays the
+# sidecar's pid.
 
 # The upstream every proxy forwards to: nginx on 127.0.0.1:18080 answering a 64-byte body.
 start_upstream() {
@@ -95,9 +104,9 @@ compare_sidecars() {
     callgrind_per_request "$a" "$PORT_A" "$bin" --config "$W/$a.toml"
     callgrind_per_request "$b" "$PORT_B" "$bin" --config "$W/$b.toml"
   } >"$W/instructions"
-  BALLAST_LOG=warn "$bin" --config "$W/$a.toml" >/dev/null 2>&1 &
+  BALLAST_LOG=warn setsid "$bin" --config "$W/$a.toml" >/dev/null 2>&1 &
   pids+=($!)
-  BALLAST_LOG=warn "$bin" --config "$W/$b.toml" >/dev/null 2>&1 &
+  BALLAST_LOG=warn setsid "$bin" --config "$W/$b.toml" >/dev/null 2>&1 &
   pids+=($!)
   wait_for "http://127.0.0.1:$PORT_A/"
   wait_for "http://127.0.0.1:$PORT_B/"

@@ -51,7 +51,7 @@ haproxy -f "$W/ha-headers.cfg" -D -p "$W/ha-headers.pid"
 sidecar_config 1 127.0.0.1:18083 127.0.0.1:18901 "[telemetry]
 access_log = { path = \"$W/access.jsonl\", sample = 0.01 }
 tracing = { otlp_endpoint = \"http://127.0.0.1:18318/v1/traces\", sample = 0.01 }" >"$W/sidecar.toml"
-BALLAST_LOG=warn "$BIN" --config "$W/sidecar.toml" >/dev/null 2>&1 &
+BALLAST_LOG=warn setsid "$BIN" --config "$W/sidecar.toml" >/dev/null 2>&1 &   # own session: lib.sh
 sidecar=$!
 pids+=("$sidecar")
 for port in 18080 18081 18082 18083 18087; do wait_for "http://127.0.0.1:$port/"; done

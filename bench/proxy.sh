@@ -49,7 +49,9 @@ PY
 for workers in ${WORKER_SET:-1 2}; do
   sidecar_config "$workers" 127.0.0.1:18083 127.0.0.1:18901 "$telemetry" >"$W/sidecar-$workers.toml"
   echo "== WORKERS=$workers (nginx worker_processes, haproxy nbthread, ballast worker_threads)"
-  WORKERS=$workers CANDIDATE_CMD="BALLAST_LOG=warn $BIN --config $W/sidecar-$workers.toml" bash "$ANCHORS" | tee "$W/anchors-$workers"
+  # In a session of its own, as the peers daemonize (lib.sh); exec keeps the anchors' pid on it.
+  WORKERS=$workers CANDIDATE_CMD="exec setsid env BALLAST_LOG=warn $BIN --config $W/sidecar-$workers.toml" \
+    bash "$ANCHORS" | tee "$W/anchors-$workers"
   paired_ratios "$W/anchors-$workers"
 done
 
