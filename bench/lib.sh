@@ -1,8 +1,8 @@
 # Shared pieces of the benchmark scripts (sourced, not run).
 # Needs: W (a scratch folder) set by the caller.
 #
-# Every sidecar a benchmark measures starts under `setsid`, in a session of its own, as nginx
-# and haproxy put themselves when they daemonize. With autogroup scheduling
+# Every sidecar whose requests/s a benchmark measures starts under `setsid`, in a session of
+# its own, as nginx and haproxy put themselves when they daemonize. With autogroup scheduling
 # (kernel.sched_autogroup_enabled = 1, the default of Debian's kernels) the CPU is shared
 # between sessions first: a sidecar left in this script's session shares one share with wrk,
 # so whenever the three contend for a core wrk and the sidecar together get what the
