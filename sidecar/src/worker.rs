@@ -60,8 +60,9 @@ pub async fn pace_timers(shared: Arc<Shared>) {
 /// handled theirs (normally no driver poll in between, unlike `tokio::task::yield_now`, which
 /// waits for one), so a turn's writes leave together. A worker with nothing else ready writes
 /// on its next poll. Only the first write waits: a long body's later writes go as they come.
-/// Measured: it brought the peers' context switches to haproxy's level on one machine; on
-/// requests/s it is neutral within the noise (eight comparisons, -8.6 % to +3.8 %, RESULTS §3).
+/// Measured (RESULTS §3): it brought the peers' context switches to haproxy's level on one
+/// machine; on requests/s it was neutral (-8.6 % to +3.8 % in eight comparisons) while the
+/// benchmark ran the sidecar in wrk's session, and +4 % in the one fair comparison since.
 pub fn bunched<W>(inner: W) -> Bunched<W> {
     Bunched { inner, yielded: false }
 }

@@ -27,7 +27,13 @@ static HOP_BY_HOP: [&HeaderName; 5] = [
 /// Whether the sidecar strips `name` from every message: one of the fixed hop-by-hop headers or
 /// a `Proxy-*` (what `Connection` lists is per message).
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name) || name.as_str().starts_with("proxy-")
+    HOP_BY_HOP.contains(&name) || is_proxy(name)
+}
+
+/// `Proxy-*`: about the connection to a proxy (`Proxy-Authorization`, `Proxy-Connection`), so
+/// hop-by-hop too (header names are lower case here).
+fn is_proxy(name: &HeaderName) -> bool {
+    name.as_str().starts_with("proxy-")
 }
 
 /// Which headers the gateway looks up by name a request carries, noted in one pass over its
@@ -84,7 +90,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in headers.keys() {
         match HOP_BY_HOP.iter().position(|h| *h == name) {
             Some(i) => present[i] = true,
-            None => proxy |= name.as_str().starts_with("proxy-"),
+            None => proxy |= is_proxy(name),
         }
     }
     if !proxy && !present.contains(&true) {
@@ -115,7 +121,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         }
     }
     while proxy {
-        match headers.keys().find(|k| k.as_str().starts_with("proxy-")).cloned() {
+        match headers.keys().find(|k| is_proxy(k)).cloned() {
             Some(name) => drop(headers.remove(name)),
             None => proxy = false,
         }
