@@ -206,6 +206,18 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     }
 }
 
+impl<T: crate::worker::Socket> crate::worker::Socket for Tracked<T> {
+    fn fd(&self) -> std::os::fd::RawFd {
+        self.inner.fd()
+    }
+
+    fn sent_by_batch(&mut self, result: &io::Result<usize>) {
+        if let Ok(&n) = result.as_ref() {
+            let _ = self.activity.wrote(Poll::Ready(Ok(n)));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,7 @@
 //! - [`tcp`]: TCP listeners relaying to an upstream through toxics (Toxiproxy's), `down` included.
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
 //! - [`worker`]: which worker thread is running, its timer pacing, and its writes bunched per
-//!   turn of the event loop (`worker::bunched`).
+//!   turn of the event loop and sent in one system call (`worker::bunched`, `worker/batch.rs`).
 //! - [`rng`]: fast per-thread randomness for ids and sampling.
 //! - [`clock`]: coarse clocks for per-request timestamps that need no precision (pooled
 //!   connections' idle time, the `date` line).
@@ -55,8 +55,9 @@
 //! socket per listener (SO_REUSEPORT) and its own upstream pools, like nginx's workers: no
 //! work stealing, no cross-thread locks on the request path. As in haproxy's loop, a turn's
 //! first writes of requests and answers (every connection that was ready; not those hyper
-//! writes) leave after the turn's reads and handling, so the client and the upstream can wake
-//! once for several (`worker::bunched` says what that measured). The admin API has a thread of its
+//! writes) leave after the turn's reads and handling, together in one `io_uring_enter` where
+//! the kernel allows it, so the client and the upstream wake once for several and cannot
+//! preempt the worker between them (`worker::bunched` says what that measured). The admin API has a thread of its
 //! own (it also expires faults on time), the TCP listeners one, the access log and the trace
 //! exporter theirs; the main thread waits for signals. A
 //! config is shared as an `ArcSwap<Gateway>`.

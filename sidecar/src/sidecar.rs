@@ -279,7 +279,7 @@ pub fn start(path: &Path, config: Config) -> anyhow::Result<Running> {
             std::thread::Builder::new()
                 .name(format!("ballast-worker-{index}"))
                 .spawn(move || {
-                    crate::worker::set_index(index);
+                    crate::worker::enter(index);
                     current_thread_runtime().block_on(worker(serving, shared, shutdown, drain));
                 })?,
         );
