@@ -31,6 +31,7 @@ mod target;
 mod watch;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ballast_loadgen::interrupt::Presses;
@@ -83,6 +84,21 @@ async fn interruption(presses: &mut Presses) {
     }
 }
 
+/// Set when the run is interrupted (Ctrl-C, SIGTERM, quitting the dashboard).
+type Cancel = Arc<tokio::sync::watch::Sender<bool>>;
+
+/// Cancel the run at the first interruption. Rollbacks always run: later Ctrl-Cs, until the
+/// run has stopped everything, only hear so.
+async fn cancel_on_interruption(mut presses: Presses, cancel: Cancel) {
+    interruption(&mut presses).await;
+    // Kept even before the run's parts subscribe.
+    cancel.send_replace(true);
+    loop {
+        presses.next().await;
+        eprintln!("ballast: stopping already: rolling back and stopping what the run started");
+    }
+}
+
 /// What `summary.json` says.
 #[derive(Serialize)]
 struct Summary {
@@ -124,7 +140,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
         _ = interruption(&mut presses) => return Err(Interrupted.into()),
     };
     let tui = !args.no_tui && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let outcome = drive(&scenario, &target, &mut folder, started_at_ms, tui, presses).await;
+    // Ctrl-C or SIGTERM stop the load and the experiment (which then rolls back), until the
+    // run has stopped what it started and written its files.
+    let cancel_tx = Arc::new(tokio::sync::watch::channel(false).0);
+    let signals = tokio::spawn(cancel_on_interruption(presses, cancel_tx.clone()));
+    let outcome = drive(&scenario, &target, &mut folder, started_at_ms, tui, &cancel_tx).await;
     target.stop(Duration::from_secs(10)).await;
     let (passed, summary) = outcome?;
     folder.json("summary.json", &summary)?;
@@ -136,6 +156,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<PathBuf> {
         Err(e) => eprintln!("ballast: no report for this run: {e}"),
     }
     eprintln!("run folder: {}", dir.display());
+    signals.abort();
     if !passed {
         return Err(Failed {
             summary: dir.join("summary.json").display().to_string(),
@@ -153,7 +174,7 @@ async fn drive(
     folder: &mut RunFolder,
     started_at_ms: u64,
     tui: bool,
-    mut presses: Presses,
+    cancel_tx: &Cancel,
 ) -> anyhow::Result<(bool, Summary)> {
     let profile = scenario.profile(&target.placeholders)?;
     let experiment = scenario.experiment(&target.placeholders)?;
@@ -169,19 +190,7 @@ async fn drive(
         started_at_ms,
         events_tx.clone(),
     ));
-    // Ctrl-C or SIGTERM stop the load and the experiment (which then rolls back).
-    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    let cancel_tx = std::sync::Arc::new(cancel_tx);
-    let cancel = cancel_tx.clone();
-    let signals = tokio::spawn(async move {
-        interruption(&mut presses).await;
-        let _ = cancel.send(true);
-        // Rollbacks always run: more Ctrl-Cs only hear so.
-        loop {
-            presses.next().await;
-            eprintln!("ballast: stopping already: rolling back and stopping what the run started");
-        }
-    });
+    let cancel_rx = cancel_tx.subscribe();
     let cancelled = || {
         let mut rx = cancel_rx.clone();
         async move {
@@ -333,7 +342,6 @@ async fn drive(
         folder.json("journal.json", j)?;
     }
     folder.flush()?;
-    signals.abort();
 
     let thresholds = results.as_ref().map(|r| r.thresholds.clone()).unwrap_or_default();
     let slo_verdicts: Vec<SloVerdict> = report

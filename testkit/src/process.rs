@@ -145,13 +145,31 @@ pub fn rss_kib(pid: u32, field: &str) -> u64 {
 }
 
 /// Ctrl-C as a user presses it, `times` times 20 ms apart, at a child not yet waited for (so
-/// its pid is still its own).
+/// its pid is still its own). Each press waits for the one before to be delivered: a signal
+/// sent while the same one is still pending merges with it, and on a loaded machine a process
+/// can go 20 ms without running.
 pub fn ctrl_c(child: &std::process::Child, times: usize) {
+    let pid = child.id();
     for _ in 0..times {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sigint_pending(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        unsafe { libc::kill(pid as i32, libc::SIGINT) };
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether a SIGINT waits to be delivered to `pid` (its pending masks in /proc, hexadecimal,
+/// bit N-1 for signal N).
+fn sigint_pending(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("ShdPnd:").or_else(|| l.strip_prefix("SigPnd:")))
+        .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .any(|mask| mask & (1 << (libc::SIGINT - 1)) != 0)
 }
 
 /// The live processes (not zombies) with `needle` in their command line, from /proc: to
