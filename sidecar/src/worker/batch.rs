@@ -132,14 +132,18 @@ impl Batch {
             ring.send_all(chunk, &mut self.done).err().map(|e| (i, e))
         });
         if let Some((i, e)) = failed {
-            // Nothing of that chunk went (its entries die with the ring, dropped here): it and
-            // the rest fail, their connections close rather than lose their place, and this
-            // thread writes the usual way from now on.
+            // The writes of that chunk without a result did not go (entries not taken die with
+            // the ring, dropped here): they and the later chunks fail, their connections close
+            // rather than lose their place, and this thread writes the usual way from now on.
             tracing::warn!(error = %e, "io_uring failed: a turn's writes go one system call each");
             self.ring = Some(None);
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
-            let rest = &queued[i * ring::ENTRIES..];
-            self.done.extend(rest.iter().map(|q| (q.ticket, -errno)));
+            let unsent: Vec<(u64, i32)> = queued[i * ring::ENTRIES..]
+                .iter()
+                .filter(|q| !self.done.iter().any(|(t, _)| *t == q.ticket))
+                .map(|q| (q.ticket, -errno))
+                .collect();
+            self.done.extend(unsent);
         }
         for q in queued {
             self.recycle(q.data);
@@ -178,7 +182,8 @@ mod ring {
         }
 
         /// Send `chunk` (at most `ENTRIES` writes) in one call; a result for each in `done`.
-        /// An error means the kernel took none of them.
+        /// An error comes before the kernel took the chunk (io_uring_enter reports a failure only
+        /// when it submitted nothing; a wait it cut short is waited again).
         pub fn send_all(&mut self, chunk: &[Queued], done: &mut Vec<(u64, i32)>) -> std::io::Result<()> {
             let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
             {
