@@ -13,7 +13,7 @@
 //! or descriptor is held by the kernel afterwards. Where io_uring is unavailable (an old
 //! kernel, a seccomp profile that denies it) `queue` says so and writes go the usual way.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::RawFd;
 
@@ -26,18 +26,16 @@ pub const MAX: usize = 4 * 1024;
 const SPARE: usize = 64;
 const SPARE_CAPACITY: usize = 2 * 1024;
 
-/// Batch this thread's writes from now on. Only for a thread that runs one current-thread
-/// event loop: a write is queued in one task poll and taken in a later one, on the same thread.
+/// Batch this thread's writes from now on, if io_uring is available. Only for a thread that
+/// runs one current-thread event loop: a write is queued in one task poll and taken in a later
+/// one, on the same thread.
 pub fn enable() {
-    ENABLED.set(true);
+    BATCH.with_borrow_mut(|b| b.ring = ring::Ring::new());
 }
 
 /// Queue `data` for the socket `fd`, to be sent with the turn's other queued writes; the
 /// ticket to collect its result with, or `None` when this thread does not batch.
 pub fn queue(fd: RawFd, data: &[u8]) -> Option<u64> {
-    if !ENABLED.get() {
-        return None;
-    }
     BATCH.with_borrow_mut(|b| b.queue(fd, data))
 }
 
@@ -60,7 +58,6 @@ pub fn cancel(ticket: u64) {
 }
 
 thread_local! {
-    static ENABLED: Cell<bool> = const { Cell::new(false) };
     static BATCH: RefCell<Batch> = RefCell::new(Batch::default());
 }
 
@@ -72,8 +69,9 @@ struct Queued {
 
 #[derive(Default)]
 struct Batch {
-    /// `None` until first used; then the ring, or `None` inside when io_uring is unavailable.
-    ring: Option<Option<ring::Ring>>,
+    /// The ring of a thread that batches (`enable`); `None` elsewhere, where io_uring is
+    /// unavailable, or after it failed.
+    ring: Option<ring::Ring>,
     queued: Vec<Queued>,
     /// Results of sent writes not yet taken: (ticket, bytes sent or `-errno`).
     done: Vec<(u64, i32)>,
@@ -86,7 +84,7 @@ struct Batch {
 
 impl Batch {
     fn queue(&mut self, fd: RawFd, data: &[u8]) -> Option<u64> {
-        self.ring.get_or_insert_with(ring::Ring::new).as_ref()?;
+        self.ring.as_ref()?;
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.extend_from_slice(data);
         self.next += 1;
@@ -124,7 +122,7 @@ impl Batch {
     /// Send everything queued, and note each result.
     fn send(&mut self) {
         let queued = std::mem::take(&mut self.queued);
-        let Some(Some(ring)) = self.ring.as_mut() else {
+        let Some(ring) = self.ring.as_mut() else {
             unreachable!("writes are queued only with a ring")
         };
         let failed = queued.chunks(ring::ENTRIES).enumerate().find_map(|(i, chunk)| {
@@ -136,7 +134,7 @@ impl Batch {
             // the ring, dropped here): they and the later chunks fail, their connections close
             // rather than lose their place, and this thread writes the usual way from now on.
             tracing::warn!(error = %e, "io_uring failed: a turn's writes go one system call each");
-            self.ring = Some(None);
+            self.ring = None;
             let errno = e.raw_os_error().unwrap_or(libc::EIO);
             let unsent: Vec<(u64, i32)> = queued[i * ring::ENTRIES..]
                 .iter()
