@@ -30,8 +30,9 @@
 //!   shaped bodies.
 //! - [`tcp`]: TCP listeners relaying to an upstream through toxics (Toxiproxy's), `down` included.
 //! - [`sidecar`]: the running process: workers, shared state, hot reload, signals, drain.
-//! - [`worker`]: which worker thread is running, its timer pacing, and its writes bunched per
-//!   turn of the event loop and sent in one system call (`worker::bunched`, `worker/batch.rs`).
+//! - [`worker`]: which worker thread is running, its timer pacing, its writes bunched per
+//!   turn of the event loop and sent in one system call (`worker::bunched`, `worker/batch.rs`),
+//!   and its polling for a moment before it sleeps (`worker/idle_poll.rs`).
 //! - [`rng`]: fast per-thread randomness for ids and sampling.
 //! - [`clock`]: coarse clocks for per-request timestamps that need no precision (pooled
 //!   connections' idle time, the `date` line).
@@ -57,10 +58,13 @@
 //! first writes of requests and answers (every connection that was ready; not those hyper
 //! writes) leave after the turn's reads and handling, together in one `io_uring_enter` where
 //! the kernel allows it, so the client and the upstream wake once for several and cannot
-//! preempt the worker between them (`worker::bunched` says what that measured). The admin API has a thread of its
+//! preempt the worker between them (`worker::bunched` says what that measured). A busy worker
+//! keeps polling its sockets for up to `idle_poll` (100 µs, adaptive) after its last work
+//! before it sleeps, yielding its CPU to any thread that wants it, so that waking it seldom
+//! takes an idle CPU's interrupt (`worker/idle_poll.rs`). The admin API has a thread of its
 //! own (it also expires faults on time), the TCP listeners one, the access log and the trace
-//! exporter theirs; the main thread waits for signals. A
-//! config is shared as an `ArcSwap<Gateway>`.
+//! exporter theirs; the main thread waits for signals. A config is shared as an
+//! `ArcSwap<Gateway>`.
 
 pub mod activity;
 pub mod admin;

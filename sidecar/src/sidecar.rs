@@ -379,6 +379,7 @@ async fn worker(serving: Vec<Serving>, shared: Arc<Shared>, shutdown: watch::Rec
     });
     let all = futures_util::future::join_all(serves);
     tokio::spawn(crate::worker::pace_timers(shared.clone()));
+    tokio::spawn(crate::worker::poll_before_sleeping(shared.config().runtime.idle_poll));
     let mut stop = shutdown.clone();
     let deadline = async move {
         let _ = stop.wait_for(|s| *s).await;

@@ -1,8 +1,11 @@
 //! Which worker thread is running (each worker has its own event loop and connection pools),
-//! the worker's timer pacing, and its bunched writes: put off to the end of the event loop's
-//! turn, then sent together (`batch`).
+//! the worker's timer pacing, its bunched writes: put off to the end of the event loop's
+//! turn, then sent together (`batch`), and its polling before it sleeps (`idle_poll`).
 
 mod batch;
+mod idle_poll;
+
+pub use idle_poll::poll_before_sleeping;
 
 use std::cell::Cell;
 use std::io;
@@ -137,6 +140,7 @@ impl<W: Socket> Bunched<W> {
         match self.first {
             First::Past => None,
             First::Waiting => {
+                idle_poll::work();
                 self.first = match (buf.len() <= batch::MAX)
                     .then(|| batch::queue(self.inner.fd(), buf))
                     .flatten()

@@ -15,6 +15,7 @@ use toml::Spanned;
 pub struct RuntimeSpec {
     pub worker_threads: Option<Spanned<usize>>,
     pub drain_timeout: Option<Spanned<HumanDuration>>,
+    pub idle_poll: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -21,6 +21,9 @@ use super::*;
 
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
 const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
+const DEFAULT_IDLE_POLL: Duration = Duration::from_micros(100);
+/// Polling longer than this would spend a CPU on waiting at any load that keeps the window open.
+const MAX_IDLE_POLL: Duration = Duration::from_millis(10);
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(90);
@@ -530,9 +533,24 @@ fn runtime(c: &mut Checker, spec: &FileSpec) -> Runtime {
         spec.runtime.drain_timeout.as_ref(),
         DEFAULT_DRAIN,
     );
+    let idle_poll =
+        match &spec.runtime.idle_poll {
+            Some(p) if p.get_ref().get() > MAX_IDLE_POLL => {
+                c.err(
+                "runtime.idle_poll",
+                p.span(),
+                format!("idle_poll {} is longer than {}", p.get_ref(), HumanDuration::from(MAX_IDLE_POLL)),
+                "a worker polls at most this long after its last work; use \"100us\", or \"0s\" to turn polling off",
+            );
+                DEFAULT_IDLE_POLL
+            }
+            Some(p) => p.get_ref().get(),
+            None => DEFAULT_IDLE_POLL,
+        };
     Runtime {
         worker_threads: workers,
         drain_timeout: drain,
+        idle_poll,
     }
 }
 
