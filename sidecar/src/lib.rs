@@ -58,10 +58,11 @@
 //! first writes of requests and answers (every connection that was ready; not those hyper
 //! writes) leave after the turn's reads and handling, together in one `io_uring_enter` where
 //! the kernel allows it, so the client and the upstream wake once for several and cannot
-//! preempt the worker between them (`worker::bunched` says what that measured). A busy worker
-//! keeps polling its sockets for up to `idle_poll` (100 µs, adaptive) after its last work
-//! before it sleeps, yielding its CPU to any thread that wants it, so that waking it seldom
-//! takes an idle CPU's interrupt (`worker/idle_poll.rs`). The admin API has a thread of its
+//! preempt the worker between them (`worker::bunched` says what that measured). While a worker
+//! waits for a CPU at least a third of the time, it keeps polling its sockets for up to
+//! `idle_poll` (100 µs, adaptive) after its last work before it sleeps, yielding its CPU to any
+//! thread that wants it, so its CPU does not stand idle while threads wait on the other
+//! (`worker/idle_poll.rs`). The admin API has a thread of its
 //! own (it also expires faults on time), the TCP listeners one, the access log and the trace
 //! exporter theirs; the main thread waits for signals. A config is shared as an
 //! `ArcSwap<Gateway>`.

@@ -58,6 +58,7 @@ fn the_full_example_shows_every_setting_in_the_effective_config() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/valid/full.toml");
     let cfg = config::load_file(&path).unwrap();
     assert_eq!(cfg.runtime.worker_threads, 2);
+    assert_eq!(cfg.runtime.idle_poll, std::time::Duration::from_micros(50));
     assert_eq!(cfg.listeners.len(), 2);
     assert_eq!(
         cfg.listeners[1].max_connections, 10_000,

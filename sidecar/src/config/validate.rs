@@ -24,6 +24,8 @@ const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 const DEFAULT_IDLE_POLL: Duration = Duration::from_micros(100);
 /// Polling longer than this would spend a CPU on waiting at any load that keeps the window open.
 const MAX_IDLE_POLL: Duration = Duration::from_millis(10);
+const IDLE_POLL_HINT: &str =
+    "a worker polls at most this long after its last work; use \"100us\", or \"0s\" to turn polling off";
 const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(90);
@@ -533,20 +535,20 @@ fn runtime(c: &mut Checker, spec: &FileSpec) -> Runtime {
         spec.runtime.drain_timeout.as_ref(),
         DEFAULT_DRAIN,
     );
-    let idle_poll =
-        match &spec.runtime.idle_poll {
-            Some(p) if p.get_ref().get() > MAX_IDLE_POLL => {
-                c.err(
+    let idle_poll = match &spec.runtime.idle_poll {
+        Some(p) if p.get_ref().get() > MAX_IDLE_POLL => {
+            let max = HumanDuration::from(MAX_IDLE_POLL);
+            c.err(
                 "runtime.idle_poll",
                 p.span(),
-                format!("idle_poll {} is longer than {}", p.get_ref(), HumanDuration::from(MAX_IDLE_POLL)),
-                "a worker polls at most this long after its last work; use \"100us\", or \"0s\" to turn polling off",
+                format!("idle_poll {} is longer than {max}", p.get_ref()),
+                IDLE_POLL_HINT,
             );
-                DEFAULT_IDLE_POLL
-            }
-            Some(p) => p.get_ref().get(),
-            None => DEFAULT_IDLE_POLL,
-        };
+            DEFAULT_IDLE_POLL
+        }
+        Some(p) => p.get_ref().get(),
+        None => DEFAULT_IDLE_POLL,
+    };
     Runtime {
         worker_threads: workers,
         drain_timeout: drain,
