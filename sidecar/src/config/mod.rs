@@ -126,7 +126,8 @@ pub struct Runtime {
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
-    /// How long a busy worker may keep polling for more work before it sleeps (`worker::idle_poll`).
+    /// How long a worker that waits for a CPU may keep polling for more work before it sleeps
+    /// (`worker::idle_poll`).
     #[serde(with = "humantime_serde")]
     pub idle_poll: Duration,
 }

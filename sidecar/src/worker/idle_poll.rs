@@ -100,9 +100,7 @@ async fn poll_while(max: Duration, mut contended: impl FnMut(Instant) -> bool) {
         let now = Instant::now();
         window.after_gap(now - last_work);
         last_work = now;
-        if !contended(now) {
-            continue;
-        }
+        // Without contention (or with an empty window) the first round ends it, before any yield.
         let mut last_round = now;
         loop {
             let now = Instant::now();
@@ -173,7 +171,8 @@ impl Contention {
         })
     }
 
-    /// Whether the thread waited for a CPU at least a third of the last period.
+    /// Whether the thread waited for a CPU at least a third of the time between the last two
+    /// readings (taken at least a period apart).
     fn high(&mut self, now: Instant) -> bool {
         let elapsed = now - self.at;
         if elapsed >= Self::PERIOD
